@@ -1,0 +1,270 @@
+"""The alignment: where FG sits in BG and which BG frame goes under each FG frame.
+
+Plain data with a JSON round-trip (schema ``vidkompy-vs/alignment@1``). Loading checks
+every field and reports the first fault in one line; nothing is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import VidkompyError
+from .sources import Probe
+
+SCHEMA = "vidkompy-vs/alignment@1"
+
+
+@dataclass
+class MediaInfo:
+    """The probe facts an alignment was made for."""
+
+    path: str
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+
+    @classmethod
+    def from_probe(cls, p: Probe) -> MediaInfo:
+        return cls(p.path, p.width, p.height, p.fps_num, p.fps_den, p.frames)
+
+    @property
+    def fps(self) -> float:
+        return self.fps_num / self.fps_den
+
+
+@dataclass
+class Spatial:
+    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels.
+
+    ``track``, when set, holds one ``[x, y, scale]`` per FG frame and overrides the
+    constant placement frame by frame.
+    """
+
+    x: float
+    y: float
+    scale: float = 1.0
+    confidence: float = 0.0
+    method: str = "center"
+    track: list[list[float]] | None = None
+
+    def at(self, n: int) -> tuple[float, float, float]:
+        if self.track:
+            x, y, s = self.track[n]
+            return float(x), float(y), float(s)
+        return self.x, self.y, self.scale
+
+
+@dataclass
+class Temporal:
+    """``frame_map[i]`` is the BG frame under FG frame ``i``.
+
+    ``offset_s`` and ``rate`` describe the fitted line: BG time = offset_s + rate * FG time.
+    ``uncovered`` lists FG frames that BG has no frame for (their map entry is clamped).
+    """
+
+    frame_map: list[int]
+    similarity: list[float]
+    confidence: float = 0.0
+    method: str = "start"
+    offset_s: float = 0.0
+    rate: float = 1.0
+    uncovered: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Alignment:
+    bg: MediaInfo
+    fg: MediaInfo
+    spatial: Spatial
+    temporal: Temporal
+    schema: str = SCHEMA
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def simple(cls, bg: Probe, fg: Probe, *, x: float | None = None, y: float | None = None,
+               scale: float = 1.0) -> Alignment:
+        """Start-aligned, real-time map and FG centred (unless x/y given): the fallback."""
+        fw, fh = fg.width * scale, fg.height * scale
+        sx = (bg.width - fw) / 2 if x is None else x
+        sy = (bg.height - fh) / 2 if y is None else y
+        tmap, uncovered = realtime_map(fg.frames, fg.fps_num, fg.fps_den, bg.frames, bg.fps_num, bg.fps_den)
+        return cls(
+            bg=MediaInfo.from_probe(bg),
+            fg=MediaInfo.from_probe(fg),
+            spatial=Spatial(x=float(sx), y=float(sy), scale=float(scale), confidence=0.0,
+                            method="center" if x is None and y is None else "manual"),
+            temporal=Temporal(frame_map=tmap, similarity=[0.0] * fg.frames, confidence=0.0,
+                              method="start", offset_s=0.0, rate=1.0, uncovered=uncovered),
+        )
+
+    # -- JSON ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d = {"schema": d.pop("schema"), **d}
+        if d["spatial"]["track"] is None:
+            del d["spatial"]["track"]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically: a temp file beside ``path``, then rename."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(self.to_json())
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Alignment:
+        return _parse(d)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Alignment:
+        p = Path(path)
+        if not p.is_file():
+            raise VidkompyError(f"{p}: no such alignment file")
+        try:
+            d = json.loads(p.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VidkompyError(f"{p}: not a JSON alignment file ({e})") from None
+        try:
+            return _parse(d)
+        except VidkompyError as e:
+            raise VidkompyError(f"{p}: {e}") from None
+
+    # -- fitting to inputs --------------------------------------------------------
+    def check_inputs(self, bg: Probe, fg: Probe) -> None:
+        """Raise when this alignment was not made for inputs shaped like ``bg``/``fg``."""
+        for name, info, probe_ in (("BG", self.bg, bg), ("FG", self.fg, fg)):
+            got = (probe_.width, probe_.height, probe_.frames)
+            want = (info.width, info.height, info.frames)
+            if got != want:
+                raise VidkompyError(
+                    f"alignment does not fit the inputs: {name} is {got[0]}x{got[1]}, {got[2]} frames; "
+                    f"the alignment expects {want[0]}x{want[1]}, {want[2]} frames"
+                )
+
+
+def realtime_map(fg_frames: int, fg_num: int, fg_den: int, bg_frames: int, bg_num: int, bg_den: int,
+                 offset_s: float = 0.0, rate: float = 1.0) -> tuple[list[int], list[int]]:
+    """BG frame shown at each FG frame's time on the line BG t = offset_s + rate * FG t.
+
+    Returns the map (clamped into BG) and the FG frames that fall outside BG.
+    """
+    import numpy as np
+
+    t = np.arange(fg_frames) * (fg_den / fg_num)
+    # The small epsilon keeps exact frame boundaries (e.g. 30->60 fps) on the frame they start.
+    idx = np.floor((offset_s + rate * t) * (bg_num / bg_den) + 1e-6).astype(np.int64)
+    uncovered = np.flatnonzero((idx < 0) | (idx >= bg_frames))
+    return np.clip(idx, 0, bg_frames - 1).tolist(), uncovered.tolist()
+
+
+# -- validation -------------------------------------------------------------------
+def _need(d: Any, key: str, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise VidkompyError(f"{where} must be an object")
+    if key not in d:
+        raise VidkompyError(f"{where}.{key} is missing")
+    return d[key]
+
+
+def _num(v: Any, where: str, *, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise VidkompyError(f"{where} must be a finite number, got {v!r}")
+    if positive and v <= 0:
+        raise VidkompyError(f"{where} must be > 0, got {v!r}")
+    return float(v)
+
+
+def _int(v: Any, where: str, *, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise VidkompyError(f"{where} must be an integer, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise VidkompyError(f"{where} = {v} is out of range [{lo}, {hi}]")
+    return v
+
+
+def _media(d: Any, where: str) -> MediaInfo:
+    return MediaInfo(
+        path=str(_need(d, "path", where)),
+        width=_int(_need(d, "width", where), f"{where}.width", lo=1),
+        height=_int(_need(d, "height", where), f"{where}.height", lo=1),
+        fps_num=_int(_need(d, "fps_num", where), f"{where}.fps_num", lo=1),
+        fps_den=_int(_need(d, "fps_den", where), f"{where}.fps_den", lo=1),
+        frames=_int(_need(d, "frames", where), f"{where}.frames", lo=1),
+    )
+
+
+def _parse(d: Any) -> Alignment:
+    if not isinstance(d, dict):
+        raise VidkompyError("alignment must be a JSON object")
+    schema = d.get("schema")
+    if schema != SCHEMA:
+        raise VidkompyError(f"unknown schema {schema!r}; expected {SCHEMA!r}")
+    bg = _media(_need(d, "bg", "alignment"), "bg")
+    fg = _media(_need(d, "fg", "alignment"), "fg")
+
+    sd = _need(d, "spatial", "alignment")
+    track = sd.get("track") if isinstance(sd, dict) else None
+    if track is not None:
+        if not isinstance(track, list) or len(track) != fg.frames:
+            n = len(track) if isinstance(track, list) else type(track).__name__
+            raise VidkompyError(f"spatial.track has {n} entries; FG has {fg.frames} frames")
+        for i, row in enumerate(track):
+            if not isinstance(row, list) or len(row) != 3:
+                raise VidkompyError(f"spatial.track[{i}] must be [x, y, scale]")
+            _num(row[0], f"spatial.track[{i}][0]")
+            _num(row[1], f"spatial.track[{i}][1]")
+            _num(row[2], f"spatial.track[{i}][2]", positive=True)
+        track = [[float(v) for v in row] for row in track]
+    spatial = Spatial(
+        x=_num(_need(sd, "x", "spatial"), "spatial.x"),
+        y=_num(_need(sd, "y", "spatial"), "spatial.y"),
+        scale=_num(sd.get("scale", 1.0), "spatial.scale", positive=True),
+        confidence=_num(sd.get("confidence", 0.0), "spatial.confidence"),
+        method=str(sd.get("method", "")),
+        track=track,
+    )
+
+    td = _need(d, "temporal", "alignment")
+    fmap = _need(td, "frame_map", "temporal")
+    if not isinstance(fmap, list) or len(fmap) != fg.frames:
+        n = len(fmap) if isinstance(fmap, list) else type(fmap).__name__
+        raise VidkompyError(f"temporal.frame_map has {n} entries; FG has {fg.frames} frames")
+    for i, v in enumerate(fmap):
+        _int(v, f"temporal.frame_map[{i}]", lo=0, hi=bg.frames - 1)
+    sim = td.get("similarity", [0.0] * fg.frames)
+    if not isinstance(sim, list) or len(sim) != fg.frames:
+        n = len(sim) if isinstance(sim, list) else type(sim).__name__
+        raise VidkompyError(f"temporal.similarity has {n} entries; FG has {fg.frames} frames")
+    sim = [_num(v, f"temporal.similarity[{i}]") for i, v in enumerate(sim)]
+    unc = td.get("uncovered", [])
+    if not isinstance(unc, list):
+        raise VidkompyError("temporal.uncovered must be a list of FG frame indices")
+    unc = [_int(v, f"temporal.uncovered[{i}]", lo=0, hi=fg.frames - 1) for i, v in enumerate(unc)]
+    temporal = Temporal(
+        frame_map=list(fmap),
+        similarity=sim,
+        confidence=_num(td.get("confidence", 0.0), "temporal.confidence"),
+        method=str(td.get("method", "")),
+        offset_s=_num(td.get("offset_s", 0.0), "temporal.offset_s"),
+        rate=_num(td.get("rate", 1.0), "temporal.rate", positive=True),
+        uncovered=unc,
+    )
+    return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal)

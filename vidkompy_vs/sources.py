@@ -1,0 +1,141 @@
+"""Open and probe inputs: VapourSynth video/audio nodes plus plain facts about a file.
+
+Video comes from L-SMASH Works (``lsmas.LWLibavSource``): it indexes by demuxing only
+(hundredths of a second where BestSource decodes the whole file first) and is
+frame-exact under random access (see ``benchmarks/sources.py``). Audio comes from
+BestSource (``bs.AudioSource``): sample-exact, where LWLibav adds samples at the end.
+Index files go to the cache folder, never beside the user's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import vapoursynth as vs
+
+from .cache import cache_dir, file_key
+from .errors import VidkompyError
+
+core = vs.core
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What we know about one input file."""
+
+    path: str
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+    pix_fmt: str
+    bits: int
+    has_audio: bool
+    audio_rate: int = 0
+    audio_channels: int = 0
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.fps_num, self.fps_den)
+
+    @property
+    def duration(self) -> float:
+        """Seconds, from frame count and frame rate (what the frame server plays)."""
+        return self.frames * self.fps_den / self.fps_num
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise VidkompyError(f"{p}: no such file")
+    if not p.is_file():
+        raise VidkompyError(f"{p}: not a file")
+    return p
+
+
+@lru_cache(maxsize=64)
+def _ffprobe(path: str, _mtime: int) -> dict:
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise VidkompyError("ffprobe not found: install ffmpeg (e.g. `apt-get install ffmpeg`)") from None
+    if out.returncode != 0:
+        raise VidkompyError(f"{path}: not a media file ffmpeg can read")
+    return json.loads(out.stdout or "{}")
+
+
+def _streams(path: Path) -> tuple[dict | None, dict | None]:
+    info = _ffprobe(str(path), path.stat().st_mtime_ns)
+    video = audio = None
+    for s in info.get("streams", []):
+        disposition = s.get("disposition", {})
+        if s.get("codec_type") == "video" and video is None and not disposition.get("attached_pic"):
+            video = s
+        elif s.get("codec_type") == "audio" and audio is None:
+            audio = s
+    return video, audio
+
+
+def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
+    """Open the first video stream of ``path`` as a frame-exact VapourSynth clip."""
+    p = _check_file(path)
+    video, _ = _streams(p)
+    if video is None:
+        raise VidkompyError(f"{p}: has no video stream")
+    index = cache_dir("lwi") / f"{file_key(p)}.lwi"
+    try:
+        clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8)
+    except vs.Error as e:
+        raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
+    if clip.num_frames < 1:
+        raise VidkompyError(f"{p}: video stream has no frames")
+    return clip
+
+
+def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
+    """Open the first audio stream of ``path``, or return ``None`` when it has none."""
+    p = _check_file(path)
+    _, audio = _streams(p)
+    if audio is None:
+        return None
+    try:
+        return core.bs.AudioSource(str(p), cachemode=4, cachepath=str(cache_dir("bsindex")))
+    except vs.Error as e:
+        raise VidkompyError(f"{p}: cannot decode audio ({str(e).splitlines()[0]})") from None
+
+
+def probe(path: str | os.PathLike[str]) -> Probe:
+    """Facts about ``path``; raises :class:`VidkompyError` for anything that is not a video."""
+    p = _check_file(path)
+    video, audio = _streams(p)
+    if video is None:
+        raise VidkompyError(f"{p}: has no video stream")
+    clip = open_video(p)
+    fmt = clip.format
+    if clip.fps.numerator == 0:
+        raise VidkompyError(f"{p}: variable frame rate is not supported; convert to constant fps first")
+    return Probe(
+        path=str(p),
+        width=clip.width,
+        height=clip.height,
+        fps_num=clip.fps.numerator,
+        fps_den=clip.fps.denominator,
+        frames=clip.num_frames,
+        pix_fmt=video.get("pix_fmt", fmt.name if fmt else "unknown"),
+        bits=fmt.bits_per_sample if fmt else 8,
+        has_audio=audio is not None,
+        audio_rate=int(audio.get("sample_rate", 0)) if audio else 0,
+        audio_channels=int(audio.get("channels", 0)) if audio else 0,
+    )
