@@ -9,6 +9,7 @@ Index files go to the cache folder, never beside the user's files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +50,23 @@ class Probe:
     def duration(self) -> float:
         """Seconds, from frame count and frame rate (what the frame server plays)."""
         return self.frames * self.fps_den / self.fps_num
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to stderr (fd 2) for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
@@ -96,7 +114,8 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
         raise VidkompyError(f"{p}: has no video stream")
     index = cache_dir("lwi") / f"{file_key(p)}.lwi"
     try:
-        clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8)
+        with _quiet_stderr():  # LWLibav prints "Creating lwi index file NN%" on every new file
+            clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8)
     except vs.Error as e:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
     if clip.num_frames < 1:
@@ -111,7 +130,9 @@ def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
     if audio is None:
         return None
     try:
-        return core.bs.AudioSource(str(p), cachemode=4, cachepath=str(cache_dir("bsindex")))
+        # cachemode 4 = always write the index at the absolute path prefix given
+        prefix = cache_dir("bsindex") / file_key(p)
+        return core.bs.AudioSource(str(p), cachemode=4, cachepath=str(prefix))
     except vs.Error as e:
         raise VidkompyError(f"{p}: cannot decode audio ({str(e).splitlines()[0]})") from None
 
@@ -139,3 +160,31 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         audio_rate=int(audio.get("sample_rate", 0)) if audio else 0,
         audio_channels=int(audio.get("channels", 0)) if audio else 0,
     )
+
+
+def frame_arrays(clip: vs.VideoNode, indices: list[int] | range, *, gray: bool = False,
+                 width: int | None = None, height: int | None = None) -> list:
+    """Frames ``indices`` of ``clip`` as numpy arrays: BGR uint8 (H, W, 3), or grey (H, W).
+
+    Converts with zimg (BT.709 unless the frame says otherwise) and optionally resizes;
+    only what is asked for leaves the frame server.
+    """
+    import numpy as np
+
+    kw: dict = {}
+    if width or height:
+        kw = {"width": width or clip.width, "height": height or clip.height}
+    if gray:
+        node = core.resize.Bilinear(clip, format=vs.GRAY8, matrix_in_s="709" if clip.format.color_family == vs.YUV else None, **kw) \
+            if clip.format.color_family != vs.GRAY else core.resize.Bilinear(clip, format=vs.GRAY8, **kw)
+    else:
+        node = core.resize.Bilinear(clip, format=vs.RGB24, matrix_in_s="709" if clip.format.color_family == vs.YUV else None, **kw)
+    out = []
+    for n in indices:
+        f = node.get_frame(int(n))
+        if gray:
+            out.append(np.array(f[0], copy=True))
+        else:
+            # OpenCV wants BGR, interleaved
+            out.append(np.ascontiguousarray(np.stack([np.asarray(f[2]), np.asarray(f[1]), np.asarray(f[0])], axis=-1)))
+    return out

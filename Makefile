@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Python 3.12: pyenv's shim fails unless the version is selected, so look for the
+# interpreter itself first, then fall back to whatever python3.12 is on PATH.
+PYTHON312 ?= $(shell \
+  for p in $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+    [ -x "$$p" ] && { echo "$$p"; exit 0; }; done; \
+  PYENV_VERSION=$$(ls $$(pyenv root 2>/dev/null)/versions 2>/dev/null | grep '^3\.12' | tail -1) python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null && exit 0; \
+  command -v python3.12)
+
+.PHONY: all setup demo test bench clean ffmpeg
+
+all: test
+
+ffmpeg:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+	  echo "installing ffmpeg (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 1; }
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	# vspipe finds the core's plugins only after this, once per venv
+	$(VENV)/bin/vapoursynth config >/dev/null
+	@touch $(STAMP)
+
+setup: ffmpeg $(STAMP)
+
+demo: setup
+	$(PY) -m vidkompy_vs.demo
+
+test: setup
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+bench: setup
+	$(PY) benchmarks/render.py
+	$(PY) benchmarks/temporal.py
+	$(PY) benchmarks/spatial.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
