@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import VidkompyError
+from .fsutil import atomic_write_text
 from .sources import Probe
 
 SCHEMA = "vidkompy-vs/alignment@1"
@@ -118,16 +118,7 @@ class Alignment:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically: a temp file beside ``path``, then rename."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json())
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, d: Any) -> Alignment:

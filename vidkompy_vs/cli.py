@@ -1,0 +1,207 @@
+"""``vidkompy-vs align|comp|script``: a thin command line over the library.
+
+Every failure the user can cause ends in one line on stderr and a non-zero exit:
+2 for bad input, 130 for Ctrl-C, 1 for anything unexpected (``--debug`` shows the trace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__
+from .errors import VidkompyError
+
+console = Console(stderr=True, highlight=False)
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bg", metavar="BG", help="background video (retimed and placed under FG)")
+    p.add_argument("fg", metavar="FG", help="foreground video (the master: every frame kept, untouched)")
+
+
+def _add_align_opts(p: argparse.ArgumentParser, preset_flag: str) -> None:
+    g = p.add_argument_group("alignment")
+    g.add_argument(preset_flag, dest="align_preset", default="default", metavar="NAME|FILE",
+                   help="alignment preset: fast, default, precise, robust, or a JSON file (see presets/)")
+    g.add_argument("--method", default="auto", choices=["auto", "audio", "visual"],
+                   help="temporal method (default: auto = audio as a prior, checked visually)")
+    g.add_argument("--x", type=float, help="FG's left edge in BG pixels (skip the spatial search)")
+    g.add_argument("--y", type=float, help="FG's top edge in BG pixels (skip the spatial search)")
+    g.add_argument("--scale", type=float, help="FG scale factor in BG (default: found, or 1)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vidkompy-vs", description=(
+        "Lay a foreground video onto a background video with automatic spatial and temporal alignment."))
+    ap.add_argument("--version", action="version", version=f"vidkompy-vs {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks on unexpected errors")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("align", help="find the alignment and write it as JSON")
+    _add_inputs(a)
+    a.add_argument("-o", "--output", required=True, help="alignment file to write (.json)")
+    a.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    _add_align_opts(a, "--preset")
+
+    c = sub.add_parser("comp", help="align (or load an alignment) and render the composite with sound")
+    _add_inputs(c)
+    c.add_argument("-o", "--output", required=True, help="video file to write (e.g. out.mp4, out.mkv)")
+    c.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    c.add_argument("--align", dest="align_file", metavar="ALIGN.json", help="use this alignment instead of aligning")
+    c.add_argument("--audio", default="auto", choices=["auto", "fg", "bg", "none"],
+                   help="sound: FG's (auto when FG has sound), BG's retimed to FG (auto otherwise), or none")
+    c.add_argument("--canvas", default="bg", choices=["bg", "fg"],
+                   help="bg: BG's size (FG scaled); fg: FG's pixels 1:1, BG scaled around it")
+    c.add_argument("--feather", type=float, default=0.0, help="soft FG edge, in FG pixels (default 0)")
+    e = c.add_argument_group("encoder")
+    e.add_argument("--codec", default="libx264", help="ffmpeg video encoder (default libx264)")
+    e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better)")
+    e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    e.add_argument("--audio-codec", default="aac", help="ffmpeg audio encoder (default aac)")
+    _add_align_opts(c, "--align-preset")
+
+    s = sub.add_parser("script", help="write a .vpy for vspipe/vspreview (aligning first unless --align)")
+    _add_inputs(s)
+    s.add_argument("-o", "--output", required=True, help="script to write (.vpy)")
+    s.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    s.add_argument("--align", dest="align_file", metavar="ALIGN.json",
+                   help="use this alignment (else one is made and saved as OUTPUT's name + .align.json)")
+    s.add_argument("--canvas", default="bg", choices=["bg", "fg"])
+    s.add_argument("--feather", type=float, default=0.0)
+    _add_align_opts(s, "--align-preset")
+    return ap
+
+
+# -- commands ---------------------------------------------------------------------
+def _get_alignment(args: argparse.Namespace, bgp, fgp):
+    from .align import align
+    from .alignment import Alignment
+
+    if getattr(args, "align_file", None):
+        al = Alignment.load(args.align_file)
+        al.check_inputs(bgp, fgp)
+        if args.x is not None or args.y is not None or args.scale is not None:
+            sp = al.spatial
+            sp.x = sp.x if args.x is None else args.x
+            sp.y = sp.y if args.y is None else args.y
+            sp.scale = sp.scale if args.scale is None else args.scale
+            sp.track, sp.method = None, "manual"
+        return al
+    t0 = time.perf_counter()
+    al = align(args.bg, args.fg, preset=args.align_preset, method=args.method, x=args.x, y=args.y,
+               scale=args.scale, console=console)
+    _summary(al, time.perf_counter() - t0)
+    return al
+
+
+def _summary(al, seconds: float) -> None:
+    t, s = al.temporal, al.spatial
+    track = f", moving ({len(s.track)} positions)" if s.track else ""
+    console.print(f"[bold]spatial[/]  FG at x={s.x:.2f} y={s.y:.2f} scale={s.scale:.4f}{track} "
+                  f"(method {s.method}, confidence {s.confidence:.2f})")
+    unc = f"{len(t.uncovered)} FG frames not covered by BG" if t.uncovered else "all FG frames covered"
+    console.print(f"[bold]temporal[/] offset {t.offset_s:+.3f} s, rate {t.rate:.5f}, {unc} "
+                  f"(method {t.method}, confidence {t.confidence:.2f})")
+    console.print(f"aligned in {seconds:.1f} s")
+
+
+def _check_fits(al, fgp) -> None:
+    s = al.spatial
+    if s.track is None and (fgp.width * s.scale > al.bg.width + 0.5 or fgp.height * s.scale > al.bg.height + 0.5):
+        raise VidkompyError(f"FG ({fgp.width}x{fgp.height}) scaled by {s.scale:g} is larger than BG "
+                            f"({al.bg.width}x{al.bg.height}); pass --scale to shrink it or --canvas fg")
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from .render import check_output
+    from .sources import probe
+
+    out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
+    bgp, fgp = probe(args.bg), probe(args.fg)
+    al = _get_alignment(args, bgp, fgp)
+    al.save(out)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def cmd_comp(args: argparse.Namespace) -> int:
+    from . import filters, sources
+    from .render import AudioPlan, check_output, render
+
+    out = check_output(args.output, [args.bg, args.fg] + ([args.align_file] if args.align_file else []),
+                       overwrite=args.overwrite)
+    bgp, fgp = sources.probe(args.bg), sources.probe(args.fg)
+
+    audio = None
+    choice = args.audio
+    if choice == "fg" and not fgp.has_audio:
+        raise VidkompyError(f"{args.fg}: has no audio (use --audio bg or none)")
+    if choice == "bg" and not bgp.has_audio:
+        raise VidkompyError(f"{args.bg}: has no audio (use --audio fg or none)")
+    if choice == "auto":
+        choice = "fg" if fgp.has_audio else "bg" if bgp.has_audio else "none"
+
+    al = _get_alignment(args, bgp, fgp)
+    if args.canvas == "bg":
+        _check_fits(al, fgp)
+    clip = filters.composite(sources.open_video(args.bg), sources.open_video(args.fg), al,
+                             canvas=args.canvas, feather=args.feather)
+    if choice == "fg":
+        audio = AudioPlan(fgp.path, fgp.duration)
+    elif choice == "bg":
+        audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate)
+    render(clip, out, audio=audio, codec=args.codec, crf=args.crf, preset=args.preset,
+           audio_codec=args.audio_codec, console=console, progress=not args.quiet)
+    console.print(f"wrote {out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "
+                  f"{clip.fps.numerator}/{clip.fps.denominator} fps, audio: {choice})")
+    return 0
+
+
+def cmd_script(args: argparse.Namespace) -> int:
+    from .render import check_output
+    from .script import write_script
+    from .sources import probe
+
+    out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
+    bgp, fgp = probe(args.bg), probe(args.fg)
+    al = _get_alignment(args, bgp, fgp)
+    if args.align_file and not (args.x is not None or args.y is not None or args.scale is not None):
+        align_path = Path(args.align_file)
+    else:
+        align_path = out.with_name(out.stem + ".align.json")
+        al.save(align_path)
+    if args.canvas == "bg":
+        _check_fits(al, fgp)
+    write_script(out, args.bg, args.fg, align_path, canvas=args.canvas, feather=args.feather)
+    console.print(f"wrote {out} (alignment: {align_path})")
+    console.print(f"render: vspipe -c y4m {out} - | ffmpeg -i - -i {args.fg} -map 0:v -map 1:a? -shortest out.mkv")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script}[args.cmd](args)
+    except VidkompyError as e:
+        console.print(f"[red]vidkompy-vs: error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        console.print("vidkompy-vs: interrupted; nothing written")
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
+        if args.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        console.print(f"vidkompy-vs: internal error: {type(e).__name__}: {msg} (run with --debug for details)",
+                      markup=False, highlight=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

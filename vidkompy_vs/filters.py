@@ -1,0 +1,312 @@
+"""VapourSynth filters: retime BG to FG's clock and lay FG on top. The docstrings are the manual.
+
+Everything here is lazy: functions take and return ``vs.VideoNode``; nothing is rendered
+until a frame is requested (vspipe, vspreview, ``clip.output``). Use them in any ``.vpy``::
+
+    import vapoursynth as vs
+    from vidkompy_vs import filters, sources
+    from vidkompy_vs.alignment import Alignment
+
+    bg = sources.open_video("bg.mp4")
+    fg = sources.open_video("fg.mp4")
+    clip = filters.composite(bg, fg, Alignment.load("align.json"))
+    clip.set_output(0)
+
+Per-frame facts travel as frame props: ``VkBgFrame`` (the BG frame under this frame),
+``VkSimilarity`` (how well it matched), ``VkX``/``VkY``/``VkScale`` (FG placement).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+import vapoursynth as vs
+
+from .alignment import Alignment
+from .errors import VidkompyError
+
+core = vs.core
+
+__all__ = ["remap", "overlay", "composite"]
+
+# Props describing colour and timing that the output should take from FG, the master.
+_FG_PROPS = ["_Matrix", "_Primaries", "_Transfer", "_ColorRange", "_ChromaLocation", "_FieldBased",
+             "_SARNum", "_SARDen"]
+
+
+def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int, int] | vs.VideoNode | None = None,
+          similarity: Sequence[float] | None = None) -> vs.VideoNode:
+    """BG retimed: output frame ``i`` is BG frame ``frame_map[i]``.
+
+    ``fps`` is the output frame rate (a ``Fraction``, ``(num, den)``, or a clip whose rate to
+    take: normally FG); BG's own rate when omitted. The output has ``len(frame_map)``
+    frames. Each carries ``VkBgFrame`` (int) and, when ``similarity`` is given,
+    ``VkSimilarity`` (float).
+
+    Implementation: ``std.FrameEval`` picking a one-frame slice of BG per output frame.
+    Measured against a ``std.Splice`` of the map's runs (which breaks the map into as many
+    nodes as it has jumps and is slower to build and to serve) it is the cheapest exact
+    construction; see ``benchmarks/render.py``.
+    """
+    fmap = [int(v) for v in frame_map]
+    if not fmap:
+        raise VidkompyError("frame_map is empty")
+    lo, hi = min(fmap), max(fmap)
+    if lo < 0 or hi >= bg.num_frames:
+        raise VidkompyError(f"frame_map refers to BG frame {lo if lo < 0 else hi}; BG has {bg.num_frames} frames")
+    if similarity is not None and len(similarity) != len(fmap):
+        raise VidkompyError(f"similarity has {len(similarity)} entries; frame_map has {len(fmap)}")
+    num, den = _fps(fps, bg)
+
+    base = core.std.BlankClip(bg, length=len(fmap), fpsnum=num, fpsden=den, keep=True)
+    sims = [float(s) for s in similarity] if similarity is not None else None
+
+    # One tagged single-frame node per output frame, built on first request only.
+    def pick(n: int) -> vs.VideoNode:
+        m = fmap[n]
+        props = {"VkBgFrame": m, "_DurationNum": den, "_DurationDen": num}
+        if sims is not None:
+            props["VkSimilarity"] = sims[n]
+        return bg[m].std.SetFrameProps(**props)
+
+    return core.std.FrameEval(base, pick)
+
+
+def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float = 1.0, *,
+            feather: float = 0.0, track: Sequence[Sequence[float]] | None = None,
+            kernel: str = "spline36") -> vs.VideoNode:
+    """Lay ``fg`` onto ``bg`` with its top-left at (``x``, ``y``) BG pixels, scaled by ``scale``.
+
+    - Sub-pixel ``x``/``y`` and any ``scale`` are done by one zimg resample of FG
+      (``src_left``/``src_top``), not by integer crops: odd offsets on 4:2:0 land exactly,
+      chroma is resampled at its true position (no half-pixel chroma shift).
+    - With integer ``x``/``y`` and ``scale == 1`` the FG pixels come out bit-identical
+      (luma always; chroma too when the offset is a multiple of the subsampling), except
+      inside a feathered edge.
+    - ``feather`` (px, in FG pixels) ramps FG's edge into BG linearly.
+    - ``track``: one ``[x, y, scale]`` per frame; the placement then follows it frame by
+      frame (``x``/``y``/``scale`` are ignored).
+    - The output has BG's size and FG's format (BG is converted when they differ), BG's
+      frame props plus ``VkX``/``VkY``/``VkScale``.
+    - ``kernel``: zimg kernel for FG resampling (``spline36``, ``bicubic``, ``lanczos``, ...).
+
+    ``bg`` and ``fg`` must have the same number of frames (retime BG first with
+    :func:`remap`).
+    """
+    if bg.num_frames != fg.num_frames:
+        raise VidkompyError(f"overlay needs equal lengths: BG has {bg.num_frames} frames, FG {fg.num_frames}")
+    if fg.format is None or bg.format is None or fg.width == 0 or bg.width == 0:
+        raise VidkompyError("overlay needs clips with a constant format and size")
+    bgc = _convert(bg, fg.format)
+    resizer = _resizer(kernel)
+
+    if track is not None:
+        if len(track) != fg.num_frames:
+            raise VidkompyError(f"track has {len(track)} entries; FG has {fg.num_frames} frames")
+        rows = [(float(t[0]), float(t[1]), float(t[2])) for t in track]
+        return _overlay_track(bgc, fg, rows, feather, resizer)
+
+    _check_scale(scale)
+    placed = _placed(fg, bgc.width, bgc.height, float(x), float(y), float(scale), feather, resizer)
+    if placed is None:
+        raise VidkompyError(f"FG placed at ({x}, {y}) x{scale} lies entirely outside BG")
+    layer, mask, first_plane = placed
+    out = core.std.MaskedMerge(bgc, layer, mask, first_plane=first_plane)
+    return out.std.SetFrameProps(VkX=float(x), VkY=float(y), VkScale=float(scale))
+
+
+def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canvas: str = "bg",
+              feather: float = 0.0, kernel: str = "spline36") -> vs.VideoNode:
+    """BG retimed by ``alignment.temporal`` with FG laid on it at ``alignment.spatial``.
+
+    The result has FG's frame count, frame rate and duration, FG's format and colour
+    props, and every FG frame once at its own time.
+
+    ``canvas="bg"`` (default): BG's size; FG is scaled by ``spatial.scale``.
+    ``canvas="fg"``: FG keeps its pixels 1:1 and BG is scaled by ``1/scale`` around it
+    (useful when FG was made smaller than BG's picture).
+    """
+    if canvas not in ("bg", "fg"):
+        raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
+    t, s = alignment.temporal, alignment.spatial
+    if len(t.frame_map) != fg.num_frames:
+        raise VidkompyError(f"alignment has {len(t.frame_map)} frames in its map; FG has {fg.num_frames}")
+    if (bg.width, bg.height) != (alignment.bg.width, alignment.bg.height):
+        raise VidkompyError(f"alignment is for a {alignment.bg.width}x{alignment.bg.height} BG; "
+                            f"this BG is {bg.width}x{bg.height}")
+    if max(t.frame_map) >= bg.num_frames:
+        raise VidkompyError(f"alignment refers to BG frame {max(t.frame_map)}; BG has {bg.num_frames} frames")
+    rbg = remap(bg, t.frame_map, fg, t.similarity)
+
+    if canvas == "fg":
+        if s.track:
+            raise VidkompyError("canvas='fg' does not support a moving track; use canvas='bg'")
+        k = 1.0 / s.scale
+        sub_w = 1 << fg.format.subsampling_w
+        sub_h = 1 << fg.format.subsampling_h
+        w = max(sub_w, int(round(bg.width * k / sub_w)) * sub_w)
+        h = max(sub_h, int(round(bg.height * k / sub_h)) * sub_h)
+        # Exact geometry: output pixel j samples BG at j * scale (src_width = w * scale).
+        rbg = _convert(rbg, fg.format)
+        rbg = _resizer(kernel)(rbg, width=w, height=h, src_width=w * s.scale, src_height=h * s.scale)
+        out = overlay(rbg, fg, s.x * k, s.y * k, 1.0, feather=feather, kernel=kernel)
+    else:
+        out = overlay(rbg, fg, s.x, s.y, s.scale, feather=feather, kernel=kernel, track=s.track)
+    return _fg_props(out, fg)
+
+
+# -- internals --------------------------------------------------------------------
+def _fps(fps: Fraction | tuple[int, int] | vs.VideoNode | None, bg: vs.VideoNode) -> tuple[int, int]:
+    if fps is None:
+        f = bg.fps
+    elif isinstance(fps, vs.VideoNode):
+        f = fps.fps
+    elif isinstance(fps, tuple):
+        f = Fraction(*fps)
+    else:
+        f = Fraction(fps)
+    if f <= 0:
+        raise VidkompyError("remap needs a constant, positive frame rate")
+    return f.numerator, f.denominator
+
+
+def _check_scale(scale: float) -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise VidkompyError(f"scale must be > 0, got {scale}")
+
+
+def _resizer(kernel: str):
+    name = {"spline36": "Spline36", "spline16": "Spline16", "spline64": "Spline64", "bicubic": "Bicubic",
+            "bilinear": "Bilinear", "lanczos": "Lanczos", "point": "Point"}.get(kernel.lower())
+    if name is None:
+        raise VidkompyError(f"unknown kernel {kernel!r}")
+    return getattr(core.resize, name)
+
+
+def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat) -> vs.VideoNode:
+    if clip.format.id == fmt.id:
+        return clip
+    kw: dict = {"format": fmt.id}
+    src, dst = clip.format.color_family, fmt.color_family
+    if src == vs.YUV and dst in (vs.RGB, vs.GRAY) and dst != vs.GRAY:
+        kw["matrix_in_s"] = "709"
+    if src in (vs.RGB, vs.GRAY) and dst == vs.YUV:
+        kw["matrix_s"] = "709"
+    return core.resize.Bicubic(clip, **kw)
+
+
+def _fg_props(out: vs.VideoNode, fg: vs.VideoNode) -> vs.VideoNode:
+    """Colour props from FG (the master); frame durations from FG's rate."""
+    out = core.std.CopyFrameProps(out, fg, props=_FG_PROPS)
+    return out.std.AssumeFPS(fpsnum=fg.fps.numerator, fpsden=fg.fps.denominator)
+
+
+def _ones_mask(fg: vs.VideoNode, w: int, h: int, feather: float, pad: int) -> vs.VideoNode:
+    """A ``w``x``h`` mask (1 inside, linear ramp over ``feather`` px at the edges) with a zero
+    border ``pad`` px wide, so resampling sees hard zeros outside FG instead of clamped
+    edge pixels. One frame; GRAY in FG's sample type and depth."""
+    fmt = fg.format
+    gray = core.query_video_format(vs.GRAY, fmt.sample_type, fmt.bits_per_sample, 0, 0)
+    peak = 1.0 if fmt.sample_type == vs.FLOAT else (1 << fmt.bits_per_sample) - 1
+    f = int(math.ceil(feather)) if feather > 0 else 0
+    f = min(f, w // 2, h // 2)
+
+    def blank(width: int, height: int, value: float) -> vs.VideoNode:
+        v = value if fmt.sample_type == vs.FLOAT else int(round(value))
+        return core.std.BlankClip(width=width, height=height, format=gray.id, length=1, color=[v])
+
+    if f == 0:
+        m = blank(w, h, peak)
+    else:
+        ramp = [peak * (i + 0.5) / feather if i + 0.5 < feather else peak for i in range(f)]
+        parts_c = [blank(1, h, v) for v in ramp] + ([blank(w - 2 * f, h, peak)] if w > 2 * f else [])
+        parts_r = [blank(w, 1, v) for v in ramp] + ([blank(w, h - 2 * f, peak)] if h > 2 * f else [])
+        cols = core.std.StackHorizontal(parts_c + [blank(1, h, v) for v in reversed(ramp)])
+        rows = core.std.StackVertical(parts_r + [blank(w, 1, v) for v in reversed(ramp)])
+        expr = "x y *" if fmt.sample_type == vs.FLOAT else f"x y * {peak} /"
+        m = core.std.Expr([cols, rows], expr)
+    return core.std.AddBorders(m, pad, pad, pad, pad, color=[0])
+
+
+_PAD = 8
+
+
+def _mask_bases(fg: vs.VideoNode, feather: float) -> tuple[vs.VideoNode, vs.VideoNode | None]:
+    """Padded FG-footprint masks: one at luma size and, for subsampled formats, one at
+    chroma size (MaskedMerge's own first_plane chroma mask averages across FG's edge and
+    would blend the outermost chroma row/column with BG)."""
+    luma = _ones_mask(fg, fg.width, fg.height, feather, _PAD)
+    sw, sh = fg.format.subsampling_w, fg.format.subsampling_h
+    if sw == 0 and sh == 0:
+        return luma, None
+    chroma = _ones_mask(fg, fg.width >> sw, fg.height >> sh, feather / max(1 << sw, 1 << sh), _PAD)
+    return luma, chroma
+
+
+def _placed(fg: vs.VideoNode, bw: int, bh: int, x: float, y: float, s: float, feather: float, resizer,
+            bases: tuple[vs.VideoNode, vs.VideoNode | None] | None = None
+            ) -> tuple[vs.VideoNode, vs.VideoNode, bool] | None:
+    """FG resampled into its footprint on a BG-sized canvas, the matching mask, and
+    whether that mask is a luma-only (first_plane) mask. ``None`` when FG is off-canvas.
+
+    Only the footprint (plus a margin, aligned to the chroma subsampling) is resampled;
+    the rest of the canvas is a cheap border, so the cost follows FG's size, not BG's.
+    """
+    ssw, ssh = fg.format.subsampling_w, fg.format.subsampling_h
+    sw, sh = 1 << ssw, 1 << ssh
+    margin = 2
+    x0 = max(0, (math.floor(x) - margin) // sw * sw)
+    y0 = max(0, (math.floor(y) - margin) // sh * sh)
+    x1 = min(bw, -(-(math.ceil(x + fg.width * s) + margin) // sw) * sw)
+    y1 = min(bh, -(-(math.ceil(y + fg.height * s) + margin) // sh) * sh)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    w, h = x1 - x0, y1 - y0
+    # zimg: output pixel j samples the source at src_left + (j + 0.5) * src_width / w - 0.5,
+    # so BG pixel x0 + j sees FG coordinate (x0 + j - x) / s.
+    geo = dict(width=w, height=h, src_left=(x0 - x) / s, src_top=(y0 - y) / s, src_width=w / s, src_height=h / s)
+    layer = resizer(fg, **geo)
+    lbase, cbase = bases if bases is not None else _mask_bases(fg, feather)
+    mask = core.resize.Bilinear(lbase, **dict(geo, src_left=geo["src_left"] + _PAD, src_top=geo["src_top"] + _PAD))
+    first_plane = cbase is None
+    if cbase is not None:
+        # The same placement in chroma units (exact for scale 1 with left/centre siting;
+        # within a chroma pixel's edge otherwise).
+        cgeo = dict(width=w >> ssw, height=h >> ssh, src_left=(x0 - x) / (sw * s) + _PAD,
+                    src_top=(y0 - y) / (sh * s) + _PAD, src_width=(w >> ssw) / s, src_height=(h >> ssh) / s)
+        cmask = core.resize.Bilinear(cbase, **cgeo)
+        mask = core.std.ShufflePlanes([mask, cmask, cmask], [0, 0, 0], vs.YUV)
+    mask = mask.std.Loop(fg.num_frames)
+    borders = dict(left=x0, right=bw - x1, top=y0, bottom=bh - y1)
+    if any(borders.values()):
+        layer = core.std.AddBorders(layer, **borders)
+        mask = core.std.AddBorders(mask, **borders, color=[0] * mask.format.num_planes)
+    return layer, mask, first_plane
+
+
+def _overlay_track(bgc: vs.VideoNode, fg: vs.VideoNode, rows: list[tuple[float, float, float]], feather: float,
+                   resizer) -> vs.VideoNode:
+    for r in rows:
+        _check_scale(r[2])
+    bases = _mask_bases(fg, feather)
+    cache: dict[tuple[float, float, float], tuple[vs.VideoNode, vs.VideoNode, bool] | None] = {}
+
+    def at(n: int) -> vs.VideoNode:
+        key = rows[n]
+        if key not in cache:
+            # Placements repeat on a still track; build each distinct one once.
+            if len(cache) > 256:
+                cache.clear()
+            cache[key] = _placed(fg, bgc.width, bgc.height, *key, feather, resizer, bases=bases)
+        placed = cache[key]
+        x, y, s = key
+        if placed is None:
+            out = bgc
+        else:
+            layer, mask, first_plane = placed
+            out = core.std.MaskedMerge(bgc, layer, mask, first_plane=first_plane)
+        return out.std.SetFrameProps(VkX=x, VkY=y, VkScale=s)
+
+    return core.std.FrameEval(bgc, at)

@@ -1,0 +1,178 @@
+"""Render a VapourSynth clip to a file through ffmpeg, with sound, atomically.
+
+The clip is served in-process (``VideoNode.output`` as y4m into ffmpeg's stdin), so there
+is no second interpreter and the progress bar sees every frame. Audio comes straight from
+a source file via ffmpeg, cut, shifted and stretched onto FG's timeline with sample-exact
+filters (``atrim``/``adelay``/``atempo``/``apad``), never with ``-itsoffset`` (AAC priming
+makes that land ~20 ms early).
+
+The output is written to a hidden temporary file beside the target and renamed at the
+end: an error or Ctrl-C leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import vapoursynth as vs
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .errors import VidkompyError
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    """Which file's first audio stream to use and how it lines up with the output.
+
+    Output time ``t`` plays source audio at ``offset_s + rate * t``; the track is cut or
+    padded with silence to ``duration`` seconds.
+    """
+
+    path: str
+    duration: float
+    offset_s: float = 0.0
+    rate: float = 1.0
+
+    def filter(self) -> str:
+        f = []
+        if self.offset_s > 0:
+            f.append(f"atrim=start={self.offset_s:.6f}")
+        f.append("asetpts=PTS-STARTPTS")
+        if abs(self.rate - 1.0) > 1e-9:
+            f.extend(_atempo_chain(self.rate))
+        if self.offset_s < 0:
+            # Silence until the source starts; the delay is in output time (after stretching).
+            f.append(f"adelay=delays={-self.offset_s / self.rate * 1000:.3f}:all=1")
+        f.append("apad")
+        f.append(f"atrim=end={self.duration:.6f}")
+        return ",".join(f)
+
+
+def _atempo_chain(rate: float) -> list[str]:
+    # atempo accepts 0.5..100 per instance; chain for slower rates.
+    out = []
+    r = rate
+    while r < 0.5:
+        out.append("atempo=0.5")
+        r /= 0.5
+    out.append(f"atempo={r:.9f}")
+    return out
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]], *, overwrite: bool) -> Path:
+    """Refuse to write over an input, into a missing folder, or over an existing file
+    unless ``overwrite``."""
+    o = Path(out)
+    for i in inputs:
+        if same_file(o, i) or o.resolve() == Path(i).resolve():
+            raise VidkompyError(f"{o}: output would overwrite an input; choose another name")
+    if not o.parent.exists():
+        raise VidkompyError(f"{o.parent}: folder does not exist")
+    if o.exists() and not overwrite:
+        raise VidkompyError(f"{o}: already exists; pass -y to overwrite")
+    if o.is_dir():
+        raise VidkompyError(f"{o}: is a folder")
+    return o
+
+
+def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan | None = None,
+           codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
+           audio_codec: str = "aac", audio_bitrate: str = "192k", extra: list[str] | None = None,
+           console: Console | None = None, progress: bool = True) -> Path:
+    """Encode ``clip`` (and ``audio``) to ``out`` with ffmpeg; returns the final path.
+
+    Writes ``.<name>.part-<pid><ext>`` beside ``out`` and renames it when ffmpeg has
+    finished cleanly; removes it on any error or interrupt.
+    """
+    console = console or Console(stderr=True)
+    out = Path(out)
+    tmp = out.with_name(f".{out.stem}.part-{os.getpid()}{out.suffix}")
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+           "-f", "yuv4mpegpipe", "-i", "pipe:0"]
+    if audio is not None:
+        cmd += ["-i", audio.path]
+    cmd += ["-map", "0:v:0"]
+    if audio is not None:
+        cmd += ["-map", "1:a:0", "-af", audio.filter(), "-c:a", audio_codec]
+        if audio_bitrate:
+            cmd += ["-b:a", audio_bitrate]
+    cmd += ["-c:v", codec]
+    if crf is not None:
+        cmd += ["-crf", f"{crf:g}"]
+    if preset:
+        cmd += ["-preset", preset]
+    if out.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        cmd += ["-movflags", "+faststart"]
+    cmd += list(extra or [])
+    cmd += [str(tmp)]
+
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
+    err_tail: deque[bytes] = deque(maxlen=20)
+    reader = threading.Thread(target=lambda: err_tail.extend(proc.stderr), daemon=True)
+    reader.start()
+
+    def ffmpeg_error() -> str:
+        lines = [ln.decode(errors="replace").strip() for ln in err_tail if ln.strip()]
+        return lines[-1] if lines else f"ffmpeg exited with code {proc.returncode}"
+
+    total = clip.num_frames
+    bar = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn(), console=console, disable=not progress, transient=False)
+    t0 = time.perf_counter()
+    ok = False
+    try:
+        with bar:
+            task = bar.add_task("render", total=total, fps=0.0)
+
+            def update(done: int, _total: int) -> None:
+                el = time.perf_counter() - t0
+                bar.update(task, completed=done, fps=done / el if el > 0 else 0.0)
+
+            try:
+                clip.output(proc.stdin, y4m=True, progress_update=update)
+                proc.stdin.close()
+            except (BrokenPipeError, OSError, vs.Error) as e:
+                proc.wait()
+                reader.join(timeout=5)
+                if proc.returncode not in (0, None):
+                    raise VidkompyError(f"ffmpeg failed: {ffmpeg_error()}") from None
+                raise VidkompyError(f"rendering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        proc.wait()
+        reader.join(timeout=5)
+        if proc.returncode != 0:
+            raise VidkompyError(f"ffmpeg failed: {ffmpeg_error()}")
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise VidkompyError("ffmpeg wrote no output")
+        os.replace(tmp, out)
+        ok = True
+        return out
+    finally:
+        if not ok:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            tmp.unlink(missing_ok=True)
