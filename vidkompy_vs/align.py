@@ -1,23 +1,190 @@
 """The prepass: find where FG sits in BG and which BG frame goes under each FG frame.
 
-Pipeline: coarse spatial (FG footprint in BG) -> temporal (frame map on BG cropped to the
-footprint) -> spatial refinement on matched frame pairs. Until the engines land this
-returns the simplest alignment (FG centred, both start together).
+Pipeline: coarse spatial (FG footprint in BG) -> fingerprints of FG and of BG cropped to
+that footprint (one decode pass each, in parallel) -> audio offset/rate (when both have
+audio) as the prior -> visual DTW frame map -> spatial refinement on matched pairs.
+Inputs that do not match fall back to the start-aligned map with a warning.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import threading
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .alignment import Alignment
+from . import fingerprint as fpm
+from .alignment import Alignment, MediaInfo, Spatial, Temporal, realtime_map
 from .errors import VidkompyError
-from .sources import probe
+from .sources import Probe, open_video, probe
+from .temporal import TemporalParams, TemporalResult, align_visual
 
 METHODS = ("auto", "audio", "visual")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+_DEFAULTS: dict[str, Any] = {
+    "fingerprint": {"size": [64, 36], "decoder": "ffmpeg"},
+    "audio": {"rate": 8000, "windows": 8, "window_s": 4.0, "min_confidence": 0.3},
+    "temporal": {},
+    "spatial": {"refine": True},
+}
 
 
+def load_preset(name_or_path: str | os.PathLike[str] = "default") -> dict:
+    """A preset by name (``presets/<name>.json``) or path, merged over the built-in defaults."""
+    p = Path(name_or_path)
+    if not (p.suffix == ".json" or os.sep in str(name_or_path)) or not p.exists():
+        cand = PRESET_DIR / f"{name_or_path}.json"
+        if cand.exists():
+            p = cand
+        elif not p.exists():
+            names = sorted(f.stem for f in PRESET_DIR.glob("*.json")) if PRESET_DIR.is_dir() else []
+            raise VidkompyError(f"unknown preset {str(name_or_path)!r}; choose one of {', '.join(names) or '(none)'}"
+                                " or give a path to a JSON file")
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VidkompyError(f"{p}: not a readable JSON preset ({e})") from None
+    if not isinstance(d, dict):
+        raise VidkompyError(f"{p}: a preset must be a JSON object")
+    out = {k: dict(v) for k, v in _DEFAULTS.items()}
+    for k, v in d.items():
+        if k in out and isinstance(v, dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    unknown = set(out["temporal"]) - set(TemporalParams.__dataclass_fields__)
+    if unknown:
+        raise VidkompyError(f"{p}: unknown temporal setting(s): {', '.join(sorted(unknown))}")
+    return out
+
+
+# -- spatial --------------------------------------------------------------------------
+def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float) -> Spatial:
+    """Fallback footprint: the middle FG frame against a few BG frames, cv2.matchTemplate."""
+    import cv2
+
+    from .sources import frame_arrays
+
+    fw, fh = max(1, round(fp.width * scale)), max(1, round(fp.height * scale))
+    k = max(1.0, max(bp.width, bp.height) / 480)  # search at ~480 px
+    sw, sh = max(fw // int(k), 8), max(fh // int(k), 8)
+    bw, bh = max(int(bp.width / k), sw), max(int(bp.height / k), sh)
+    fmid = fp.frames // 2
+    tpl = frame_arrays(fg_clip, [fmid], gray=True, width=sw, height=sh)[0]
+    cands = sorted({min(bp.frames - 1, int(q * bp.frames)) for q in (0.25, 0.5, 0.75)}
+                   | {min(bp.frames - 1, round(fmid * bp.frames / max(1, fp.frames)))})
+    best = (-2.0, 0, 0)
+    for img in frame_arrays(bg_clip, cands, gray=True, width=bw, height=bh):
+        r = cv2.matchTemplate(img, tpl, cv2.TM_CCOEFF_NORMED)
+        _, v, _, loc = cv2.minMaxLoc(r)
+        if v > best[0]:
+            best = (v, loc[0], loc[1])
+    x = min(max(0.0, best[1] * bp.width / bw), bp.width - fw)
+    y = min(max(0.0, best[2] * bp.height / bh), bp.height - fh)
+    return Spatial(x=float(x), y=float(y), scale=scale, confidence=float(max(best[0], 0.0)), method="template")
+
+
+def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None,
+                    console: Console) -> tuple[Spatial, Any]:
+    """(placement, spatial.Placement-or-None for the refinement prior)."""
+    if scale in (None, 1.0) and (fp.width, fp.height) == (bp.width, bp.height):
+        return Spatial(x=0.0, y=0.0, scale=1.0, confidence=1.0, method="same-size"), None
+    try:
+        from . import spatial as sp
+
+        pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale)
+        return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                       method=str(pl.method)), pl
+    except VidkompyError:
+        raise
+    except Exception as e:  # the spatial engine is optional here: never block the map on it
+        console.print(f"[yellow]note:[/] spatial engine unavailable ({type(e).__name__}: {e}); using template match")
+        return _template_placement(bg_clip, fg_clip, bp, fp, 1.0 if scale is None else scale), None
+
+
+def _footprint(sp: Spatial, bp: Probe, fp: Probe) -> tuple[fpm.Crop | None, fpm.Crop | None]:
+    """Matching crops of BG (the FG footprint, clipped to BG) and of FG (the part inside BG)."""
+    s = sp.scale
+    x0, y0 = max(0.0, sp.x), max(0.0, sp.y)
+    x1, y1 = min(float(bp.width), sp.x + fp.width * s), min(float(bp.height), sp.y + fp.height * s)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None, None
+    bcrop = (int(round(x0)), int(round(y0)), max(8, int(round(x1 - x0))), max(8, int(round(y1 - y0))))
+    bcrop = (min(bcrop[0], bp.width - bcrop[2]), min(bcrop[1], bp.height - bcrop[3]), bcrop[2], bcrop[3])
+    fx0, fy0 = (x0 - sp.x) / s, (y0 - sp.y) / s
+    fx1, fy1 = (x1 - sp.x) / s, (y1 - sp.y) / s
+    fcrop = (int(round(fx0)), int(round(fy0)), int(round(fx1 - fx0)), int(round(fy1 - fy0)))
+    fcrop = (min(fcrop[0], fp.width - 8), min(fcrop[1], fp.height - 8),
+             max(8, min(fcrop[2], fp.width - fcrop[0])), max(8, min(fcrop[3], fp.height - fcrop[1])))
+    if bcrop == (0, 0, bp.width, bp.height):
+        bcrop = None
+    if fcrop == (0, 0, fp.width, fp.height):
+        fcrop = None
+    return bcrop, fcrop
+
+
+# -- fingerprints with a progress bar ---------------------------------------------------
+def _both_fingerprints(bp: Probe, fp: Probe, bcrop: fpm.Crop | None, fcrop: fpm.Crop | None,
+                       cfg: dict, console: Console) -> tuple[fpm.Fingerprints, fpm.Fingerprints]:
+    size = tuple(cfg["size"])
+    decoder = cfg.get("decoder", "ffmpeg")
+    res: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as prog:
+        tasks = {"bg": prog.add_task("decoding BG", total=bp.frames),
+                 "fg": prog.add_task("decoding FG", total=fp.frames)}
+
+        def work(which: str, p: Probe, crop: fpm.Crop | None) -> None:
+            try:
+                res[which] = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=size,
+                                              decoder=decoder,
+                                              progress=lambda k: prog.advance(tasks[which], k))
+            except BaseException as e:  # re-raised in the caller's thread
+                res[which + "_err"] = e
+
+        # two decoders side by side: each alone leaves cores idle on small inputs
+        th = [threading.Thread(target=work, args=("bg", bp, bcrop)), threading.Thread(target=work, args=("fg", fp, fcrop))]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+    for which in ("bg", "fg"):
+        if which + "_err" in res:
+            raise res[which + "_err"]
+    return res["bg"], res["fg"]
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _snap(offset: float, rate: float, bp: Probe, fp: Probe) -> tuple[float, float]:
+    """Snap an audio line to whole BG frames / the exact fps ratio when it is within noise."""
+    f = offset * float(bp.fps)
+    if abs(f - round(f)) < 0.15:
+        offset = round(f) / float(bp.fps)
+    if abs(rate - 1.0) < 2e-4:
+        rate = 1.0
+    return offset, rate
+
+
+def _audio_match(bp: Probe, fp: Probe, cfg: dict, console: Console):
+    from .audio import load_audio, match_audio
+
+    r = int(cfg.get("rate", 8000))
+    a_bg, a_fg = load_audio(bp.path, r), load_audio(fp.path, r)
+    return match_audio(a_bg, a_fg, r, windows=int(cfg.get("windows", 8)), window_s=float(cfg.get("window_s", 4.0)))
+
+
+def _start_map(bp: Probe, fp: Probe) -> tuple[list[int], list[int]]:
+    return realtime_map(fp.frames, fp.fps_num, fp.fps_den, bp.frames, bp.fps_num, bp.fps_den)
+
+
+# -- the entry point ----------------------------------------------------------------------
 def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str = "default",
           method: str = "auto", x: float | None = None, y: float | None = None,
           scale: float | None = None, console: Console | None = None) -> Alignment:
@@ -29,10 +196,98 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     console = console or Console(stderr=True)
     if method not in METHODS:
         raise VidkompyError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if scale is not None and (not math.isfinite(scale) or scale <= 0):
+        raise VidkompyError(f"--scale must be a positive number, got {scale}")
+    cfg = load_preset(preset)
     bp, fp = probe(bg), probe(fg)
-    s = 1.0 if scale is None else scale
+    s = 1.0 if scale is None else float(scale)
     if fp.width * s > bp.width + 1e-6 or fp.height * s > bp.height + 1e-6:
         raise VidkompyError(
             f"FG ({fp.width}x{fp.height}) is larger than BG ({bp.width}x{bp.height}); pass --scale to shrink it")
-    console.print("[yellow]note:[/] alignment engines not available yet: FG centred, both start together")
-    return Alignment.simple(bp, fp, x=x, y=y, scale=s)
+    if method == "audio":
+        missing = [n for n, p in (("BG", bp), ("FG", fp)) if not p.has_audio]
+        if missing:
+            raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
+
+    # 1) coarse spatial: the footprint the temporal fingerprints are taken in
+    bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
+    prior_pl = None
+    if x is not None or y is not None:
+        fw, fh = fp.width * s, fp.height * s
+        spatial = Spatial(x=float((bp.width - fw) / 2 if x is None else x),
+                          y=float((bp.height - fh) / 2 if y is None else y),
+                          scale=s, confidence=1.0, method="manual")
+    else:
+        spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+
+    # 2) audio prior
+    am = None
+    if method in ("auto", "audio") and bp.has_audio and fp.has_audio:
+        try:
+            am = _audio_match(bp, fp, cfg["audio"], console)
+        except VidkompyError as e:
+            if method == "audio":
+                raise
+            console.print(f"[yellow]note:[/] audio skipped: {e}")
+    audio_ok = am is not None and am.confidence >= float(cfg["audio"].get("min_confidence", 0.3))
+
+    n = fp.frames
+    if method == "audio":
+        if not audio_ok:
+            console.print(f"[yellow]warning:[/] audio match is weak (confidence {am.confidence:.2f}); "
+                          "the inputs may not share a soundtrack")
+        off, rate = _snap(am.offset_s, am.rate, bp, fp)
+        fmap, unc = realtime_map(n, fp.fps_num, fp.fps_den, bp.frames, bp.fps_num, bp.fps_den, off, rate)
+        temporal = Temporal(frame_map=fmap, similarity=[0.0] * n, confidence=float(am.confidence), method="audio",
+                            offset_s=float(off), rate=float(rate), uncovered=unc)
+        tr = None
+    else:
+        # 3) visual map on the footprint
+        bcrop, fcrop = _footprint(spatial, bp, fp)
+        fbg, ffg = _both_fingerprints(bp, fp, bcrop, fcrop, cfg["fingerprint"], console)
+        params = TemporalParams.from_dict(cfg["temporal"])
+        prior = (am.offset_s, am.rate) if audio_ok else None
+        tr = align_visual(ffg, fbg, prior=prior, params=params)
+        if prior is not None and not tr.related:
+            # a wrong audio prior must not sink a visual match that exists: search freely
+            tr2 = align_visual(ffg, fbg, prior=None, params=params)
+            if tr2.confidence > tr.confidence:
+                tr = tr2
+        temporal = _temporal_from(tr, bp, fp, "audio+visual" if prior is not None else "visual")
+        if not tr.related:
+            console.print(f"[yellow]warning:[/] FG does not match BG (confidence {tr.confidence:.2f}): "
+                          "are these the same footage? falling back to a start-aligned map")
+            fmap, unc = _start_map(bp, fp)
+            temporal = Temporal(frame_map=fmap, similarity=[0.0] * n, confidence=round(float(tr.confidence), 4),
+                                method="start", offset_s=0.0, rate=1.0, uncovered=unc)
+
+    # 4) spatial refinement on the matched pairs
+    if spatial.method != "manual" and spatial.method != "same-size" and cfg["spatial"].get("refine", True) \
+            and temporal.method != "start":
+        try:
+            from . import spatial as sp
+
+            if prior_pl is not None:
+                spatial = sp.refine_from_clips(bg_clip, fg_clip, temporal.frame_map, prior=prior_pl, scale=scale)
+        except VidkompyError:
+            raise
+        except Exception as e:
+            console.print(f"[yellow]note:[/] spatial refinement skipped ({type(e).__name__}: {e})")
+    if temporal.method == "start" and spatial.confidence < 0.3 and x is None and y is None:
+        fw, fh = fp.width * spatial.scale, fp.height * spatial.scale
+        spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=spatial.scale, confidence=0.0,
+                          method="center")
+
+    if temporal.uncovered:
+        console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
+                      "their BG frame is clamped to BG's first/last frame")
+    return Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
+
+
+def _temporal_from(tr: TemporalResult, bp: Probe, fp: Probe, method: str) -> Temporal:
+    return Temporal(frame_map=[int(v) for v in tr.frame_map],
+                    similarity=[round(float(v), 4) for v in tr.similarity],
+                    confidence=round(float(tr.confidence), 4), method=method,
+                    offset_s=float(tr.offset_s), rate=float(tr.rate),
+                    uncovered=[int(v) for v in tr.uncovered])
+

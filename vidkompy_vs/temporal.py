@@ -1,0 +1,388 @@
+"""Visual temporal alignment: which BG frame lies under each FG frame.
+
+A monotonic dynamic-programming alignment (DTW) of FG against BG over a band of the
+FG x BG cost matrix (cost = 1 - correlation of zero-mean/unit-norm grey planes). Every
+FG frame gets exactly one BG frame; from one FG frame to the next the BG index may stay
+(BG repeats, FG has the higher rate) or advance by up to ``kmax`` (BG skips).
+
+Multi-resolution so time and memory grow about linearly with length:
+
+1. coarse: both inputs averaged into time bins of ``dt`` seconds (16x9 planes), the bin
+   size chosen so the full FG x BG bin matrix stays small (or only a band around an
+   audio prior); subsequence DTW (free start and end in BG);
+2. finer bin levels (``dt`` / 4 each) in a band around the previous path;
+3. frame level with the full-size planes in a band of a few frames around the last path;
+4. a second frame-level pass adds a tiny penalty for straying from a smooth timeline
+   fitted to the first pass (local linear regression weighted by how distinct each match
+   is), so that among near-identical BG frames (static shots, repeats) the one nearest
+   the timeline wins instead of an arbitrary one.
+
+The DP loops in Python once per FG row (vectorised over the band), never per cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from .fingerprint import Fingerprints, area_reduce, normalise
+
+COARSE_SIZE = (16, 9)
+
+
+@dataclass
+class TemporalParams:
+    """Knobs of the visual matcher (presets set them; defaults are the 'default' preset)."""
+
+    coarse_cells: float = 2.0e6  # max cells in the coarse FG x BG bin matrix
+    min_bin_frames: float = 2.0  # finest bin level, in frames of the slower input
+    level_factor: int = 4  # bin size shrinks by this much per level
+    kmax_bins: int = 3  # max BG bins advanced per FG bin (rates up to 3x)
+    band_bins: float = 2.0  # half-width of the refinement band, in bins of the previous level
+    band_frames: int = 3  # extra half-width at frame level
+    tie: float = 0.01  # timeline penalty per BG frame^2, on ambiguous rows only
+    fit_window_s: float = 0.25  # narrowest sigma of the local timeline fit
+    min_confidence: float = 0.35  # below this the match is treated as unrelated
+    prior_band_s: float = 3.0  # half-width of the coarse band around an audio prior
+    chunk: int = 128  # FG rows per cost chunk
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TemporalParams:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class TemporalResult:
+    frame_map: np.ndarray  # (N,) int64 BG frame per FG frame (clamped into BG)
+    similarity: np.ndarray  # (N,) float32 correlation of each chosen pair
+    confidence: float
+    offset_s: float  # BG time = offset_s + rate * FG time
+    rate: float
+    residual_frames: float  # RMS distance of confident matches from that line, in BG frames
+    uncovered: np.ndarray  # FG frames BG has no frame for
+    timeline: np.ndarray  # (N,) float64 smooth fitted BG frame position per FG frame
+    related: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+# -- DP core ---------------------------------------------------------------------------
+def dtw_band(C: np.ndarray, lo: np.ndarray, kmax: int, *, free_start: bool = True,
+             free_end: bool = True) -> np.ndarray:
+    """Minimum-cost monotonic path through a banded cost matrix.
+
+    ``C[i, k]`` is the cost of FG row ``i`` on BG column ``lo[i] + k``; ``lo`` must be
+    non-decreasing. From row ``i-1`` to ``i`` the column advances by 0..``kmax``.
+    Returns the BG column per row. Without ``free_start``/``free_end`` the path is pinned
+    to the band's first/last column.
+    """
+    n, w = C.shape
+    ptr = np.zeros((n, w), np.uint8)
+    big = np.float64(1e30)
+    D = C[0].astype(np.float64)
+    if not free_start:
+        D[1:] = big
+    buf = np.full(kmax + w + int(np.max(np.diff(lo), initial=0)) + 1, big)
+    for i in range(1, n):
+        d = int(lo[i] - lo[i - 1])
+        buf[:kmax] = big
+        buf[kmax:kmax + w] = D
+        buf[kmax + w:kmax + w + d + 1] = big
+        # candidate s (steps advanced) sits at buf[kmax + d - s + k]
+        cand = np.stack([buf[kmax + d - s:kmax + d - s + w] for s in range(kmax + 1)])
+        s_best = np.argmin(cand, axis=0)
+        D = cand[s_best, np.arange(w)] + C[i]
+        ptr[i] = s_best
+    k = int(np.argmin(D)) if free_end else w - 1
+    path = np.empty(n, np.int64)
+    for i in range(n - 1, -1, -1):
+        path[i] = lo[i] + k
+        if i:
+            k = k + int(lo[i] - lo[i - 1]) - int(ptr[i, k])
+    return path
+
+
+def _band_costs(fvec: Callable[[int, int], np.ndarray], bvec: Callable[[int, int], np.ndarray],
+                lo: np.ndarray, w: int, chunk: int) -> np.ndarray:
+    """Cost 1 - corr for FG row i against BG lo[i]..lo[i]+w-1, computed in row chunks."""
+    n = len(lo)
+    C = np.empty((n, w), np.float32)
+    for r0 in range(0, n, chunk):
+        r1 = min(n, r0 + chunk)
+        b0, b1 = int(lo[r0]), int(lo[r1 - 1]) + w
+        F = fvec(r0, r1)  # (R, D)
+        B = bvec(b0, b1)  # (b1-b0, D)
+        # all FG rows of the chunk against the BG span they touch, then pick each row's band
+        full = F @ B.T  # (R, b1-b0)
+        idx = (lo[r0:r1] - b0)[:, None] + np.arange(w)[None, :]
+        C[r0:r1] = 1.0 - np.take_along_axis(full, idx, axis=1)
+    return C
+
+
+def _make_band(centre: np.ndarray, hw: int, m: int, kmax: int) -> tuple[np.ndarray, int]:
+    """Monotone band starts around ``centre`` (float BG index), width ``2*hw+1`` clamped to [0, m)."""
+    w = min(m, 2 * hw + 1)
+    lo = np.floor(centre).astype(np.int64) - hw
+    lo = np.maximum.accumulate(np.clip(lo, 0, m - w))
+    # keep consecutive bands overlapping so every row has a reachable cell
+    for _ in range(2):
+        gap = np.diff(lo) - (w - 1 + kmax)
+        if (gap <= 0).all():
+            break
+        w = min(m, w + int(gap.max()))
+        lo = np.maximum.accumulate(np.clip(lo, 0, m - w))
+    return lo, w
+
+
+# -- bins ------------------------------------------------------------------------------
+def _reduced(fp: Fingerprints, size: tuple[int, int]) -> np.ndarray:
+    """All planes area-reduced to ``size`` (float32, flattened), in chunks."""
+    out = np.empty((fp.n, size[0] * size[1]), np.float32)
+    for lo in range(0, fp.n, 4096):
+        hi = min(fp.n, lo + 4096)
+        out[lo:hi] = area_reduce(fp.planes[lo:hi], size).reshape(hi - lo, -1)
+    return out
+
+
+def _bin(red: np.ndarray, fps: float, dt: float) -> np.ndarray:
+    """Average frames into bins of ``dt`` seconds (frame i goes to bin floor(i / fps / dt))."""
+    n = len(red)
+    b = np.floor((np.arange(n) / fps + 1e-9) / dt).astype(np.int64)
+    nb = int(b[-1]) + 1
+    sums = np.zeros((nb, red.shape[1]), np.float64)
+    np.add.at(sums, b, red)
+    cnt = np.bincount(b, minlength=nb).astype(np.float64)
+    empty = cnt == 0
+    sums /= np.maximum(cnt, 1)[:, None]
+    if empty.any():  # only when dt < a frame: carry the previous frame
+        idx = np.maximum.accumulate(np.where(~empty, np.arange(nb), 0))
+        sums = sums[idx]
+    return normalise(sums.astype(np.float32))
+
+
+def _interp_path(t_query: np.ndarray, t_path: np.ndarray, v_path: np.ndarray) -> np.ndarray:
+    """Piecewise-linear path value at ``t_query``, extrapolated linearly at both ends."""
+    v = np.interp(t_query, t_path, v_path)
+    if len(t_path) >= 2:
+        lo, hi = t_query < t_path[0], t_query > t_path[-1]
+        s0 = (v_path[min(len(v_path) - 1, 4)] - v_path[0]) / max(t_path[min(len(t_path) - 1, 4)] - t_path[0], 1e-9)
+        s1 = (v_path[-1] - v_path[max(0, len(v_path) - 5)]) / max(t_path[-1] - t_path[max(0, len(t_path) - 5)], 1e-9)
+        v[lo] = v_path[0] + (t_query[lo] - t_path[0]) * s0
+        v[hi] = v_path[-1] + (t_query[hi] - t_path[-1]) * s1
+    return v
+
+
+# -- timeline fit ----------------------------------------------------------------------
+def _distinctness(C: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """How much worse the neighbouring BG frames (±1, ±2) are than the chosen one."""
+    n, w = C.shape
+    r = np.arange(n)
+    best = C[r, k]
+    nb = np.full(n, np.inf, np.float32)
+    for s in (-2, -1, 1, 2):
+        q = k + s
+        ok = (q >= 0) & (q < w)
+        nb[ok] = np.minimum(nb[ok], C[r[ok], q[ok]])
+    nb[np.isinf(nb)] = best[np.isinf(nb)]
+    return np.maximum(nb - best, 0.0)
+
+
+def _local_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-weighted local linear regression of y on x; also the effective weight count."""
+    g = lambda a: gaussian_filter1d(a, sigma, mode="constant")  # noqa: E731
+    xc = x - x.mean()
+    sw, swx, swy = g(w), g(w * xc), g(w * y)
+    swxx, swxy = g(w * xc * xc), g(w * xc * y)
+    det = sw * swxx - swx ** 2
+    ok = det > 1e-9 * np.maximum(sw, 1e-12) ** 2 * max(sigma, 1.0) ** 2
+    b = np.where(ok, (sw * swxy - swx * swy) / np.where(ok, det, 1.0), 0.0)
+    a = np.where(sw > 0, (swy - b * swx) / np.where(sw > 0, sw, 1.0), 0.0)
+    # effective number of (unit-weight) anchors inside the window
+    return a + b * xc, np.where(ok, sw * sigma * math.sqrt(2 * math.pi), 0.0)
+
+
+def fit_timeline(x: np.ndarray, y: np.ndarray, wts: np.ndarray, sigma0: float,
+                 min_count: float = 6.0) -> tuple[np.ndarray, float, float]:
+    """Smooth position per row: local linear fits through weighted anchors, adaptive width.
+
+    Each row takes the narrowest Gaussian window (``sigma0``, x2, x4, ...) holding at
+    least ``min_count`` effective anchors, so a static stretch between anchors is
+    bridged by the line through the anchors on both sides, while ramps keep a narrow,
+    nearly unbiased window. The global weighted line covers what no window reaches.
+    Returns (timeline, global slope, global intercept).
+    """
+    n = len(x)
+    wts = np.asarray(wts, np.float64)
+    wsum = wts.sum()
+    if wsum <= 0:
+        wts = np.ones(n)
+        wsum = float(n)
+    xm = (wts * x).sum() / wsum
+    ym = (wts * y).sum() / wsum
+    sxx = (wts * (x - xm) ** 2).sum()
+    slope = float((wts * (x - xm) * (y - ym)).sum() / sxx) if sxx > 0 else 1.0
+    icpt = float(ym - slope * xm)
+    out = icpt + slope * x
+    todo = np.ones(n, bool)
+    sigma = max(1.0, sigma0)
+    while todo.any() and sigma < 4 * n:
+        fit, cnt = _local_line(x, y, wts, sigma)
+        take = todo & (cnt >= min_count)
+        out[take] = fit[take]
+        todo &= ~take
+        sigma *= 2
+    return out, slope, icpt
+
+
+def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted BG position per FG row from the path's distinct, well-matched rows (anchors)."""
+    n = len(path)
+    k = path - lo
+    sim = 1.0 - C[np.arange(n), k]
+    gap = _distinctness(C, k)
+    good = sim > 0.5
+    # A gap is real when it beats what noise alone would give: with FG-BG noise energy e
+    # (cost ~ e/2) spread over D dims, the dot-product noise is ~ sqrt(4 cost / D).
+    noise = np.sqrt(4.0 * np.maximum(1.0 - sim, 0.0) / dims)
+    anchor = good & (gap >= np.maximum(3.0 * noise, 1e-4))
+    # frame j shows BG time [j, j+1): its centre j + 0.5 is the unbiased sample of the line
+    tl, _, _ = fit_timeline(np.arange(n, dtype=np.float64), path + 0.5, anchor.astype(np.float64), sigma)
+    return tl - 0.5, anchor
+
+
+# -- the matcher -----------------------------------------------------------------------
+def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, float] | None = None,
+                 params: TemporalParams | None = None) -> TemporalResult:
+    """Frame map of ``fg`` onto ``bg``; ``prior`` = (offset_s, rate) from audio, if any."""
+    P = params or TemporalParams()
+    n, m = fg.n, bg.n
+    notes: list[str] = []
+    t_fg, t_bg = n / fg.fps, m / bg.fps
+    frame_dt = 1.0 / min(fg.fps, bg.fps)
+    dt_min = P.min_bin_frames * frame_dt
+    if prior is None:
+        dt = max(dt_min, math.sqrt(t_fg * t_bg / P.coarse_cells))
+    else:
+        band = 2 * P.prior_band_s
+        dt = max(dt_min, math.sqrt(t_fg * band / P.coarse_cells))
+    red_f, red_b = _reduced(fg, COARSE_SIZE), _reduced(bg, COARSE_SIZE)
+
+    # -- bin levels: (FG bin time, BG time) path from coarse to fine
+    path_t: np.ndarray | None = None
+    path_v: np.ndarray | None = None
+    prev_dt = dt
+    while True:
+        Fb, Bb = _bin(red_f, fg.fps, dt), _bin(red_b, bg.fps, dt)
+        nb, mb = len(Fb), len(Bb)
+        tc = (np.arange(nb) + 0.5) * dt  # FG bin centres (s)
+        if path_t is None:
+            if prior is None:
+                lo, w = np.zeros(nb, np.int64), mb
+            else:
+                centre = (prior[0] + prior[1] * tc) / dt - 0.5
+                lo, w = _make_band(centre, int(math.ceil(P.prior_band_s / dt)), mb, P.kmax_bins)
+        else:
+            centre = _interp_path(tc, path_t, path_v) / dt - 0.5
+            lo, w = _make_band(centre, int(math.ceil(P.band_bins * prev_dt / dt)) + 1, mb, P.kmax_bins)
+        C = _band_costs(lambda a, b: Fb[a:b], lambda a, b: Bb[a:b], lo, w, P.chunk)
+        pb = dtw_band(C, lo, P.kmax_bins)
+        path_t, path_v = tc, (pb + 0.5) * dt
+        if dt <= dt_min * 1.0001:
+            break
+        prev_dt, dt = dt, max(dt_min, dt / P.level_factor)
+
+    # -- frame level
+    tf = (np.arange(n) + 0.5) / fg.fps
+    centre = _interp_path(tf, path_t, path_v) * bg.fps - 0.5
+    slope_local = np.gradient(centre) if n > 1 else np.ones(1)
+    smax = float(np.percentile(slope_local, 99)) if n > 1 else 1.0
+    kmax = int(max(2, math.ceil(1.5 * smax) + 1))
+    hw = int(math.ceil(P.band_bins * prev_dt * bg.fps)) + P.band_frames
+    lo, w = _make_band(centre, hw, m, kmax)
+
+    def fvec(a: int, b: int) -> np.ndarray:
+        return fg.vectors(a, b)
+
+    def bvec(a: int, b: int) -> np.ndarray:
+        return bg.vectors(a, b)
+
+    C = _band_costs(fvec, bvec, lo, w, P.chunk)
+    p1 = dtw_band(C, lo, kmax)
+    k1 = p1 - lo
+    dims = int(fg.planes.shape[1] * fg.planes.shape[2])
+    sigma = max(2.0, P.fit_window_s * fg.fps)
+    timeline, anchor = _timeline(C, lo, p1, sigma, dims)
+    # second pass: only ambiguous rows (near-identical BG neighbours) feel the tie-breaker,
+    # pulling them to the timeline through the distinct matches around them
+    cols = lo[:, None] + np.arange(w)[None, :]
+    pen = (np.float32(P.tie) * (~anchor)[:, None] * (cols - timeline[:, None]) ** 2).astype(np.float32)
+    p2 = dtw_band(C + pen, lo, kmax)
+    k2 = p2 - lo
+    sim = (1.0 - C[np.arange(n), k2]).astype(np.float32)
+    timeline, anchor2 = _timeline(C, lo, p2, sigma, dims)
+    wts2 = anchor2.astype(np.float64)
+
+    # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG
+    uncovered = np.flatnonzero((timeline < -0.5) | (timeline > m - 0.5))
+    covered = np.ones(n, bool)
+    covered[uncovered] = False
+
+    # global line in seconds between frame centres (see Temporal: BG t = offset + rate * FG t)
+    wline = wts2.copy()
+    wline[~covered] = 0
+    if wline.sum() <= 0:
+        wline = covered.astype(np.float64) + 1e-9
+    xs = (np.arange(n) + 0.5) / fg.fps
+    ys = (p2 + 0.5) / bg.fps
+    wsum = wline.sum()
+    xm, ym = (wline * xs).sum() / wsum, (wline * ys).sum() / wsum
+    sxx = (wline * (xs - xm) ** 2).sum()
+    rate = float((wline * (xs - xm) * (ys - ym)).sum() / sxx) if sxx > 0 else 1.0
+    offset = float(ym - rate * xm)
+    resid = float(np.sqrt((wline * (ys - offset - rate * xs) ** 2).sum() / wsum) * bg.fps)
+
+    conf = _confidence(fg, bg, p2, sim, covered)
+    return TemporalResult(frame_map=p2, similarity=sim, confidence=conf, offset_s=offset, rate=rate,
+                          residual_frames=resid, uncovered=uncovered, timeline=timeline,
+                          related=conf >= P.min_confidence, notes=notes)
+
+
+def _confidence(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, sim: np.ndarray,
+                covered: np.ndarray, samples: int = 48) -> float:
+    """How much better the chosen BG frames are than BG frames far from the path.
+
+    For a sample of FG frames, the best correlation with ``samples`` BG frames away from
+    the path is the 'chance' level; confidence is the median margin of the chosen match
+    over chance, scaled so 0.2 of margin (or a perfect match) reads as 1.
+    """
+    n, m = fg.n, bg.n
+    idx = np.flatnonzero(covered)
+    if len(idx) == 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    pick = idx if len(idx) <= 256 else np.sort(rng.choice(idx, 256, replace=False))
+    def vec(fp: Fingerprints, rows: np.ndarray) -> np.ndarray:
+        return normalise(area_reduce(fp.planes[rows], COARSE_SIZE).reshape(len(rows), -1))
+
+    F = vec(fg, pick)
+    far = max(8, int(round(bg.fps)))  # at least a second away
+    cand = rng.integers(0, m, size=(len(pick), samples))
+    need = np.unique(np.concatenate([path[pick], cand.ravel()]))
+    B = vec(bg, need)
+    pos = {int(j): q for q, j in enumerate(need)}
+    chosen = np.einsum("rd,rd->r", F, B[[pos[int(path[i])] for i in pick]])
+    margins = np.empty(len(pick), np.float32)
+    for r, i in enumerate(pick):
+        c = cand[r][np.abs(cand[r] - path[i]) > far]
+        if len(c) == 0:
+            margins[r] = 1.0 - chosen[r]
+            continue
+        margins[r] = chosen[r] - float(np.max(B[[pos[int(j)] for j in c]] @ F[r]))
+    med_sim = float(np.median(sim[covered]))
+    m_med = float(np.median(margins))
+    # a near-perfect match is confident even when BG repeats itself (loops, static shots)
+    return float(np.clip(max(m_med / 0.2, (med_sim - 0.9) / 0.08), 0.0, 1.0))
