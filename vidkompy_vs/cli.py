@@ -61,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--feather", type=float, default=0.0, help="soft FG edge, in FG pixels (default 0)")
     e = c.add_argument_group("encoder")
     e.add_argument("--codec", default="libx264", help="ffmpeg video encoder (default libx264)")
-    e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better)")
+    e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better; -1: do not pass -crf)")
     e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
-    e.add_argument("--audio-codec", default="aac", help="ffmpeg audio encoder (default aac)")
+    e.add_argument("--audio-codec", default="auto",
+                   help="ffmpeg audio encoder (default: aac in .mp4/.mov, libopus otherwise)")
     _add_align_opts(c, "--align-preset")
 
     s = sub.add_parser("script", help="write a .vpy for vspipe/vspreview (aligning first unless --align)")
@@ -156,7 +157,7 @@ def cmd_comp(args: argparse.Namespace) -> int:
         audio = AudioPlan(fgp.path, fgp.duration)
     elif choice == "bg":
         audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate)
-    render(clip, out, audio=audio, codec=args.codec, crf=args.crf, preset=args.preset,
+    render(clip, out, audio=audio, codec=args.codec, crf=None if args.crf < 0 else args.crf, preset=args.preset or None,
            audio_codec=args.audio_codec, console=console, progress=not args.quiet)
     console.print(f"wrote {out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "
                   f"{clip.fps.numerator}/{clip.fps.denominator} fps, audio: {choice})")

@@ -67,6 +67,12 @@ def _atempo_chain(rate: float) -> list[str]:
     return out
 
 
+def default_audio_codec(out: Path) -> str:
+    """AAC in MP4/MOV (edit lists hide its encoder delay); Opus elsewhere: AAC in Matroska
+    plays its 1024 priming samples and lands ~21 ms late, Opus' pre-skip is honoured."""
+    return "aac" if out.suffix.lower() in (".mp4", ".mov", ".m4v", ".m4a") else "libopus"
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     pa, pb = Path(a), Path(b)
     try:
@@ -93,7 +99,7 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
 
 def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan | None = None,
            codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
-           audio_codec: str = "aac", audio_bitrate: str = "192k", extra: list[str] | None = None,
+           audio_codec: str = "auto", audio_bitrate: str = "192k", extra: list[str] | None = None,
            console: Console | None = None, progress: bool = True) -> Path:
     """Encode ``clip`` (and ``audio``) to ``out`` with ffmpeg; returns the final path.
 
@@ -109,6 +115,8 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
         cmd += ["-i", audio.path]
     cmd += ["-map", "0:v:0"]
     if audio is not None:
+        if audio_codec == "auto":
+            audio_codec = default_audio_codec(out)
         cmd += ["-map", "1:a:0", "-af", audio.filter(), "-c:a", audio_codec]
         if audio_bitrate:
             cmd += ["-b:a", audio_bitrate]

@@ -72,9 +72,10 @@ def make_pair(folder: str | Path, *, bg_size: tuple[int, int] = (640, 360), fg_s
              "-b:a", "160k", "-t", f"{seconds}", str(tmp_bg)])
     start = int(round(offset_s * fps))
     tmp_fg = folder / ".fg.tmp.mp4"
-    # Cut by frame index (select) and by sample (atrim) so the truth is exact.
+    # Cut by frame index (select) and by sample (atrim) so the truth is exact; crop in 4:4:4
+    # because ffmpeg's crop rounds odd x/y down to even in 4:2:0.
     _ffmpeg(["-i", str(tmp_bg), "-filter_complex",
-             f"[0:v]select=gte(n\\,{start}),setpts=PTS-STARTPTS,crop={fw}:{fh}:{x}:{y}[v];"
+             f"[0:v]select=gte(n\\,{start}),setpts=PTS-STARTPTS,format=yuv444p,crop={fw}:{fh}:{x}:{y},format=yuv420p[v];"
              f"[0:a]atrim=start={start / fps},asetpts=PTS-STARTPTS[a]",
              "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast",
              "-c:a", "aac", "-b:a", "160k", str(tmp_fg)])

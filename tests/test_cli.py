@@ -1,0 +1,184 @@
+"""End to end through the command line: real renders, real decodes, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidkompy_vs.alignment import Alignment
+from vidkompy_vs.sources import probe
+
+from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidkompy_vs", "-q", *map(str, args)], capture_output=True, text=True)
+
+
+def true_alignment(pair, path: Path) -> Path:
+    bg, fg = probe(pair.bg), probe(pair.fg)
+    al = Alignment.simple(bg, fg, x=pair.x, y=pair.y)
+    al.temporal.frame_map = [min(bg.frames - 1, i + round(pair.offset_s * pair.fps)) for i in range(fg.frames)]
+    al.temporal.offset_s = pair.offset_s
+    al.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(pair, tmp_path_factory):
+    d = tmp_path_factory.mktemp("comp")
+    align = true_alignment(pair, d / "true.json")
+    out = d / "out.mp4"
+    r = run("comp", pair.bg, pair.fg, "-o", out, "--align", align)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_comp_output_is_fg_timed(pair, rendered):
+    out, _ = rendered
+    o, f = probe(out), probe(pair.fg)
+    assert (o.width, o.height) == (640, 360)
+    assert (o.frames, o.fps_num, o.fps_den) == (f.frames, f.fps_num, f.fps_den)
+    fmt = json.loads(subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(out)],
+                                    capture_output=True, text=True).stdout)
+    audio = [s for s in fmt["streams"] if s["codec_type"] == "audio"]
+    assert audio, "FG's audio is missing"
+    assert abs(float(audio[0]["duration"]) - f.duration) < 0.05
+
+
+def test_comp_fg_region_matches_ffmpeg_yuv444_overlay(pair, rendered, tmp_path):
+    """Same alignment, same encoder settings: our FG region is as good as ffmpeg's exact
+    (format=yuv444) overlay, and far better than its default 4:2:0 one, which rounds the
+    odd offset down to even."""
+    out, _ = rendered
+    f = decode_rgb(pair.fg, 320, 180)
+    fy = decode_gray(pair.fg, 320, 180)
+    region = (slice(None), slice(pair.y, pair.y + 180), slice(pair.x, pair.x + 320))
+    ours = decode_rgb(out, 640, 360)
+    assert len(ours) == len(f)
+
+    def ff(fmt: str) -> Path:
+        ref = tmp_path / f"ff-{fmt}.mp4"
+        ffmpeg("-i", str(pair.bg), "-i", str(pair.fg), "-filter_complex",
+               f"[0:v]trim=start_frame=25,setpts=PTS-STARTPTS[b];"
+               f"[b][1:v]overlay={pair.x}:{pair.y}:format={fmt}:shortest=1,format=yuv420p",
+               "-an", "-c:v", "libx264", "-crf", "18", "-preset", "medium", str(ref))
+        return ref
+
+    exact, rounded = ff("yuv444"), ff("yuv420")
+    p_ours = psnr(ours[region], f)
+    p_exact = psnr(decode_rgb(exact, 640, 360)[region], f)
+    p_rounded = psnr(decode_rgb(rounded, 640, 360)[region], f)
+    assert p_ours >= p_exact - 1.0, (p_ours, p_exact)
+    assert p_ours > p_rounded + 1.0, (p_ours, p_rounded)
+    assert psnr(decode_gray(out, 640, 360)[region], fy) >= 40  # luma: only the encoder's loss
+    # FG was cut from BG 25 frames later, so the whole output is BG shifted in time
+    b = decode_rgb(pair.bg, 640, 360)
+    assert psnr(ours, b[25:25 + len(ours)]) >= 28
+
+
+def test_comp_lossless_fg_untouched(pair_lossless, tmp_path):
+    """On a lossless path FG's luma comes out bit-identical at the odd offset."""
+    align = true_alignment(pair_lossless, tmp_path / "true.json")
+    out = tmp_path / "out.mkv"
+    r = run("comp", pair_lossless.bg, pair_lossless.fg, "-o", out, "--align", align, "--codec", "ffv1",
+            "--crf", "-1", "--preset", "", "--audio", "none")
+    assert r.returncode == 0, r.stderr
+    from vidkompy_vs.sources import open_video
+    o, f = open_video(out), open_video(pair_lossless.fg)
+    assert o.num_frames == f.num_frames
+    for n in (0, 100, f.num_frames - 1):
+        got = np.asarray(o.get_frame(n)[0])[pair_lossless.y:pair_lossless.y + 180, pair_lossless.x:pair_lossless.x + 320]
+        assert np.array_equal(got, np.asarray(f.get_frame(n)[0]))
+
+
+def test_comp_audio_is_fg_in_sync(pair, rendered):
+    out, _ = rendered
+    a, b = decode_audio(pair.fg), decode_audio(out)
+    lag = xcorr_lag(a, b)
+    assert abs(lag) <= 8  # 1 ms at 8 kHz
+    assert np.corrcoef(a[:len(b)][:40000], b[:40000])[0, 1] > 0.9
+
+
+def test_comp_bg_audio_retimed(pair, tmp_path):
+    """FG without sound: BG's sound, cut at the offset, is laid under FG's time."""
+    silent = tmp_path / "fg_silent.mp4"
+    ffmpeg("-i", str(pair.fg), "-an", "-c", "copy", str(silent))
+    align = tmp_path / "a.json"
+    bg, fg = probe(pair.bg), probe(silent)
+    al = Alignment.simple(bg, fg, x=pair.x, y=pair.y)
+    al.temporal.frame_map = [i + 25 for i in range(fg.frames)]
+    al.temporal.offset_s = 1.0
+    al.save(align)
+    out = tmp_path / "out.mkv"
+    r = run("comp", pair.bg, silent, "-o", out, "--align", align, "--preset", "ultrafast")
+    assert r.returncode == 0, r.stderr
+    a, o = decode_audio(pair.fg), decode_audio(out)
+    assert abs(xcorr_lag(a, o)) <= 8
+
+
+def test_script_runs_in_vspipe(pair, tmp_path):
+    align = true_alignment(pair, tmp_path / "true.json")
+    vpy = tmp_path / "comp.vpy"
+    r = run("script", pair.bg, pair.fg, "-o", vpy, "--align", align)
+    assert r.returncode == 0, r.stderr
+    vspipe = VENV_BIN / "vspipe"
+    info = subprocess.run([str(vspipe), "--info", str(vpy)], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    assert "Frames: 175" in info.stdout
+    y4m = subprocess.run([str(vspipe), "-c", "y4m", str(vpy), "-"], capture_output=True)
+    assert y4m.returncode == 0
+    assert y4m.stdout.count(b"FRAME") == 175
+    wav = subprocess.run([str(vspipe), "-o", "1", "-c", "wav", str(vpy), "-"], capture_output=True)
+    assert wav.returncode == 0 and len(wav.stdout) > 7 * 48000 * 4
+
+
+# -- bad input: one line, non-zero exit, no output ----------------------------------
+def _bad(args, out: Path, needle: str):
+    r = run(*args)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert needle in r.stderr, r.stderr
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.stem}*")), "a temporary file was left behind"
+
+
+def test_bad_inputs(pair, tmp_path):
+    out = tmp_path / "out.mp4"
+    _bad(["comp", tmp_path / "nope.mp4", pair.fg, "-o", out], out, "no such file")
+    txt = tmp_path / "text.mp4"
+    txt.write_text("not a video")
+    _bad(["comp", txt, pair.fg, "-o", out], out, "not a media file")
+    wav = tmp_path / "tone.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", str(wav))
+    _bad(["comp", pair.bg, wav, "-o", out], out, "no video stream")
+    # FG larger than BG (inputs swapped) without --scale
+    _bad(["comp", pair.fg, pair.bg, "-o", out, "--x", "0", "--y", "0"], out, "larger than BG")
+    # an alignment made for other inputs
+    other = tmp_path / "other.json"
+    al = Alignment.simple(probe(pair.bg), probe(pair.bg))
+    al.save(other)
+    _bad(["comp", pair.bg, pair.fg, "-o", out, "--align", other], out, "does not fit the inputs")
+    # output = an input, refused before anything is touched
+    size = pair.fg.stat().st_size
+    r = run("comp", pair.bg, pair.fg, "-o", pair.fg, "-y")
+    assert r.returncode != 0 and "overwrite an input" in r.stderr and pair.fg.stat().st_size == size
+    # an existing output is kept unless -y
+    out.write_bytes(b"keep")
+    r = run("align", pair.bg, pair.fg, "-o", out)
+    assert r.returncode != 0 and "already exists" in r.stderr and out.read_bytes() == b"keep"
+
+
+def test_failed_encode_leaves_nothing(pair, tmp_path):
+    align = true_alignment(pair, tmp_path / "true.json")
+    out = tmp_path / "out.mp4"
+    _bad(["comp", pair.bg, pair.fg, "-o", out, "--align", align, "--codec", "no-such-encoder"], out, "ffmpeg failed")
