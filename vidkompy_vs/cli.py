@@ -16,7 +16,7 @@ from rich.console import Console
 from . import __version__
 from .errors import VidkompyError
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:

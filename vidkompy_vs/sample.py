@@ -1,7 +1,8 @@
 """Generate a BG/FG pair with a known placement and time offset (for the demo and tests).
 
 The master scene is synthetic but busy: moving test patterns over a drifting
-Mandelbrot-free noise texture, with a tone plus noise bursts on the audio (a pure tone
+cellular texture that evolves in place (no global scroll, which would
+let a shift in space pass for a shift in time), with a tone plus noise bursts on the audio (a pure tone
 alone would correlate at every period). BG is the master, FG is a crop of it starting
 ``offset_s`` later.
 """
@@ -39,8 +40,9 @@ def master_filter(w: int, h: int, fps: int, seconds: float, seed: int = 1) -> tu
     """lavfi video and audio graphs for a textured, moving scene of ``seconds``."""
     video = (
         f"testsrc2=s={w}x{h}:r={fps}:d={seconds}[a];"
-        f"cellauto=s={w}x{h}:r={fps}:rule=110:random_seed={seed}:scroll=1:full=1[b];"
-        f"[b]format=yuv420p,boxblur=2[bb];"
+        f"life=s={w // 4}x{h // 4}:r={fps}:ratio=0.2:seed={seed}:mold=4:life_color=#ffffff:mold_color=#200000,"
+        f"scale={w}:{h}:flags=neighbor[b];"
+        f"[b]format=yuv420p,boxblur=1[bb];"
         f"[a][bb]blend=all_mode=average:shortest=1,format=yuv420p"
     )
     audio = (
