@@ -176,13 +176,13 @@ def _fits(fw: int, fh: int, bw: int, bh: int, s: float) -> bool:
     return fw * s <= bw + 1e-6 and fh * s <= bh + 1e-6
 
 
-def _scale_grid(fw: int, fh: int, bw: int, bh: int) -> list[float]:
+def _scale_grid(fw: int, fh: int, bw: int, bh: int, step: float = SCALE_STEP) -> list[float]:
     """Log-spaced scales (including exactly 1.0) at which FG fits inside BG."""
     s_hi = min(bw / fw, bh / fh)
     s_lo = min(1.0, max(0.5, s_hi / 12))
-    k0 = math.ceil(math.log(s_lo) / math.log(SCALE_STEP))
-    k1 = math.floor(math.log(s_hi) / math.log(SCALE_STEP) + 1e-9)
-    grid = [SCALE_STEP ** k for k in range(k0, k1 + 1)]
+    k0 = math.ceil(math.log(s_lo) / math.log(step))
+    k1 = math.floor(math.log(s_hi) / math.log(step) + 1e-9)
+    grid = [step ** k for k in range(k0, k1 + 1)]
     if s_hi / grid[-1] > 1.005:
         grid.append(s_hi)  # FG filling BG exactly is common (pure resolution change)
     return grid
@@ -315,8 +315,45 @@ def _finer(fg: np.ndarray, pyr: _Pyr, cand: tuple[float, float, float, float], f
     return best
 
 
+def _roi_boxes(fg: np.ndarray, s: float) -> list[tuple[int, int, int, int]]:
+    """FG boxes (u0, v0, u1, v1) for the full-resolution step: the most textured window
+    in each quadrant (one window when the footprint is small), spread apart so that
+    their positions also pin down the scale."""
+    fh, fw = fg.shape
+    side = ROI / s  # window side in FG px (ROI BG px)
+    if fw * s <= 2 * ROI and fh * s <= 2 * ROI:
+        if fw * s <= ROI * 1.5 and fh * s <= ROI * 1.5:
+            return [(0, 0, fw, fh)]
+        side = max(fw, fh) / 2
+    side_w, side_h = min(side, fw / 2), min(side, fh / 2)
+    g = 24.0 / max(fw, fh)
+    e = _grad(_resize(fg, g)) ** 2
+    eh, ew = e.shape
+    bw_, bh_ = max(1, int(round(side_w * g))), max(1, int(round(side_h * g)))
+    box = cv2.boxFilter(e, -1, (bw_, bh_), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    out = []
+    for qy in (0, 1):
+        for qx in (0, 1):
+            # window centres (coarse px) inside this quadrant that keep the window in FG
+            x_lo, x_hi = (bw_ / 2, ew / 2) if qx == 0 else (ew / 2, ew - bw_ / 2)
+            y_lo, y_hi = (bh_ / 2, eh / 2) if qy == 0 else (eh / 2, eh - bh_ / 2)
+            xs = np.arange(int(math.floor(x_lo)), int(math.ceil(x_hi)) + 1)
+            ys = np.arange(int(math.floor(y_lo)), int(math.ceil(y_hi)) + 1)
+            xs, ys = xs[(xs >= 0) & (xs < ew)], ys[(ys >= 0) & (ys < eh)]
+            if len(xs) == 0 or len(ys) == 0:
+                continue
+            sub = box[np.ix_(ys, xs)]
+            iy, ix = np.unravel_index(int(np.argmax(sub)), sub.shape)
+            cu, cv_ = (xs[ix] + 0.5) / g, (ys[iy] + 0.5) / g
+            u0 = int(np.clip(round(cu - side_w / 2), 0, fw - side_w))
+            v0 = int(np.clip(round(cv_ - side_h / 2), 0, fh - side_h))
+            out.append((u0, v0, int(min(fw, u0 + math.ceil(side_w))), int(min(fh, v0 + math.ceil(side_h)))))
+    return out
+
+
 def _refine(fg: np.ndarray, bg: np.ndarray, p: Placement, free: bool) -> tuple[Placement, float]:
-    """ECC: affine (free scale) or translation at a working level, then translation at full res."""
+    """ECC: affine (free scale) or translation at a working level, then translation at
+    full resolution in a few textured windows whose positions give x, y (and the scale)."""
     bh, bw = bg.shape
     fh, fw = fg.shape
     s = p.scale
@@ -339,7 +376,7 @@ def _refine(fg: np.ndarray, bg: np.ndarray, p: Placement, free: bool) -> tuple[P
         # template index i -> input index i + (x*f - ox) (same scale at this level)
         w0 = np.float32([[1, 0, x * f - ox], [0, 1, y * f - oy]])
         mode = cv2.MOTION_AFFINE if free else cv2.MOTION_TRANSLATION
-        r1, w = _ecc(tpl, inp, w0, mode, iters=80, eps=1e-5, gauss=5)
+        r1, w = _ecc(tpl, inp, w0, mode, iters=60, eps=1e-4, gauss=5)
         if r1 > 0:
             a = math.sqrt(abs(float(np.linalg.det(w[:, :2])))) if free else 1.0
             # centre index -> corner: BG_corner*f = a*T_corner + (b + 0.5 - 0.5a) + o
@@ -347,43 +384,57 @@ def _refine(fg: np.ndarray, bg: np.ndarray, p: Placement, free: bool) -> tuple[P
             ny = (float(w[1, 2]) + 0.5 - 0.5 * a + oy) / f
             if abs(nx - x) < 8 / f + 2 and abs(ny - y) < 8 / f + 2 and 0.8 < a < 1.25:
                 x, y, s, rho = nx, ny, s * a, r1
-    # Full resolution, translation only, in a textured ROI of the footprint.
-    tw_full, th_full = fw * s, fh * s
-    rw, rh = min(ROI, tw_full), min(ROI, th_full)
-    if k > 0 or rw < tw_full or rh < th_full or rho < 0:
-        # pick the most textured ROI (gradient energy on a coarse FG copy)
-        g = 16.0 / max(fw, fh)
-        small = _resize(fg, g)
-        e = _grad(small) ** 2
-        bw_ = max(1, int(round(rw / s * g)))
-        bh_ = max(1, int(round(rh / s * g)))
-        box = cv2.boxFilter(e, -1, (bw_, bh_), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        # box centre positions that keep the ROI inside FG
-        cy0, cy1 = bh_ // 2, max(bh_ // 2, e.shape[0] - (bh_ - bh_ // 2))
-        cx0, cx1 = bw_ // 2, max(bw_ // 2, e.shape[1] - (bw_ - bw_ // 2))
-        sub = box[cy0:cy1 + 1, cx0:cx1 + 1]
-        iy, ix = np.unravel_index(int(np.argmax(sub)), sub.shape)
-        u0 = float(np.clip((ix + cx0) / g - rw / s / 2, 0, fw - rw / s))
-        v0 = float(np.clip((iy + cy0) / g - rh / s / 2, 0, fh - rh / s))
-        # FG crop (integer start) resized by s: template corner 0 <-> FG corner (iu0, iv0)
-        iu0, iv0 = int(u0), int(v0)
-        iu1 = min(fw, int(math.ceil(iu0 + rw / s)) + 1)
-        iv1 = min(fh, int(math.ceil(iv0 + rh / s)) + 1)
-        tpl = _resize(fg[iv0:iv1, iu0:iu1], s)
+    # Full resolution, translation only, per window; the window centres' BG positions are
+    # fitted by  centre_bg = (x, y) + s * centre_fg  (s too when free).
+    cen_fg, cen_bg, wts = [], [], []
+    for u0, v0, u1, v1 in _roi_boxes(fg, s):
+        tpl = _resize(fg[v0:v1, u0:u1], s)
         th, tw = tpl.shape
-        bx = x + s * iu0
-        by = y + s * iv0
+        if tw < 8 or th < 8:
+            continue
+        bx, by = x + s * u0, y + s * v0  # template corner 0 <-> FG corner (u0, v0)
         margin = 6
         ox = int(max(0, math.floor(bx) - margin))
         oy = int(max(0, math.floor(by) - margin))
         inp = bg[oy:int(min(bh, math.ceil(by) + th + margin)), ox:int(min(bw, math.ceil(bx) + tw + margin))]
         w0 = np.float32([[1, 0, bx - ox], [0, 1, by - oy]])
-        r2, w = _ecc(tpl, inp, w0, cv2.MOTION_TRANSLATION, iters=40, eps=1e-4, gauss=3)
-        if r2 > 0:
-            nbx, nby = float(w[0, 2]) + ox, float(w[1, 2]) + oy
-            if abs(nbx - bx) < 3 and abs(nby - by) < 3:
-                x, y = nbx - s * iu0, nby - s * iv0
-                rho = r2 if rho < 0 else 0.5 * (rho + r2)
+        r2, w = _ecc(tpl, inp, w0, cv2.MOTION_TRANSLATION, iters=30, eps=1e-3, gauss=3)
+        if r2 <= 0:
+            continue
+        nbx, nby = float(w[0, 2]) + ox, float(w[1, 2]) + oy
+        if abs(nbx - bx) < 3 and abs(nby - by) < 3:
+            cen_fg.append(((u0 + u1) / 2, (v0 + v1) / 2))
+            cen_bg.append((nbx + s * (u1 - u0) / 2, nby + s * (v1 - v0) / 2))
+            wts.append(r2)
+    if cen_fg:
+        cf, cb, wt = np.array(cen_fg), np.array(cen_bg), np.array(wts)
+        fit_s = free and len(cf) >= 3
+        keep = np.ones(len(cf), bool)
+        for _ in range(2):
+            ss = s
+            if fit_s:
+                # least squares for (x, y, s) from both axes
+                a_ = np.zeros((2 * keep.sum(), 3))
+                a_[0::2, 0] = 1
+                a_[1::2, 1] = 1
+                a_[0::2, 2] = cf[keep, 0]
+                a_[1::2, 2] = cf[keep, 1]
+                b_ = cb[keep].reshape(-1)
+                sol = np.linalg.lstsq(a_, b_, rcond=None)[0]
+                nx, ny, ss = float(sol[0]), float(sol[1]), float(sol[2])
+            else:
+                d = cb[keep] - s * cf[keep]
+                nx, ny = (float(v) for v in np.average(d, axis=0, weights=wt[keep]))
+            res = np.hypot(*(cb - (np.array([nx, ny]) + ss * cf)).T)
+            worst = int(np.argmax(np.where(keep, res, -1)))
+            if res[worst] > 0.75 and keep.sum() > (3 if fit_s else 1):
+                keep[worst] = False
+                continue
+            break
+        if abs(ss / s - 1) < 0.02:
+            x, y, s = nx, ny, ss
+            r2m = float(np.mean(wt[keep]))
+            rho = r2m if rho < 0 else 0.5 * (rho + r2m)
     return Placement(x, y, s, p.confidence, p.method), rho
 
 
@@ -400,11 +451,20 @@ def estimate(fg_img: np.ndarray, bg_img: np.ndarray, *, prior: Placement | None 
     fh, fw = fg.shape
     bh, bw = bg.shape
     _check_fit(fw, fh, bw, bh, scale)
+    if prior is not None:
+        return _estimate_prior(bg, fg, prior, scale, max(24.0, 0.08 * min(fw, fh) * prior.scale))
+    return _estimate_full(fg, bg, scale)
+
+
+def _estimate_full(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement:
+    """estimate() without a prior: multi-scale search over the whole BG."""
+    fh, fw = fg.shape
+    bh, bw = bg.shape
     pyr = _Pyr(bg)
-    cands = _coarse(fg, pyr, prior, scale)
+    cands = _coarse(fg, pyr, None, scale)
     free = scale is None
     best = cands[0]
-    if free and prior is None:
+    if free:
         # refine the few best distinct scales one level finer, then prefer 1.0 if close
         tops: list[tuple[float, float, float, float]] = []
         for c in cands:
@@ -469,10 +529,11 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
-    window of several seconds (BG may start earlier or later): a cheap small-size search
-    over a few BG frames finds the placement and scale, a fixed-placement correlation
-    over every candidate picks each FG frame's best BG partner, and a full estimate on
-    those pairs is combined by the median.
+    window of several seconds either side (BG may start earlier or later, its camera may
+    move): on small copies, a multi-scale search on a few BG frames proposes scales, those
+    scales are searched on every candidate BG frame, each FG frame gets its
+    best-correlating BG partner, and full-resolution estimates on those pairs are combined
+    by the median.
     """
     t0 = time.perf_counter()
     dec = 0.0
@@ -484,52 +545,76 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     centres = [int(round(i * nb / nf)) for i in fidx]
     half = max(8, int(round(4.0 * fps)))
     lo, hi = max(0, min(centres) - half), min(nb - 1, max(centres) + half)
-    stride = max(1, math.ceil((hi - lo + 1) / 64))
+    stride = max(1, math.ceil((hi - lo + 1) / 48))
     cand = list(range(lo, hi + 1, stride))
-    # Small BG copies: long side ~COARSE_LONG*2 (zimg resizes them while decoding).
-    f = min(1.0, 2 * COARSE_LONG / max(bw, bh))
+    # Small BG copies (zimg resizes them while decoding): long side ~160, but big enough
+    # that FG's footprint at scale 1 stays >= 20 px on its short side.
+    f = min(1.0, max(160 / max(bw, bh), 20 / min(fw, fh)))
     sw, sh = max(16, int(round(bw * f))), max(16, int(round(bh * f)))
     fx, fy = sw / bw, sh / bh
     td = time.perf_counter()
-    small = _frames(bg, cand, width=sw, height=sh)
-    fgs = _frames(fg, fidx)
+    small = [_grey(a) for a in _frames(bg, cand, width=sw, height=sh)]
+    fgs = [_grey(a) for a in _frames(fg, fidx)]
     dec += time.perf_counter() - td
-    fgs = [_grey(a) for a in fgs]
-    small = [_grey(a) for a in small]
-    # 1) placement hypothesis: multi-scale search of the middle FG frame on a few BG frames
-    #    spread over the window (a still camera's framing does not depend on time).
+    small_d = [(a, _grad(a)) for a in small]
     mid = fgs[len(fgs) // 2]
-    probe_idx = np.linspace(0, len(cand) - 1, min(8, len(cand))).round().astype(int)
-    best = (-2.0, 1.0, 0.0, 0.0, 0)
-    for j in sorted(set(probe_idx.tolist())):
-        c = _coarse_small(mid, _Pyr(small[j]), fx, fy, scale)
-        if c[0] > best[0]:
-            best = (*c, j)
-    sc0, s0, x0, y0, _ = best
-    # 2) with the placement fixed, pick each FG frame's best-correlating BG candidate
-    th, tw = _resize(mid, s0 * fx, s0 * fy).shape
+
+    def search(img: np.ndarray, s: float, frames: list[int]) -> list[tuple[float, float, float]]:
+        tg = _resize(img, s * fx, s * fy)
+        if tg.shape[1] > sw or tg.shape[0] > sh or min(tg.shape) < 4:
+            return [(-1.0, 0.0, 0.0)] * len(frames)
+        td_ = (tg, _grad(tg))
+        return [_peak(_ncc_map(small_d[j], td_)) for j in frames]
+
+    # 1) scales: full grid on a few BG frames spread over the window; keep the best few
+    #    distinct scales (a still camera's framing does not depend on time; a moving one
+    #    is caught in step 2) plus 1.0.
+    if scale is not None:
+        scales = [scale]
+    else:
+        grid = _scale_grid(fw, fh, bw, bh, step=1.05)
+        probe = sorted(set(np.linspace(0, len(cand) - 1, min(6, len(cand))).round().astype(int).tolist()))
+        per_s = [max(r[0] for r in search(mid, s, probe)) for s in grid]
+        order = np.argsort(per_s)[::-1]
+        scales = []
+        for i in order:
+            if all(abs(math.log(grid[i] / t)) > 0.08 for t in scales):
+                scales.append(grid[i])
+            if len(scales) == 3:
+                break
+        if 1.0 in grid and 1.0 not in scales:
+            scales.append(1.0)
+    # 2) those scales on every candidate BG frame; scale 1.0 preferred when close
+    allj = list(range(len(cand)))
+    res = {s: search(mid, s, allj) for s in scales}
+    best_s = max(scales, key=lambda s: max(r[0] for r in res[s]))
+    if 1.0 in res and max(r[0] for r in res[1.0]) >= max(r[0] for r in res[best_s]) - PREFER_ONE:
+        best_s = 1.0
+    r = res[best_s]
+    j0 = int(np.argmax([v[0] for v in r]))
+    sc0, x0, y0 = r[j0][0], r[j0][1] / fx, r[j0][2] / fy
+    # 3) each FG sample's best BG partner at that scale, near that position
     picks = []
-    for fi, g in zip(fidx, fgs):
-        tg = _resize(g, s0 * fx, s0 * fy)
-        tgd = (tg, _grad(tg))
-        scores = []
-        for a in small:
-            r = 3
-            px, py = int(round(x0 * fx)), int(round(y0 * fy))
-            xa, ya = max(0, px - r), max(0, py - r)
-            xb, yb = min(a.shape[1], px + r + tw), min(a.shape[0], py + r + th)
-            if xb - xa < tw or yb - ya < th:
-                scores.append(-1.0)
-                continue
-            roi = a[ya:yb, xa:xb]
-            scores.append(float(_ncc_map((roi, _grad(roi)), tgd).max()))
+    for g in fgs:
+        if g is mid:
+            picks.append(cand[j0])
+            continue
+        tg = _resize(g, best_s * fx, best_s * fy)
+        th, tw = tg.shape
+        td_ = (tg, _grad(tg))
+        px, py = int(round(x0 * fx)), int(round(y0 * fy))
+        xa, ya = max(0, px - 3), max(0, py - 3)
+        xb, yb = min(sw, px + 3 + tw), min(sh, py + 3 + th)
+        scores = [float(_ncc_map((a[ya:yb, xa:xb], d[ya:yb, xa:xb]), td_).max()) for a, d in small_d]
         picks.append(cand[int(np.argmax(scores))])
     td = time.perf_counter()
     bgf = _frames(bg, picks)
     dec += time.perf_counter() - td
-    prior = Placement(x0, y0, s0, sc0, "ncc")
-    radius = 4.0 / min(fx, fy) + 4
-    ests = [_estimate_prior(g, b, prior, scale, radius) for g, b in zip(fgs, bgf)]
+    prior = Placement(x0, y0, best_s, sc0, "ncc")
+    # the small copies locate FG to ~1 small px; the scale grid to ~2.5 %
+    radius = 2.0 / min(fx, fy) + 0.03 * max(fw, fh) * best_s + 4
+    ests = [_estimate_prior(_grey(b), g, prior, scale, radius, 1.0 if scale is not None else 1.015)
+            for g, b in zip(fgs, bgf)]
     p, inl, spread = _combine(ests)
     p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
     p.confidence = float(p.confidence * math.exp(-spread / 2.0))
@@ -538,58 +623,44 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     return p
 
 
-def _coarse_small(fg: np.ndarray, pyr: _Pyr, fx: float, fy: float,
-                  scale: float | None) -> tuple[float, float, float, float]:
-    """Multi-scale search on a small BG copy (factors fx, fy); (score, s, x, y) in full BG px."""
-    bh, bw = pyr.full.shape
-    fh, fw = fg.shape
-    full_w, full_h = bw / fx, bh / fy
-    scales = [scale] if scale is not None else _scale_grid(fw, fh, int(round(full_w)), int(round(full_h)))
-    best = (-2.0, 1.0, 0.0, 0.0)
-    res = []
-    for s in scales:
-        k = _coarse_k(bw * 2, bh * 2, fw * s * fx * 2, fh * s * fy * 2) - 1
-        k = max(0, k)
-        f = 2.0 ** -k
-        bgl = pyr.level(k)
-        tg = _resize(fg, s * fx * f, s * fy * f)
-        th, tw = tg.shape
-        if tw > bgl[0].shape[1] or th > bgl[0].shape[0] or tw < 4 or th < 4:
-            continue
-        sc, px, py = _peak(_ncc_map(bgl, (tg, _grad(tg))))
-        res.append((sc, s, px / f / fx, py / f / fy))
-    if not res:
-        return best
-    res.sort(key=lambda c: -c[0])
-    best = res[0]
-    one = next((c for c in res if c[1] == 1.0), None)
-    if one is not None and one[0] >= best[0] - PREFER_ONE:
-        best = one
-    return best
-
-
-def _estimate_prior(fg: np.ndarray, bg: np.ndarray, prior: Placement, scale: float | None,
-                    radius: float) -> Placement:
-    """estimate() around a prior with an explicit search radius (BG px)."""
-    fg = _grey(fg)
-    bg = _grey(bg)
+def _estimate_prior(bg: np.ndarray, fg: np.ndarray, prior: Placement, scale: float | None,
+                    radius: float, step: float = 1.01) -> Placement:
+    """estimate() around a prior: search radius in BG px, scales prior.scale * step**(-2..2)."""
     fh, fw = fg.shape
     bh, bw = bg.shape
     pyr = _Pyr(bg)
     free = scale is None
     if free:
-        # scale search near the prior on the coarse level, 1.0 preferred when close
-        cands = _coarse(fg, pyr, prior, None, radius)
-        best = cands[0]
-        one = next((c for c in cands if c[1] == 1.0), None)
-        if one is not None and one[0] >= best[0] - PREFER_ONE:
-            best = one
+        scales = [prior.scale * step ** j for j in (-2, -1, 0, 1, 2)] if step > 1 else [prior.scale]
+        if any(abs(s - 1) <= step ** 2 - 1 + 1e-9 for s in scales):
+            scales.append(1.0)
     else:
-        best = _coarse(fg, pyr, prior, scale, radius)[0]
-    p = Placement(best[2], best[3], best[1], best[0], "ncc")
+        scales = [scale]
+    scales = [s for s in scales if _fits(fw, fh, bw, bh, s)] or [min(bw / fw, bh / fh)]
+    cands = []
+    for s in scales:
+        k = _coarse_k(bw, bh, fw * s, fh * s)
+        # keep the footprint's centre when trying another scale
+        cx = prior.x + fw * (prior.scale - s) / 2
+        cy = prior.y + fh * (prior.scale - s) / 2
+        sc, x, y = _search(pyr, fg, s, k, (cx, cy, radius))
+        cands.append((sc, s, x, y))
+    cands.sort(key=lambda c: -c[0])
+    best = cands[0]
+    if free and len(cands) > 1:
+        # finer level around the best few scales (scale precision matters for ECC's start)
+        best = max((_finer(fg, pyr, c, True, (1 / 1.005, 1.0, 1.005)) for c in cands[:2]), key=lambda c: c[0])
+        one = next((c for c in cands if c[1] == 1.0), None)
+        if one is not None:
+            one_f = _finer(fg, pyr, one, False, (1.0,))
+            if one_f[0] >= best[0] - PREFER_ONE:
+                best = one_f
     if best[0] < FEATURE_BELOW:
         # weak match near the prior: let the full search (features included) decide
-        return estimate(fg, bg, scale=scale)
+        full = _estimate_full(fg, bg, scale)
+        if full.confidence > best[0]:
+            return full
+    p = Placement(best[2], best[3], best[1], best[0], "ncc")
     q, rho = _refine(fg, bg, p, free and abs(p.scale - 1.0) > 1e-9)
     q.method = "ncc" + ("+ecc" if rho > 0 else "")
     q.confidence = float(max(0.0, rho if rho > 0 else p.confidence))
@@ -622,7 +693,7 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
         fgs = _frames(fg, ids)
         bgs = _frames(bg, [frame_map[i] for i in ids])
         dec += time.perf_counter() - td
-        return [_estimate_prior(a, b, pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
+        return [_estimate_prior(_grey(b), _grey(a), pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
 
     ests = run(idx, [prior] * len(idx), radius)
     p, inl, spread = _combine(ests)
