@@ -78,7 +78,7 @@ def test_comp_fg_region_matches_ffmpeg_yuv444_overlay(pair, rendered, tmp_path):
     p_rounded = psnr(decode_rgb(rounded, 640, 360)[region], f)
     assert p_ours >= p_exact - 1.0, (p_ours, p_exact)
     assert p_ours > p_rounded + 1.0, (p_ours, p_rounded)
-    assert psnr(decode_gray(out, 640, 360)[region], fy) >= 40  # luma: only the encoder's loss
+    assert psnr(decode_gray(out, 640, 360)[region], fy) >= 38  # luma: only the encoder's loss
     # FG was cut from BG 25 frames later, so the whole output is BG shifted in time
     b = decode_rgb(pair.bg, 640, 360)
     assert psnr(ours, b[25:25 + len(ours)]) >= 28
