@@ -81,7 +81,6 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------
 def _get_alignment(args: argparse.Namespace, bgp, fgp):
-    from .align import align
     from .alignment import Alignment
 
     if getattr(args, "align_file", None):
@@ -94,6 +93,8 @@ def _get_alignment(args: argparse.Namespace, bgp, fgp):
             sp.scale = sp.scale if args.scale is None else args.scale
             sp.track, sp.method = None, "manual"
         return al
+    from .align import align  # the engines pull in OpenCV/SciPy: only when aligning
+
     t0 = time.perf_counter()
     al = align(args.bg, args.fg, preset=args.align_preset, method=args.method, x=args.x, y=args.y,
                scale=args.scale, console=console)
