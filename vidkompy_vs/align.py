@@ -74,20 +74,40 @@ def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale:
 
     fw, fh = max(1, round(fp.width * scale)), max(1, round(fp.height * scale))
     k = max(1.0, max(bp.width, bp.height) / 480)  # search at ~480 px
-    sw, sh = max(fw // int(k), 8), max(fh // int(k), 8)
-    bw, bh = max(int(bp.width / k), sw), max(int(bp.height / k), sh)
+    sw, sh = max(8, round(fw / k)), max(8, round(fh / k))
+    bw, bh = max(round(bp.width / k), sw), max(round(bp.height / k), sh)
     fmid = fp.frames // 2
     tpl = frame_arrays(fg_clip, [fmid], gray=True, width=sw, height=sh)[0]
-    cands = sorted({min(bp.frames - 1, int(q * bp.frames)) for q in (0.25, 0.5, 0.75)}
+    # BG may start anywhere relative to FG: the proportional time plus a spread of others
+    cands = sorted({min(bp.frames - 1, int(q * bp.frames)) for q in np.linspace(0.05, 0.95, 9)}
                    | {min(bp.frames - 1, round(fmid * bp.frames / max(1, fp.frames)))})
-    best = (-2.0, 0, 0)
-    for img in frame_arrays(bg_clip, cands, gray=True, width=bw, height=bh):
+    best = (-2.0, 0, 0, 0)
+    for n, img in zip(cands, frame_arrays(bg_clip, cands, gray=True, width=bw, height=bh)):
         r = cv2.matchTemplate(img, tpl, cv2.TM_CCOEFF_NORMED)
         _, v, _, loc = cv2.minMaxLoc(r)
         if v > best[0]:
-            best = (v, loc[0], loc[1])
+            best = (v, loc[0], loc[1], n)
     x = min(max(0.0, best[1] * bp.width / bw), bp.width - fw)
     y = min(max(0.0, best[2] * bp.height / bh), bp.height - fh)
+    if k > 1.0 and scale == 1.0:
+        # full resolution around the coarse peak, on the best frame, with a sub-pixel peak
+        full = frame_arrays(bg_clip, [best[3]], gray=True)[0]
+        ftpl = frame_arrays(fg_clip, [fmid], gray=True)[0]
+        rad = int(math.ceil(k)) + 2
+        x0, y0 = max(0, int(x) - rad), max(0, int(y) - rad)
+        x1, y1 = min(bp.width, int(x) + rad + fw + 1), min(bp.height, int(y) + rad + fh + 1)
+        if x1 - x0 >= fw and y1 - y0 >= fh:
+            r = cv2.matchTemplate(full[y0:y1, x0:x1], ftpl, cv2.TM_CCOEFF_NORMED)
+            _, v, _, (px, py) = cv2.minMaxLoc(r)
+
+            def sub(a: float, b: float, c: float) -> float:
+                den = a - 2 * b + c
+                return 0.0 if abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+            dx = sub(r[py, px - 1], r[py, px], r[py, px + 1]) if 0 < px < r.shape[1] - 1 else 0.0
+            dy = sub(r[py - 1, px], r[py, px], r[py + 1, px]) if 0 < py < r.shape[0] - 1 else 0.0
+            x, y = x0 + px + dx, y0 + py + dy
+            best = (v, *best[1:])
     return Spatial(x=float(x), y=float(y), scale=scale, confidence=float(max(best[0], 0.0)), method="template")
 
 
@@ -130,35 +150,33 @@ def _footprint(sp: Spatial, bp: Probe, fp: Probe) -> tuple[fpm.Crop | None, fpm.
     return bcrop, fcrop
 
 
-# -- fingerprints with a progress bar ---------------------------------------------------
-def _both_fingerprints(bp: Probe, fp: Probe, bcrop: fpm.Crop | None, fcrop: fpm.Crop | None,
-                       cfg: dict, console: Console) -> tuple[fpm.Fingerprints, fpm.Fingerprints]:
-    size = tuple(cfg["size"])
-    decoder = cfg.get("decoder", "ffmpeg")
-    res: dict[str, Any] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as prog:
-        tasks = {"bg": prog.add_task("decoding BG", total=bp.frames),
-                 "fg": prog.add_task("decoding FG", total=fp.frames)}
+# -- background work with a progress bar ------------------------------------------------
+class _Job(threading.Thread):
+    """Run ``fn`` beside the main thread; ``get()`` joins and re-raises its error here."""
 
-        def work(which: str, p: Probe, crop: fpm.Crop | None) -> None:
-            try:
-                res[which] = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=size,
-                                              decoder=decoder,
-                                              progress=lambda k: prog.advance(tasks[which], k))
-            except BaseException as e:  # re-raised in the caller's thread
-                res[which + "_err"] = e
+    def __init__(self, fn: Any, *args: Any, **kw: Any) -> None:
+        super().__init__(daemon=True)
+        self._fn, self._args, self._kw = fn, args, kw
+        self._res: Any = None
+        self._err: BaseException | None = None
+        self.start()
 
-        # two decoders side by side: each alone leaves cores idle on small inputs
-        th = [threading.Thread(target=work, args=("bg", bp, bcrop)), threading.Thread(target=work, args=("fg", fp, fcrop))]
-        for t in th:
-            t.start()
-        for t in th:
-            t.join()
-    for which in ("bg", "fg"):
-        if which + "_err" in res:
-            raise res[which + "_err"]
-    return res["bg"], res["fg"]
+    def run(self) -> None:
+        try:
+            self._res = self._fn(*self._args, **self._kw)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self._err = e
+
+    def get(self) -> Any:
+        self.join()
+        if self._err is not None:
+            raise self._err
+        return self._res
+
+
+def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any) -> fpm.Fingerprints:
+    return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=tuple(cfg["size"]),
+                            decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k))
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -209,26 +227,47 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         if missing:
             raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
 
-    # 1) coarse spatial: the footprint the temporal fingerprints are taken in
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
-    prior_pl = None
-    if x is not None or y is not None:
-        fw, fh = fp.width * s, fp.height * s
-        spatial = Spatial(x=float((bp.width - fw) / 2 if x is None else x),
-                          y=float((bp.height - fh) / 2 if y is None else y),
-                          scale=s, confidence=1.0, method="manual")
-    else:
-        spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
+    with prog:
+        # FG's fingerprints and both audio tracks decode while the spatial search runs:
+        # none of them needs the footprint (FG is cropped only when it sticks out of BG)
+        visual = method != "audio"
+        fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
+                      prog.add_task("decoding FG", total=fp.frames)) if visual else None
+        audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) \
+            if method in ("auto", "audio") and bp.has_audio and fp.has_audio else None
 
-    # 2) audio prior
-    am = None
-    if method in ("auto", "audio") and bp.has_audio and fp.has_audio:
-        try:
-            am = _audio_match(bp, fp, cfg["audio"], console)
-        except VidkompyError as e:
-            if method == "audio":
-                raise
-            console.print(f"[yellow]note:[/] audio skipped: {e}")
+        # 1) coarse spatial: the footprint the temporal fingerprints are taken in
+        prior_pl = None
+        if x is not None or y is not None:
+            fw, fh = fp.width * s, fp.height * s
+            spatial = Spatial(x=float((bp.width - fw) / 2 if x is None else x),
+                              y=float((bp.height - fh) / 2 if y is None else y),
+                              scale=s, confidence=1.0, method="manual")
+        else:
+            spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+
+        fbg = ffg = None
+        fcrop = None
+        if visual:
+            bcrop, fcrop = _footprint(spatial, bp, fp)
+            fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames))
+            ffg = fg_job.get()
+            if fcrop is not None:
+                ffg = _fingerprints(fp, fcrop, cfg["fingerprint"], prog,
+                                    prog.add_task("decoding FG (cropped)", total=fp.frames))
+
+        # 2) audio prior
+        am = None
+        if audio_job is not None:
+            try:
+                am = audio_job.get()
+            except VidkompyError as e:
+                if method == "audio":
+                    raise
+                console.print(f"[yellow]note:[/] audio skipped: {e}")
     audio_ok = am is not None and am.confidence >= float(cfg["audio"].get("min_confidence", 0.3))
 
     n = fp.frames
@@ -243,8 +282,6 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         tr = None
     else:
         # 3) visual map on the footprint
-        bcrop, fcrop = _footprint(spatial, bp, fp)
-        fbg, ffg = _both_fingerprints(bp, fp, bcrop, fcrop, cfg["fingerprint"], console)
         params = TemporalParams.from_dict(cfg["temporal"])
         prior = (am.offset_s, am.rate) if audio_ok else None
         tr = align_visual(ffg, fbg, prior=prior, params=params)
@@ -253,6 +290,21 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             tr2 = align_visual(ffg, fbg, prior=None, params=params)
             if tr2.confidence > tr.confidence:
                 tr = tr2
+        if not tr.related and spatial.method not in ("manual", "same-size"):
+            # a wrong footprint looks exactly like unrelated inputs: try a second opinion
+            alt = _template_placement(bg_clip, fg_clip, bp, fp, spatial.scale)
+            if abs(alt.x - spatial.x) + abs(alt.y - spatial.y) > 2:
+                bcrop2, fcrop2 = _footprint(alt, bp, fp)
+                with prog:
+                    fbg2 = _fingerprints(bp, bcrop2, cfg["fingerprint"], prog,
+                                         prog.add_task("decoding BG (second footprint)", total=bp.frames))
+                    ffg2 = ffg if fcrop2 == fcrop else _fingerprints(
+                        fp, fcrop2, cfg["fingerprint"], prog, prog.add_task("decoding FG", total=fp.frames))
+                tr2 = align_visual(ffg2, fbg2, prior=prior, params=params)
+                if tr2.confidence > tr.confidence:
+                    console.print(f"[yellow]note:[/] spatial estimate ({spatial.x:.0f}, {spatial.y:.0f}) did not "
+                                  f"match in time; using template match ({alt.x:.0f}, {alt.y:.0f})")
+                    tr, spatial, prior_pl = tr2, alt, None
         temporal = _temporal_from(tr, bp, fp, "audio+visual" if prior is not None else "visual")
         if not tr.related:
             console.print(f"[yellow]warning:[/] FG does not match BG (confidence {tr.confidence:.2f}): "
