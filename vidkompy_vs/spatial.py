@@ -115,13 +115,16 @@ def _peak(m: np.ndarray) -> tuple[float, float, float]:
     return float(score), px + dx, py + dy
 
 
-class _Pyr:
-    """Power-of-two pyramid of one BG image: grey and gradient per level, made on demand."""
+class _Img:
+    """A grey image with a power-of-two pyramid (level k = exact factor 2**-k), grey and
+    gradient per level, built on demand; ``scaled(r)`` resizes from the nearest level."""
 
     def __init__(self, grey: np.ndarray):
         self.full = grey
-        self._lv: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.h, self.w = grey.shape
         self._g: dict[int, np.ndarray] = {0: grey}
+        self._d: dict[int, np.ndarray] = {}
+        self._s: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def grey(self, k: int) -> np.ndarray:
         if k not in self._g:
@@ -129,10 +132,18 @@ class _Pyr:
         return self._g[k]
 
     def level(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k not in self._lv:
-            g = self.grey(k)
-            self._lv[k] = (g, _grad(g))
-        return self._lv[k]
+        if k not in self._d:
+            self._d[k] = _grad(self.grey(k))
+        return self._g[k], self._d[k]
+
+    def scaled(self, r: float) -> tuple[np.ndarray, np.ndarray]:
+        """(grey, gradient) at exact factor ``r``."""
+        key = round(r, 9)
+        if key not in self._s:
+            j = max(0, int(math.floor(math.log2(1 / r) + 1e-9))) if r < 1 else 0
+            g = _resize(self.grey(j), r * 2 ** j)
+            self._s[key] = (g, _grad(g))
+        return self._s[key]
 
 
 def _coarse_k(bw: int, bh: int, fw: float, fh: float) -> int:
@@ -143,16 +154,16 @@ def _coarse_k(bw: int, bh: int, fw: float, fh: float) -> int:
     return k
 
 
-def _search(pyr: _Pyr, fg: np.ndarray, s: float, k: int,
+def _search(bg: _Img, fg: _Img, s: float, k: int,
             window: tuple[float, float, float] | None = None) -> tuple[float, float, float]:
-    """NCC search of FG scaled by ``s`` on level ``k``; returns (score, x, y) in BG px.
+    """NCC search of FG scaled by ``s`` on BG level ``k``; (score, x, y) in BG px.
 
     ``window`` = (x, y, radius) in BG px restricts the search around an estimate.
     """
     f = 2.0 ** -k
-    bgl = pyr.level(k)
-    tg = _resize(fg, s * f)
-    th, tw = tg.shape
+    bgl = bg.level(k)
+    tpl = fg.scaled(s * f)
+    th, tw = tpl[0].shape
     bh, bw = bgl[0].shape
     if tw > bw or th > bh or tw < 4 or th < 4:
         return -1.0, 0.0, 0.0
@@ -167,8 +178,7 @@ def _search(pyr: _Pyr, fg: np.ndarray, s: float, k: int,
         if x1 - x0 < tw or y1 - y0 < th:
             return -1.0, 0.0, 0.0
         bgl = (bgl[0][y0:y1, x0:x1], bgl[1][y0:y1, x0:x1])
-    m = _ncc_map(bgl, (tg, _grad(tg)))
-    score, px, py = _peak(m)
+    score, px, py = _peak(_ncc_map(bgl, tpl))
     return score, (px + x0) / f, (py + y0) / f
 
 
@@ -183,7 +193,7 @@ def _scale_grid(fw: int, fh: int, bw: int, bh: int, step: float = SCALE_STEP) ->
     k0 = math.ceil(math.log(s_lo) / math.log(step))
     k1 = math.floor(math.log(s_hi) / math.log(step) + 1e-9)
     grid = [step ** k for k in range(k0, k1 + 1)]
-    if s_hi / grid[-1] > 1.005:
+    if not grid or s_hi / grid[-1] > 1.005:
         grid.append(s_hi)  # FG filling BG exactly is common (pure resolution change)
     return grid
 
@@ -203,15 +213,13 @@ def _ecc(tpl: np.ndarray, inp: np.ndarray, warp: np.ndarray, mode: int, iters: i
     return float(rho), w
 
 
-def _score_at(fg: np.ndarray, bg: np.ndarray, p: Placement, k: int) -> float:
-    """NCC of FG against BG resampled at placement ``p``, on pyramid level ``k`` sizes."""
+def _score_at(fg: _Img, bg: _Img, p: Placement, k: int) -> float:
+    """NCC of FG against BG resampled at placement ``p``, on BG level ``k``."""
     f = 2.0 ** -k
-    tpl = _resize(fg, p.scale * f)
+    tpl = fg.scaled(p.scale * f)[0]
     th, tw = tpl.shape
-    # BG level coordinates of template pixel centres: i -> (x*f) + (i+0.5) - 0.5 (scale 1 at level)
-    bgl = _resize(bg, f)
     m = np.float32([[1, 0, p.x * f], [0, 1, p.y * f]])
-    warped = cv2.warpAffine(bgl, m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    warped = cv2.warpAffine(bg.grey(k), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_REPLICATE)
     a = tpl - tpl.mean()
     b = warped - warped.mean()
@@ -235,8 +243,7 @@ def _features(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement 
     if df is None or db is None or len(kf) < 8 or len(kb) < 8:
         return None
     matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(df, db, k=2)
-    good = [m for m, *rest in (mm for mm in matches if len(mm) >= 1)
-            if not rest or m.distance < 0.8 * rest[0].distance]
+    good = [mm[0] for mm in matches if len(mm) == 2 and mm[0].distance < 0.8 * mm[1].distance]
     if len(good) < 8:
         return None
     pf = np.float32([kf[m.queryIdx].pt for m in good])
@@ -260,6 +267,9 @@ def _features(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement 
 
 
 # -- one pair of frames -----------------------------------------------------------------
+Cand = tuple[float, float, float, float]  # (score, scale, x, y)
+
+
 def _check_fit(fw: int, fh: int, bw: int, bh: int, scale: float | None) -> None:
     s = 1.0 if scale is None else scale
     if not _fits(fw, fh, bw, bh, s):
@@ -267,74 +277,43 @@ def _check_fit(fw: int, fh: int, bw: int, bh: int, scale: float | None) -> None:
         raise VidkompyError(f"FG ({fw}x{fh}){what} is larger than BG ({bw}x{bh}); pass --scale to shrink it")
 
 
-def _coarse(fg: np.ndarray, pyr: _Pyr, prior: Placement | None, scale: float | None,
-            radius: float | None = None) -> list[tuple[float, float, float, float]]:
-    """Coarse candidates (score, scale, x, y), best first."""
-    bh, bw = pyr.full.shape
-    fh, fw = fg.shape
-    if scale is not None:
-        scales = [scale]
-    elif prior is not None:
-        scales = [prior.scale * 1.02 ** j for j in (-1, 0, 1)]
-        if abs(prior.scale - 1) < 0.03:
-            scales = [1.0] + [s for s in scales if abs(s - 1) > 1e-6]
-        scales = [s for s in scales if _fits(fw, fh, bw, bh, s)] or [min(bw / fw, bh / fh)]
-    else:
-        scales = _scale_grid(fw, fh, bw, bh)
-    out = []
-    for s in scales:
-        k = _coarse_k(bw, bh, fw * s, fh * s)
-        win = None
-        if prior is not None:
-            r = radius if radius is not None else max(24.0, 0.08 * min(fw, fh) * s)
-            win = (prior.x, prior.y, r)
-        sc, x, y = _search(pyr, fg, s, k, win)
-        out.append((sc, s, x, y))
-    out.sort(key=lambda c: -c[0])
-    return out
-
-
-def _finer(fg: np.ndarray, pyr: _Pyr, cand: tuple[float, float, float, float], free: bool,
-           steps: tuple[float, ...]) -> tuple[float, float, float, float]:
-    """Re-search around a candidate one or two levels finer, with a finer scale grid."""
+def _finer(fg: _Img, bg: _Img, cand: Cand, steps: tuple[float, ...]) -> Cand:
+    """Re-search around a candidate one level finer, over scales ``cand scale * steps``."""
     _, s0, x0, y0 = cand
-    bh, bw = pyr.full.shape
-    fh, fw = fg.shape
-    k = max(0, _coarse_k(bw, bh, fw * s0, fh * s0) - 1)
+    k = max(0, _coarse_k(bg.w, bg.h, fg.w * s0, fg.h * s0) - 1)
     best = (-2.0, s0, x0, y0)
-    for st in (steps if free else (1.0,)):
+    for st in steps:
         s = s0 * st
-        if not _fits(fw, fh, bw, bh, s):
+        if not _fits(fg.w, fg.h, bg.w, bg.h, s):
             continue
         # keep the footprint centre where it was when trying another scale
-        cx = x0 + fw * (s0 - s) / 2
-        cy = y0 + fh * (s0 - s) / 2
-        sc, x, y = _search(pyr, fg, s, k, (cx, cy, 3 * 2 ** k))
+        cx = x0 + fg.w * (s0 - s) / 2
+        cy = y0 + fg.h * (s0 - s) / 2
+        sc, x, y = _search(bg, fg, s, k, (cx, cy, 3 * 2 ** k))
         if sc > best[0]:
             best = (sc, s, x, y)
     return best
 
 
-def _roi_boxes(fg: np.ndarray, s: float) -> list[tuple[int, int, int, int]]:
+def _roi_boxes(fg: _Img, s: float) -> list[tuple[int, int, int, int]]:
     """FG boxes (u0, v0, u1, v1) for the full-resolution step: the most textured window
     in each quadrant (one window when the footprint is small), spread apart so that
     their positions also pin down the scale."""
-    fh, fw = fg.shape
+    fw, fh = fg.w, fg.h
     side = ROI / s  # window side in FG px (ROI BG px)
-    if fw * s <= 2 * ROI and fh * s <= 2 * ROI:
-        if fw * s <= ROI * 1.5 and fh * s <= ROI * 1.5:
-            return [(0, 0, fw, fh)]
-        side = max(fw, fh) / 2
+    if fw * s <= ROI * 1.5 and fh * s <= ROI * 1.5:
+        return [(0, 0, fw, fh)]
     side_w, side_h = min(side, fw / 2), min(side, fh / 2)
-    g = 24.0 / max(fw, fh)
-    e = _grad(_resize(fg, g)) ** 2
+    k = max(0, int(math.floor(math.log2(max(fw, fh) / 32))))
+    g = 2.0 ** -k
+    e = fg.level(k)[1] ** 2
     eh, ew = e.shape
     bw_, bh_ = max(1, int(round(side_w * g))), max(1, int(round(side_h * g)))
     box = cv2.boxFilter(e, -1, (bw_, bh_), normalize=False, borderType=cv2.BORDER_CONSTANT)
     out = []
     for qy in (0, 1):
         for qx in (0, 1):
-            # window centres (coarse px) inside this quadrant that keep the window in FG
+            # window centres (level px) inside this quadrant that keep the window in FG
             x_lo, x_hi = (bw_ / 2, ew / 2) if qx == 0 else (ew / 2, ew - bw_ / 2)
             y_lo, y_hi = (bh_ / 2, eh / 2) if qy == 0 else (eh / 2, eh - bh_ / 2)
             xs = np.arange(int(math.floor(x_lo)), int(math.ceil(x_hi)) + 1)
@@ -351,44 +330,13 @@ def _roi_boxes(fg: np.ndarray, s: float) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _refine(fg: np.ndarray, bg: np.ndarray, p: Placement, free: bool) -> tuple[Placement, float]:
-    """ECC: affine (free scale) or translation at a working level, then translation at
-    full resolution in a few textured windows whose positions give x, y (and the scale)."""
-    bh, bw = bg.shape
-    fh, fw = fg.shape
-    s = p.scale
-    x, y = p.x, p.y
-    rho = -1.0
-    # Working level: footprint <= WORK_PIXELS.
-    k = 0
-    while fw * fh * s * s / 4 ** k > WORK_PIXELS:
-        k += 1
-    if k > 0 or free:
-        f = 2.0 ** -k
-        tpl = _resize(fg, s * f)
-        th, tw = tpl.shape
-        margin = 8
-        ox = int(max(0, math.floor(x * f) - margin))
-        oy = int(max(0, math.floor(y * f) - margin))
-        bgl = _resize(bg, f) if k else bg
-        inp = bgl[oy:int(min(bgl.shape[0], math.ceil(y * f) + th + margin)),
-                  ox:int(min(bgl.shape[1], math.ceil(x * f) + tw + margin))]
-        # template index i -> input index i + (x*f - ox) (same scale at this level)
-        w0 = np.float32([[1, 0, x * f - ox], [0, 1, y * f - oy]])
-        mode = cv2.MOTION_AFFINE if free else cv2.MOTION_TRANSLATION
-        r1, w = _ecc(tpl, inp, w0, mode, iters=60, eps=1e-4, gauss=5)
-        if r1 > 0:
-            a = math.sqrt(abs(float(np.linalg.det(w[:, :2])))) if free else 1.0
-            # centre index -> corner: BG_corner*f = a*T_corner + (b + 0.5 - 0.5a) + o
-            nx = (float(w[0, 2]) + 0.5 - 0.5 * a + ox) / f
-            ny = (float(w[1, 2]) + 0.5 - 0.5 * a + oy) / f
-            if abs(nx - x) < 8 / f + 2 and abs(ny - y) < 8 / f + 2 and 0.8 < a < 1.25:
-                x, y, s, rho = nx, ny, s * a, r1
-    # Full resolution, translation only, per window; the window centres' BG positions are
-    # fitted by  centre_bg = (x, y) + s * centre_fg  (s too when free).
+def _roi_fit(fg: _Img, bg: _Img, x: float, y: float, s: float, free: bool
+             ) -> tuple[float, float, float, float] | None:
+    """Full resolution, translation-only ECC per textured window; the windows' centres
+    are fitted by ``centre_bg = (x, y) + s * centre_fg`` (s too when ``free``)."""
     cen_fg, cen_bg, wts = [], [], []
     for u0, v0, u1, v1 in _roi_boxes(fg, s):
-        tpl = _resize(fg[v0:v1, u0:u1], s)
+        tpl = _resize(fg.full[v0:v1, u0:u1], s)
         th, tw = tpl.shape
         if tw < 8 or th < 8:
             continue
@@ -396,46 +344,110 @@ def _refine(fg: np.ndarray, bg: np.ndarray, p: Placement, free: bool) -> tuple[P
         margin = 6
         ox = int(max(0, math.floor(bx) - margin))
         oy = int(max(0, math.floor(by) - margin))
-        inp = bg[oy:int(min(bh, math.ceil(by) + th + margin)), ox:int(min(bw, math.ceil(bx) + tw + margin))]
+        inp = bg.full[oy:int(min(bg.h, math.ceil(by) + th + margin)), ox:int(min(bg.w, math.ceil(bx) + tw + margin))]
         w0 = np.float32([[1, 0, bx - ox], [0, 1, by - oy]])
         r2, w = _ecc(tpl, inp, w0, cv2.MOTION_TRANSLATION, iters=30, eps=1e-3, gauss=3)
         if r2 <= 0:
             continue
         nbx, nby = float(w[0, 2]) + ox, float(w[1, 2]) + oy
-        if abs(nbx - bx) < 3 and abs(nby - by) < 3:
-            cen_fg.append(((u0 + u1) / 2, (v0 + v1) / 2))
-            cen_bg.append((nbx + s * (u1 - u0) / 2, nby + s * (v1 - v0) / 2))
-            wts.append(r2)
-    if cen_fg:
-        cf, cb, wt = np.array(cen_fg), np.array(cen_bg), np.array(wts)
-        fit_s = free and len(cf) >= 3
-        keep = np.ones(len(cf), bool)
-        for _ in range(2):
-            ss = s
-            if fit_s:
-                # least squares for (x, y, s) from both axes
-                a_ = np.zeros((2 * keep.sum(), 3))
-                a_[0::2, 0] = 1
-                a_[1::2, 1] = 1
-                a_[0::2, 2] = cf[keep, 0]
-                a_[1::2, 2] = cf[keep, 1]
-                b_ = cb[keep].reshape(-1)
-                sol = np.linalg.lstsq(a_, b_, rcond=None)[0]
-                nx, ny, ss = float(sol[0]), float(sol[1]), float(sol[2])
+        if abs(nbx - bx) < 4 and abs(nby - by) < 4:
+            # ECC pins the window where its texture is, not at its geometric centre: use
+            # the texture centroid, so that a slightly wrong window scale does not bias
+            # the fitted scale
+            e = _grad(tpl)
+            e *= e
+            tot = float(e.sum())
+            if tot > 0:
+                cx = float((e.sum(axis=0) * np.arange(tw)).sum() / tot) + 0.5
+                cy = float((e.sum(axis=1) * np.arange(th)).sum() / tot) + 0.5
             else:
-                d = cb[keep] - s * cf[keep]
-                nx, ny = (float(v) for v in np.average(d, axis=0, weights=wt[keep]))
-            res = np.hypot(*(cb - (np.array([nx, ny]) + ss * cf)).T)
-            worst = int(np.argmax(np.where(keep, res, -1)))
-            if res[worst] > 0.75 and keep.sum() > (3 if fit_s else 1):
-                keep[worst] = False
-                continue
+                cx, cy = tw / 2, th / 2
+            cen_fg.append((u0 + cx / s, v0 + cy / s))
+            cen_bg.append((nbx + cx, nby + cy))
+            wts.append(r2)
+    if not cen_fg:
+        return None
+    cf, cb, wt = np.array(cen_fg), np.array(cen_bg), np.array(wts)
+    fit_s = free and len(cf) >= 3
+    keep = np.ones(len(cf), bool)
+    while True:
+        ss = s
+        if fit_s:
+            # least squares for (x, y, s) from both axes
+            n = int(keep.sum())
+            a_ = np.zeros((2 * n, 3))
+            a_[0::2, 0] = 1
+            a_[1::2, 1] = 1
+            a_[0::2, 2] = cf[keep, 0]
+            a_[1::2, 2] = cf[keep, 1]
+            sol = np.linalg.lstsq(a_, cb[keep].reshape(-1), rcond=None)[0]
+            nx, ny, ss = float(sol[0]), float(sol[1]), float(sol[2])
+        else:
+            nx, ny = (float(v) for v in np.average(cb[keep] - s * cf[keep], axis=0, weights=wt[keep]))
+        res = np.hypot(*(cb - (np.array([nx, ny]) + ss * cf)).T)
+        worst = int(np.argmax(np.where(keep, res, -1)))
+        # a window on something that moves differently (or mismatched) is dropped
+        if res[worst] > 0.75 and keep.sum() > (3 if fit_s else 1):
+            keep[worst] = False
+            continue
+        break
+    if abs(ss / s - 1) > 0.03:
+        return None
+    return nx, ny, ss, float(np.mean(wt[keep]))
+
+
+def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple[Placement, float]:
+    """Sub-pixel placement: ECC at a working level (affine when ``affine``: scale and
+    position from the whole footprint), then :func:`_roi_fit` at full resolution.
+    ``free`` lets the scale move; a scale within a fraction of a pixel of 1.0 snaps to 1."""
+    s, x, y = p.scale, p.x, p.y
+    rho = -1.0
+    budget = WORK_PIXELS if affine else WORK_PIXELS // 4
+    k = 0
+    while fg.w * fg.h * s * s / 4 ** k > budget:
+        k += 1
+    if k > 0 or affine:
+        f = 2.0 ** -k
+        tpl = fg.scaled(s * f)[0]
+        th, tw = tpl.shape
+        margin = 8
+        bgl = bg.grey(k)
+        ox = int(max(0, math.floor(x * f) - margin))
+        oy = int(max(0, math.floor(y * f) - margin))
+        inp = bgl[oy:int(min(bgl.shape[0], math.ceil(y * f) + th + margin)),
+                  ox:int(min(bgl.shape[1], math.ceil(x * f) + tw + margin))]
+        # template index i -> input index i + (x*f - ox) (same scale at this level)
+        w0 = np.float32([[1, 0, x * f - ox], [0, 1, y * f - oy]])
+        mode = cv2.MOTION_AFFINE if affine else cv2.MOTION_TRANSLATION
+        r1, w = _ecc(tpl, inp, w0, mode, iters=60 if affine else 30, eps=1e-4 if affine else 1e-3, gauss=5)
+        if r1 > 0:
+            a = math.sqrt(abs(float(np.linalg.det(w[:, :2])))) if affine else 1.0
+            # centre index -> corner: BG_corner*f = a*T_corner + (b + 0.5 - 0.5a) + o
+            nx = (float(w[0, 2]) + 0.5 - 0.5 * a + ox) / f
+            ny = (float(w[1, 2]) + 0.5 - 0.5 * a + oy) / f
+            if abs(nx - x) < 8 / f + 2 and abs(ny - y) < 8 / f + 2 and 0.8 < a < 1.25:
+                x, y, s, rho = nx, ny, (s * a if free else s), r1
+    for _ in range(3):
+        r = _roi_fit(fg, bg, x, y, s, free)
+        if r is None:
             break
-        if abs(ss / s - 1) < 0.02:
-            x, y, s = nx, ny, ss
-            r2m = float(np.mean(wt[keep]))
-            rho = r2m if rho < 0 else 0.5 * (rho + r2m)
+        moved = abs(r[2] / s - 1)
+        x, y, s, rho = r
+        if moved * max(fg.w, fg.h) < 0.1:  # the windows were resized by a scale close enough
+            break
+    if free and abs(s - 1) * max(fg.w, fg.h) < 0.4:
+        # the preference for 1.0: a scale that moves no FG pixel by half a pixel is 1.0
+        r = _roi_fit(fg, bg, x + (s - 1) * fg.w / 2, y + (s - 1) * fg.h / 2, 1.0, False)
+        if r is not None:
+            x, y, s, rho = r
     return Placement(x, y, s, p.confidence, p.method), rho
+
+
+def _finish(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> Placement:
+    q, rho = _refine(fg, bg, p, free, affine)
+    q.method = p.method + ("+ecc" if rho > 0 else "")
+    q.confidence = float(max(0.0, rho if rho > 0 else p.confidence))
+    return q
 
 
 def estimate(fg_img: np.ndarray, bg_img: np.ndarray, *, prior: Placement | None = None,
@@ -446,59 +458,102 @@ def estimate(fg_img: np.ndarray, bg_img: np.ndarray, *, prior: Placement | None 
     ``confidence`` is the final correlation coefficient (about 0.9+ for a clean match,
     below ~0.4 when FG is probably not in BG); ``method`` names the path that won.
     """
-    fg = _grey(fg_img)
-    bg = _grey(bg_img)
-    fh, fw = fg.shape
-    bh, bw = bg.shape
-    _check_fit(fw, fh, bw, bh, scale)
+    fg = _Img(_grey(fg_img))
+    bg = _Img(_grey(bg_img))
+    _check_fit(fg.w, fg.h, bg.w, bg.h, scale)
     if prior is not None:
-        return _estimate_prior(bg, fg, prior, scale, max(24.0, 0.08 * min(fw, fh) * prior.scale))
+        return _estimate_prior(fg, bg, prior, scale, max(24.0, 0.08 * min(fg.w, fg.h) * prior.scale))
     return _estimate_full(fg, bg, scale)
 
 
-def _estimate_full(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement:
+def _estimate_full(fg: _Img, bg: _Img, scale: float | None) -> Placement:
     """estimate() without a prior: multi-scale search over the whole BG."""
-    fh, fw = fg.shape
-    bh, bw = bg.shape
-    pyr = _Pyr(bg)
-    cands = _coarse(fg, pyr, None, scale)
     free = scale is None
+    scales = [scale] if scale is not None else _scale_grid(fg.w, fg.h, bg.w, bg.h)
+    cands: list[Cand] = []
+    for s in scales:
+        sc, x, y = _search(bg, fg, s, _coarse_k(bg.w, bg.h, fg.w * s, fg.h * s))
+        cands.append((sc, s, x, y))
+    cands.sort(key=lambda c: -c[0])
     best = cands[0]
     if free:
-        # refine the few best distinct scales one level finer, then prefer 1.0 if close
-        tops: list[tuple[float, float, float, float]] = []
+        # the few best distinct scales, one level finer, with 1.0 preferred when close
+        tops: list[Cand] = []
         for c in cands:
             if all(abs(math.log(c[1] / t[1])) > 0.06 for t in tops):
                 tops.append(c)
             if len(tops) == 3:
                 break
-        steps = (1 / 1.02, 1.0, 1.02)
-        fine = [_finer(fg, pyr, c, True, steps) for c in tops]
+        fine = [_finer(fg, bg, c, (1 / 1.02, 1.0, 1.02)) for c in tops if c[1] != 1.0]
         one = next((c for c in cands if c[1] == 1.0), None)
-        if one is not None and all(abs(t[1] - 1.0) > 1e-9 for t in tops):
-            fine.append(_finer(fg, pyr, one, False, (1.0,)))
-        elif one is not None:
-            fine.append(_finer(fg, pyr, one, False, (1.0,)))
+        one_f = _finer(fg, bg, one, (1.0,)) if one is not None else None
         fine.sort(key=lambda c: -c[0])
-        best = fine[0]
-        one_f = next((c for c in fine if c[1] == 1.0), None)
+        best = fine[0] if fine else one_f
         if one_f is not None and one_f[0] >= best[0] - PREFER_ONE:
             best = one_f
-    method = "ncc"
-    p = Placement(best[2], best[3], best[1], best[0], method)
+    p = Placement(best[2], best[3], best[1], best[0], "ncc")
     if best[0] < FEATURE_BELOW:
-        fp = _features(fg, bg, scale)
-        if fp is not None and _fits(fw, fh, bw, bh, fp.scale):
-            k = _coarse_k(bw, bh, fw * fp.scale, fh * fp.scale)
-            sc_f = _score_at(fg, bg, fp, k)
-            sc_n = _score_at(fg, bg, p, _coarse_k(bw, bh, fw * p.scale, fh * p.scale))
+        fp = _features(fg.full, bg.full, scale)
+        if fp is not None and _fits(fg.w, fg.h, bg.w, bg.h, fp.scale):
+            sc_f = _score_at(fg, bg, fp, _coarse_k(bg.w, bg.h, fg.w * fp.scale, fg.h * fp.scale))
+            sc_n = _score_at(fg, bg, p, _coarse_k(bg.w, bg.h, fg.w * p.scale, fg.h * p.scale))
             if sc_f > sc_n:
                 p = Placement(fp.x, fp.y, fp.scale, sc_f, "orb")
-    free_scale = free and abs(p.scale - 1.0) > 1e-9
-    q, rho = _refine(fg, bg, p, free_scale)
-    q.method = p.method + ("+ecc" if rho > 0 else "")
-    q.confidence = float(max(0.0, rho if rho > 0 else p.confidence))
-    return q
+    return _finish(fg, bg, p, free, affine=free)
+
+
+def _pc_spectra(crops: np.ndarray) -> np.ndarray:
+    """Windowed, zero-mean spectra of ``crops`` (N, h, w) for :func:`_pc_peaks`."""
+    from scipy import fft
+
+    n, h, w = crops.shape
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    b = (crops - crops.mean(axis=(1, 2), keepdims=True, dtype=np.float32)) * win
+    return fft.rfft2(b.astype(np.float32), axes=(1, 2), workers=-1)
+
+
+def _pc_peaks(tpl: np.ndarray, spectra: np.ndarray) -> np.ndarray:
+    """Phase-correlation peak height of ``tpl`` against each crop behind ``spectra``."""
+    from scipy import fft
+
+    h, w = tpl.shape
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    fa = fft.rfft2(((tpl - tpl.mean()) * win).astype(np.float32))
+    r = spectra * np.conj(fa)
+    r /= np.abs(r) + 1e-6
+    c = fft.irfft2(r, s=(h, w), axes=(1, 2), workers=-1)
+    return c.reshape(len(spectra), -1).max(axis=1)
+
+
+def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
+                    radius: float, rough_scale: bool = False) -> Placement:
+    """estimate() around a prior: NCC within ``radius`` BG px at the prior's scale, then
+    the sub-pixel fit (which also corrects the scale when it is free). ``rough_scale``:
+    the prior's scale is only good to a few percent (search it, and fit it affinely)."""
+    free = scale is None
+    s = scale if scale is not None else prior.scale
+    if not _fits(fg.w, fg.h, bg.w, bg.h, s):
+        s = min(bg.w / fg.w, bg.h / fg.h)
+    k = _coarse_k(bg.w, bg.h, fg.w * s, fg.h * s)
+    sc, x, y = _search(bg, fg, s, k, (prior.x, prior.y, radius))
+    if free and rough_scale:
+        c = _finer(fg, bg, (sc, s, x, y), (1 / 1.03, 1 / 1.015, 1.0, 1.015, 1.03))
+        if abs(c[1] - 1) < 0.03 and abs(s - 1) > 1e-9:
+            one = _finer(fg, bg, (sc, 1.0, x + fg.w * (s - 1) / 2, y + fg.h * (s - 1) / 2), (1.0,))
+            if one[0] >= c[0] - PREFER_ONE:
+                c = one
+        return _finish(fg, bg, Placement(c[2], c[3], c[1], c[0], "ncc"), free, affine=True)
+    if k > 0 and sc >= FEATURE_BELOW:
+        # one level finer in a small window: ECC's start within a pixel or two
+        sc2, x2, y2 = _search(bg, fg, s, k - 1, (x, y, 2 ** k))
+        if sc2 > 0:
+            sc, x, y = sc2, x2, y2
+    if sc < FEATURE_BELOW:
+        # weak match near the prior: let the full search (features included) decide
+        full = _estimate_full(fg, bg, scale)
+        if full.confidence > sc:
+            return full
+    return _finish(fg, bg, Placement(x, y, s, sc, "ncc"), free, affine=False)
 
 
 # -- clips ------------------------------------------------------------------------------
@@ -530,10 +585,11 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
 
     FG's middle frames are matched against BG frames around the proportional time, in a
     window of several seconds either side (BG may start earlier or later, its camera may
-    move): on small copies, a multi-scale search on a few BG frames proposes scales, those
-    scales are searched on every candidate BG frame, each FG frame gets its
-    best-correlating BG partner, and full-resolution estimates on those pairs are combined
-    by the median.
+    move). BG's window is read once at a reduced size: a multi-scale NCC search on small
+    copies finds the scale and rough position; each FG frame's best BG partner is chosen
+    among the best-scoring candidates by ECC correlation at the reduced size (a moving
+    camera makes neighbouring frames match almost as well, shifted); full-resolution
+    estimates on those pairs are combined by the median.
     """
     t0 = time.perf_counter()
     dec = 0.0
@@ -545,126 +601,106 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     centres = [int(round(i * nb / nf)) for i in fidx]
     half = max(8, int(round(4.0 * fps)))
     lo, hi = max(0, min(centres) - half), min(nb - 1, max(centres) + half)
-    stride = max(1, math.ceil((hi - lo + 1) / 48))
+    stride = max(1, math.ceil((hi - lo + 1) / 160))
     cand = list(range(lo, hi + 1, stride))
-    # Small BG copies (zimg resizes them while decoding): long side ~160, but big enough
-    # that FG's footprint at scale 1 stays >= 20 px on its short side.
-    f = min(1.0, max(160 / max(bw, bh), 20 / min(fw, fh)))
-    sw, sh = max(16, int(round(bw * f))), max(16, int(round(bh * f)))
+    # Mid-size BG copies (zimg resizes while decoding): long side ~480, FG's footprint at
+    # scale 1 at least 48 px on its short side.
+    fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
+    sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
     fx, fy = sw / bw, sh / bh
     td = time.perf_counter()
-    small = [_grey(a) for a in _frames(bg, cand, width=sw, height=sh)]
+    mids = [_grey(a) for a in _frames(bg, cand, width=sw, height=sh)]
     fgs = [_grey(a) for a in _frames(fg, fidx)]
     dec += time.perf_counter() - td
-    small_d = [(a, _grad(a)) for a in small]
-    mid = fgs[len(fgs) // 2]
+    # FG at the mid copies' pixel size, so that scales there are scales in full pixels
+    fgm = [_resize(g, fx, fy) for g in fgs]
+    # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
+    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
+    smalls = [_resize(m, ft) for m in mids]
+    small_d = [(a, _grad(a)) for a in smalls]
+    th_, tw_ = smalls[0].shape
+    mid_i = len(fgs) // 2
 
-    def search(img: np.ndarray, s: float, frames: list[int]) -> list[tuple[float, float, float]]:
-        tg = _resize(img, s * fx, s * fy)
-        if tg.shape[1] > sw or tg.shape[0] > sh or min(tg.shape) < 4:
+    def search(img: np.ndarray, s: float, frames: list[int], near: tuple[float, float] | None = None
+               ) -> list[tuple[float, float, float]]:
+        """(score, x, y) per small frame, x/y in mid px; ``near`` = mid px +-3 small px."""
+        tg = _resize(img, s * ft)
+        th, tw = tg.shape
+        if tw > tw_ or th > th_ or min(tg.shape) < 4:
             return [(-1.0, 0.0, 0.0)] * len(frames)
-        td_ = (tg, _grad(tg))
-        return [_peak(_ncc_map(small_d[j], td_)) for j in frames]
+        tpl = (tg, _grad(tg))
+        xa = ya = 0
+        xb, yb = tw_, th_
+        if near is not None:
+            px, py = int(round(near[0] * ft)), int(round(near[1] * ft))
+            xa, ya = max(0, px - 3), max(0, py - 3)
+            xb, yb = min(tw_, px + 3 + tw), min(th_, py + 3 + th)
+            if xb - xa < tw or yb - ya < th:
+                return [(-1.0, 0.0, 0.0)] * len(frames)
+        out = []
+        for j in frames:
+            a, d = small_d[j]
+            sc, x, y = _peak(_ncc_map((a[ya:yb, xa:xb], d[ya:yb, xa:xb]), tpl))
+            out.append((sc, (x + xa) / ft, (y + ya) / ft))
+        return out
 
     # 1) scales: full grid on a few BG frames spread over the window; keep the best few
-    #    distinct scales (a still camera's framing does not depend on time; a moving one
-    #    is caught in step 2) plus 1.0.
+    #    distinct scales plus 1.0, then search those on every candidate frame.
     if scale is not None:
         scales = [scale]
     else:
         grid = _scale_grid(fw, fh, bw, bh, step=1.05)
-        probe = sorted(set(np.linspace(0, len(cand) - 1, min(6, len(cand))).round().astype(int).tolist()))
-        per_s = [max(r[0] for r in search(mid, s, probe)) for s in grid]
-        order = np.argsort(per_s)[::-1]
+        probe = sorted(set(np.linspace(0, len(cand) - 1, min(5, len(cand))).round().astype(int).tolist()))
+        per_s = [max(r[0] for r in search(fgm[mid_i], s, probe)) for s in grid]
         scales = []
-        for i in order:
+        for i in np.argsort(per_s)[::-1]:
             if all(abs(math.log(grid[i] / t)) > 0.08 for t in scales):
                 scales.append(grid[i])
             if len(scales) == 3:
                 break
         if 1.0 in grid and 1.0 not in scales:
             scales.append(1.0)
-    # 2) those scales on every candidate BG frame; scale 1.0 preferred when close
-    allj = list(range(len(cand)))
-    res = {s: search(mid, s, allj) for s in scales}
+    # (every few frames: this only has to find the scale and the rough position)
+    allj = list(range(0, len(cand), max(1, len(cand) // 40)))
+    res = {s: search(fgm[mid_i], s, allj) for s in scales}
     best_s = max(scales, key=lambda s: max(r[0] for r in res[s]))
     if 1.0 in res and max(r[0] for r in res[1.0]) >= max(r[0] for r in res[best_s]) - PREFER_ONE:
         best_s = 1.0
-    r = res[best_s]
-    j0 = int(np.argmax([v[0] for v in r]))
-    sc0, x0, y0 = r[j0][0], r[j0][1] / fx, r[j0][2] / fy
-    # 3) each FG sample's best BG partner at that scale, near that position
+    j0 = int(np.argmax([v[0] for v in res[best_s]]))
+    sc0, x0, y0 = res[best_s][j0]
+    j0 = allj[j0]
+    # 2) scale and position on the mid copy of that frame (affine ECC when scale is free)
+    fm_img = _Img(fgm[mid_i])
+    pm = _estimate_prior(fm_img, _Img(mids[j0]), Placement(x0, y0, best_s, sc0), scale,
+                         2 / ft + 2, rough_scale=scale is None)
+    s_m = pm.scale
+    # 3) each FG frame's partner: the sharpest phase-correlation peak of FG against the
+    #    same footprint of every candidate. The peak height barely depends on a small
+    #    shift, so a moving camera (neighbouring frames match almost as well, shifted)
+    #    does not fool it the way NCC at a fixed position does.
     picks = []
-    for g in fgs:
-        if g is mid:
-            picks.append(cand[j0])
-            continue
-        tg = _resize(g, best_s * fx, best_s * fy)
-        th, tw = tg.shape
-        td_ = (tg, _grad(tg))
-        px, py = int(round(x0 * fx)), int(round(y0 * fy))
-        xa, ya = max(0, px - 3), max(0, py - 3)
-        xb, yb = min(sw, px + 3 + tw), min(sh, py + 3 + th)
-        scores = [float(_ncc_map((a[ya:yb, xa:xb], d[ya:yb, xa:xb]), td_).max()) for a, d in small_d]
-        picks.append(cand[int(np.argmax(scores))])
+    x_m, y_m = int(round(pm.x)), int(round(pm.y))
+    th, tw = _resize(fgm[0], s_m).shape
+    th, tw = min(th, sh - y_m), min(tw, sw - x_m)
+    # at most 128 px a side: the centre of the footprint is enough to tell frames apart
+    ch, cw = min(th, 128), min(tw, 128)
+    v0, u0 = (th - ch) // 2, (tw - cw) // 2
+    spectra = _pc_spectra(np.stack([m[y_m + v0:y_m + v0 + ch, x_m + u0:x_m + u0 + cw] for m in mids]))
+    for g in fgm:
+        t = _resize(g, s_m)[v0:v0 + ch, u0:u0 + cw]
+        picks.append(cand[int(np.argmax(_pc_peaks(t, spectra)))])
     td = time.perf_counter()
     bgf = _frames(bg, picks)
     dec += time.perf_counter() - td
-    prior = Placement(x0, y0, best_s, sc0, "ncc")
-    # the small copies locate FG to ~1 small px; the scale grid to ~2.5 %
-    radius = 2.0 / min(fx, fy) + 0.03 * max(fw, fh) * best_s + 4
-    ests = [_estimate_prior(_grey(b), g, prior, scale, radius, 1.0 if scale is not None else 1.015)
-            for g, b in zip(fgs, bgf)]
+    prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
+    radius = 3 / min(fx, fy) + 4
+    ests = [_estimate_prior(_Img(g), _Img(_grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf)]
     p, inl, spread = _combine(ests)
     p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
     p.confidence = float(p.confidence * math.exp(-spread / 2.0))
     last_stats.clear()
     last_stats.update(decode_s=dec, compute_s=time.perf_counter() - t0 - dec, bg_picks=picks)  # type: ignore[arg-type]
     return p
-
-
-def _estimate_prior(bg: np.ndarray, fg: np.ndarray, prior: Placement, scale: float | None,
-                    radius: float, step: float = 1.01) -> Placement:
-    """estimate() around a prior: search radius in BG px, scales prior.scale * step**(-2..2)."""
-    fh, fw = fg.shape
-    bh, bw = bg.shape
-    pyr = _Pyr(bg)
-    free = scale is None
-    if free:
-        scales = [prior.scale * step ** j for j in (-2, -1, 0, 1, 2)] if step > 1 else [prior.scale]
-        if any(abs(s - 1) <= step ** 2 - 1 + 1e-9 for s in scales):
-            scales.append(1.0)
-    else:
-        scales = [scale]
-    scales = [s for s in scales if _fits(fw, fh, bw, bh, s)] or [min(bw / fw, bh / fh)]
-    cands = []
-    for s in scales:
-        k = _coarse_k(bw, bh, fw * s, fh * s)
-        # keep the footprint's centre when trying another scale
-        cx = prior.x + fw * (prior.scale - s) / 2
-        cy = prior.y + fh * (prior.scale - s) / 2
-        sc, x, y = _search(pyr, fg, s, k, (cx, cy, radius))
-        cands.append((sc, s, x, y))
-    cands.sort(key=lambda c: -c[0])
-    best = cands[0]
-    if free and len(cands) > 1:
-        # finer level around the best few scales (scale precision matters for ECC's start)
-        best = max((_finer(fg, pyr, c, True, (1 / 1.005, 1.0, 1.005)) for c in cands[:2]), key=lambda c: c[0])
-        one = next((c for c in cands if c[1] == 1.0), None)
-        if one is not None:
-            one_f = _finer(fg, pyr, one, False, (1.0,))
-            if one_f[0] >= best[0] - PREFER_ONE:
-                best = one_f
-    if best[0] < FEATURE_BELOW:
-        # weak match near the prior: let the full search (features included) decide
-        full = _estimate_full(fg, bg, scale)
-        if full.confidence > best[0]:
-            return full
-    p = Placement(best[2], best[3], best[1], best[0], "ncc")
-    q, rho = _refine(fg, bg, p, free and abs(p.scale - 1.0) > 1e-9)
-    q.method = "ncc" + ("+ecc" if rho > 0 else "")
-    q.confidence = float(max(0.0, rho if rho > 0 else p.confidence))
-    return q
 
 
 def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
@@ -693,7 +729,7 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
         fgs = _frames(fg, ids)
         bgs = _frames(bg, [frame_map[i] for i in ids])
         dec += time.perf_counter() - td
-        return [_estimate_prior(_grey(b), _grey(a), pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
+        return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
 
     ests = run(idx, [prior] * len(idx), radius)
     p, inl, spread = _combine(ests)
