@@ -30,7 +30,7 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 _DEFAULTS: dict[str, Any] = {
     "fingerprint": {"size": [64, 36], "decoder": "ffmpeg"},
-    "audio": {"rate": 8000, "windows": 8, "window_s": 4.0, "min_confidence": 0.3},
+    "audio": {"rate": 8000, "windows": 12, "window_s": 1.5, "min_confidence": 0.3},
     "temporal": {},
     "spatial": {"refine": True},
 }

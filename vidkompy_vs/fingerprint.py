@@ -96,8 +96,9 @@ def phash64(planes: np.ndarray) -> np.ndarray:
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bitwise Hamming distance of uint64 hashes (broadcasting)."""
-    x = np.bitwise_xor(a, b)
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
+    x = np.atleast_1d(np.bitwise_xor(np.asarray(a, np.uint64), np.asarray(b, np.uint64)))
+    d = np.unpackbits(np.ascontiguousarray(x).view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
+    return d if np.ndim(a) or np.ndim(b) else d[0]
 
 
 def _energy(planes: np.ndarray) -> np.ndarray:

@@ -1,0 +1,168 @@
+"""Temporal engine on synthetic fingerprints and audio: exact maps against known truth.
+
+No decoding here (see test_align.py for the end-to-end path): planes are windows of a
+smooth random texture moving under a random walk, so every frame is distinct, as in
+real footage, and the truth of every constructed FG frame is known exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from vidkompy_vs import audio as au
+from vidkompy_vs import fingerprint as fpm
+from vidkompy_vs import temporal as tm
+
+
+def _source(n: int, seed: int = 0) -> np.ndarray:
+    """n distinct 64x36 uint8 planes: a textured world seen through a wandering window."""
+    rng = np.random.default_rng(seed)
+    world = gaussian_filter(rng.normal(size=(400, 1600)), 3.0)
+    world = (world - world.min()) / np.ptp(world) * 200 + 25
+    pos = np.cumsum(rng.normal(0.0, 1.5, size=(n, 2)), axis=0) + [180, 100]
+    pos[:, 1] = np.abs(pos[:, 1] + np.arange(n) * 1.2) % 1400
+    pos[:, 0] = np.clip(pos[:, 0], 0, 400 - 37)
+    out = np.empty((n, 36, 64), np.uint8)
+    for i, (y, x) in enumerate(pos):
+        yi, xi = int(y), int(x)
+        out[i] = np.clip(world[yi:yi + 36, xi:xi + 64], 0, 255).astype(np.uint8)
+    return out
+
+
+SRC = _source(700)
+
+
+def _run(m: np.ndarray, *, fg_fps: float = 25.0, bg_fps: float = 25.0, bg: np.ndarray | None = None,
+         noise: float = 0.0, seed: int = 1) -> tuple[tm.TemporalResult, np.ndarray]:
+    bgp = SRC if bg is None else bg
+    cov = (m >= 0) & (m < len(bgp))
+    fgp = bgp[np.clip(m, 0, len(bgp) - 1)].copy()
+    # uncovered FG frames show something BG never shows
+    fgp[~cov] = _source(int((~cov).sum()) + 1, seed=99)[: int((~cov).sum())]
+    if noise:
+        rng = np.random.default_rng(seed)
+        bgp = np.clip(bgp + rng.normal(0, noise, bgp.shape), 0, 255).astype(np.uint8)
+    r = tm.align_visual(fpm.from_planes(fgp, fg_fps), fpm.from_planes(bgp, bg_fps))
+    return r, cov
+
+
+def test_dtw_band_follows_cheapest_monotone_path() -> None:
+    n, w = 6, 8
+    C = np.ones((n, w), np.float32)
+    want = [1, 1, 2, 4, 5, 7]  # a repeat and a skip of 2
+    for i, j in enumerate(want):
+        C[i, j] = 0.0
+    path = tm.dtw_band(C, np.zeros(n, np.int64), kmax=2)
+    assert path.tolist() == want
+
+
+def test_offset_exact() -> None:
+    m = np.arange(250) + 137
+    r, _ = _run(m)
+    assert r.frame_map.tolist() == m.tolist()
+    assert r.related and r.confidence > 0.8
+    assert r.offset_s == pytest.approx(137 / 25, abs=0.02)
+    assert r.rate == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("fg_fps,bg_fps", [(50, 25), (60, 24), (30, 25), (25, 30)])
+def test_fps_change_exact(fg_fps: int, bg_fps: int) -> None:
+    i = np.arange(int(8 * fg_fps))
+    m = 40 + np.floor(i * bg_fps / fg_fps + 1e-9).astype(np.int64)
+    r, _ = _run(m, fg_fps=fg_fps, bg_fps=bg_fps)
+    assert r.frame_map.tolist() == m.tolist()
+    assert r.rate == pytest.approx(1.0, abs=0.01)
+
+
+def test_drift_and_ramp_exact() -> None:
+    i = np.arange(300)
+    m = np.floor(20 + i * 1.025).astype(np.int64)
+    r, _ = _run(m)
+    assert (r.frame_map == m).mean() >= 0.995 and np.abs(r.frame_map - m).max() <= 1
+    assert r.rate == pytest.approx(1.025, abs=0.005)
+    ramp = np.floor(10 + np.cumsum(np.linspace(0.6, 1.6, 300)) - 0.6).astype(np.int64)
+    r, _ = _run(ramp)
+    assert (r.frame_map == ramp).mean() >= 0.995 and np.abs(r.frame_map - ramp).max() <= 1
+
+
+def test_bg_much_longer_and_noisy_bg() -> None:
+    m = np.arange(120) + 480
+    r, _ = _run(m, noise=6.0)
+    assert r.frame_map.tolist() == m.tolist()
+
+
+def test_fg_before_bg_flags_uncovered() -> None:
+    m = np.arange(200) - 30
+    r, cov = _run(m)
+    assert r.uncovered.tolist() == np.flatnonzero(~cov).tolist()
+    assert r.frame_map[cov].tolist() == m[cov].tolist()
+    assert (r.frame_map[~cov] == 0).all()  # clamped to BG's first frame
+
+
+def test_static_section_follows_timeline() -> None:
+    # BG holds one picture (fresh grain each frame) for 60 frames; FG copies BG frames
+    rng = np.random.default_rng(5)
+    held = np.repeat(SRC[200:201], 60, axis=0).astype(np.float32) + rng.normal(0, 0.8, (60, 36, 64))
+    bg = np.concatenate([SRC[:200], np.clip(held, 0, 255).astype(np.uint8), SRC[200:400]])
+    m = np.arange(30, 330)
+    r, _ = _run(m, bg=bg)
+    assert (r.frame_map == m).mean() >= 0.995
+    assert np.abs(r.frame_map - m).max() <= 1
+
+
+def test_unrelated_is_low_confidence() -> None:
+    fg = _source(150, seed=42)
+    r = tm.align_visual(fpm.from_planes(fg, 25.0), fpm.from_planes(SRC, 25.0))
+    assert not r.related
+    assert r.confidence < 0.35
+
+
+def test_registration_recovers_subpixel_shift() -> None:
+    rng = np.random.default_rng(3)
+    world = gaussian_filter(rng.normal(size=(80, 3000)), 2.0)
+    world = ((world - world.min()) / np.ptp(world) * 200 + 25).astype(np.float32)
+    bg = np.stack([world[10:46, 4 * i:4 * i + 64] for i in range(200)]).round().astype(np.uint8)
+    fg = np.stack([world[10:46, 4 * i + 1:4 * i + 65] for i in range(200)]).round().astype(np.uint8)
+    d = tm.register_shift(fpm.from_planes(fg, 25.0), fpm.from_planes(bg, 25.0), np.arange(200),
+                          np.ones(200, bool))
+    assert d[0] == pytest.approx(1.0, abs=0.15) and abs(d[1]) < 0.15
+
+
+def test_phash_and_energy() -> None:
+    fp = fpm.from_planes(SRC[:10], 25.0)
+    assert fp.phash.dtype == np.uint64 and len(fp.phash) == 10
+    assert int(fpm.hamming(fp.phash[0], fp.phash[0])) == 0
+    other = fpm.from_planes(_source(1, seed=9), 25.0)
+    assert int(fpm.hamming(fp.phash[0], other.phash[0])) > 10
+    assert fp.energy[0] == 0 and (fp.energy[1:] > 0).all()
+    v = fp.vectors()
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(v.mean(axis=1), 0.0, atol=1e-5)
+
+
+def test_gcc_phat_offset_and_rate() -> None:
+    rate = 8000
+    rng = np.random.default_rng(11)
+    env = np.repeat(rng.uniform(0.1, 1.0, 200), 800)
+    bg = (rng.normal(size=len(env)) * env).astype(np.float32)  # 20 s
+    off = 3.250
+    fg = bg[int(off * rate):int(off * rate) + 10 * rate].copy()
+    fg += rng.normal(0, 0.05, len(fg)).astype(np.float32)
+    m = au.match_audio(bg, fg, rate)
+    assert m.offset_s == pytest.approx(off, abs=0.002)
+    assert m.rate == pytest.approx(1.0, abs=0.002)
+    assert m.confidence > 0.5
+    # FG plays 2 % faster than BG: BG time = off + 1.02 * FG time
+    t = np.arange(10 * rate) / rate
+    fast = np.interp(off + 1.02 * t, np.arange(len(bg)) / rate, bg).astype(np.float32)
+    m = au.match_audio(bg, fast, rate)
+    assert m.rate == pytest.approx(1.02, abs=0.003)
+    assert m.offset_s == pytest.approx(off, abs=0.01)
+
+
+def test_gcc_phat_unrelated_low_confidence() -> None:
+    rng = np.random.default_rng(2)
+    m = au.match_audio(rng.normal(size=80000).astype(np.float32), rng.normal(size=40000).astype(np.float32), 8000)
+    assert m.confidence < 0.5
