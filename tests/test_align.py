@@ -1,0 +1,144 @@
+"""align() end to end on small ffmpeg-made clips with known truth.
+
+The source is lavfi's Game of Life blended with testsrc2 (moving, textured, every frame
+distinct) plus band-limited noise audio; FG clips are crops/cuts/retimes of it made with
+frame-exact filters (trim by frame, atrim by sample), so the BG frame under every FG
+frame is known. Clips are cached in pytest's cache folder between runs.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from vidkompy_vs.align import align, load_preset
+from vidkompy_vs.errors import VidkompyError
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+VERSION = 1
+SRC = ("life=s=320x240:mold=10:r=25:ratio=0.15:seed=7:death_color=#3050a0:life_color=#f0e040,format=yuv420p[l];"
+       "testsrc2=s=320x240:r=25[t];[l][t]blend=all_mode=average,format=yuv420p")
+AUD = "anoisesrc=c=pink:r=16000:a=0.4:seed=3,volume='0.2+0.8*gt(sin(7*t)+sin(2.3*t),0)':eval=frame"
+
+
+def _ff(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def clips(request: pytest.FixtureRequest) -> dict[str, Path]:
+    d = Path(request.config.cache.mkdir(f"vidkompy-align-clips-v{VERSION}"))
+    out = {k: d / f"{k}.mp4" for k in ("bg", "fg_off", "fg50", "bg_long", "fg_mid", "other", "silent_fg")}
+    if all(p.exists() for p in out.values()):
+        return out
+    enc = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", "50"]
+    aac = ["-c:a", "aac", "-b:a", "96k"]
+    # BG: 8 s with audio; 'bg_long': 24 s
+    _ff("-f", "lavfi", "-i", SRC, "-f", "lavfi", "-i", AUD, "-t", "24", *enc, *aac, str(out["bg_long"]))
+    _ff("-i", str(out["bg_long"]), "-vf", "trim=start_frame=0:end_frame=200,setpts=PTS-STARTPTS",
+        "-af", "atrim=start_sample=0:end_sample=128000,asetpts=PTS-STARTPTS", *enc, *aac, str(out["bg"]))
+    # FG: crop 160x120 at (60, 40), from BG frame 30 (1.2 s), 100 frames, audio cut to match
+    crop = "crop=160:120:60:40"
+    _ff("-i", str(out["bg"]), "-vf", f"trim=start_frame=30:end_frame=130,setpts=PTS-STARTPTS,{crop}",
+        "-af", "atrim=start_sample=19200:end_sample=35200,asetpts=PTS-STARTPTS", *enc, *aac, str(out["fg_off"]))
+    # FG at 50 fps: every BG frame twice, from BG frame 20
+    _ff("-i", str(out["bg"]), "-vf", f"trim=start_frame=20:end_frame=120,setpts=PTS-STARTPTS,{crop},fps=50",
+        "-an", *enc, str(out["fg50"]))
+    # FG from the middle of the long BG: frames 300..399
+    _ff("-i", str(out["bg_long"]), "-vf", f"trim=start_frame=300:end_frame=400,setpts=PTS-STARTPTS,{crop}",
+        "-af", "atrim=start_sample=192000:end_sample=256000,asetpts=PTS-STARTPTS", *enc, *aac,
+        str(out["fg_mid"]))
+    # unrelated: a different picture source and different noise
+    _ff("-f", "lavfi", "-i", "mandelbrot=s=160x120:r=25", "-f", "lavfi", "-i",
+        "anoisesrc=c=white:r=16000:a=0.3:seed=11", "-t", "3", *enc, *aac, str(out["other"]))
+    # no audio at all
+    _ff("-i", str(out["fg_off"]), "-an", "-c:v", "copy", str(out["silent_fg"]))
+    return out
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=200, force_terminal=False), buf
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDKOMPY_VS_CACHE", str(tmp_path_factory.getbasetemp() / "vkcache"))
+
+
+def test_offset_with_crop_visual(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    a = align(clips["bg"], clips["silent_fg"], console=con)
+    assert a.temporal.frame_map == list(range(30, 130))
+    assert a.temporal.method == "visual"
+    assert a.temporal.offset_s == pytest.approx(1.2, abs=0.02)
+    assert (round(a.spatial.x), round(a.spatial.y)) == (60, 40)
+    assert a.temporal.uncovered == []
+
+
+def test_fps_change_50_vs_25(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    a = align(clips["bg"], clips["fg50"], console=con)
+    want = (20 + np.arange(200) // 2).tolist()
+    assert a.temporal.frame_map == want
+    assert a.temporal.rate == pytest.approx(1.0, abs=0.01)
+
+
+def test_bg_longer(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    a = align(clips["bg_long"], clips["fg_mid"], method="visual", console=con)
+    assert a.temporal.frame_map == list(range(300, 400))
+
+
+def test_audio_offset(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    a = align(clips["bg"], clips["fg_off"], method="audio", console=con)
+    assert a.temporal.method == "audio"
+    assert a.temporal.offset_s == pytest.approx(1.2, abs=0.005)
+    assert a.temporal.frame_map == list(range(30, 130))
+    # auto uses audio as the prior and still checks every frame visually
+    b = align(clips["bg"], clips["fg_off"], console=con)
+    assert b.temporal.method == "audio+visual"
+    assert b.temporal.frame_map == list(range(30, 130))
+
+
+def test_unrelated_inputs_warn_and_fall_back(clips: dict[str, Path]) -> None:
+    con, buf = _console()
+    a = align(clips["bg"], clips["other"], console=con)
+    assert "warning" in buf.getvalue().lower()
+    assert a.temporal.method == "start"
+    assert a.temporal.confidence < 0.35
+    assert a.temporal.frame_map == list(range(75))
+
+
+def test_method_audio_without_audio_is_an_error(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    with pytest.raises(VidkompyError, match="audio"):
+        align(clips["bg"], clips["silent_fg"], method="audio", console=con)
+
+
+def test_fg_larger_than_bg_is_an_error(clips: dict[str, Path]) -> None:
+    con, _ = _console()
+    with pytest.raises(VidkompyError, match="larger"):
+        align(clips["fg_off"], clips["bg"], console=con)
+
+
+def test_presets_load(tmp_path: Path) -> None:
+    for name in ("fast", "default", "precise", "robust"):
+        p = load_preset(name)
+        assert p["fingerprint"]["size"] and isinstance(p["temporal"], dict)
+    custom = tmp_path / "mine.json"
+    custom.write_text('{"temporal": {"tie": 0.02}}')
+    assert load_preset(str(custom))["temporal"]["tie"] == 0.02
+    with pytest.raises(VidkompyError):
+        load_preset("no-such-preset")
+    custom.write_text('{"temporal": {"bogus": 1}}')
+    with pytest.raises(VidkompyError, match="bogus"):
+        load_preset(str(custom))
