@@ -88,8 +88,8 @@ class _Writer:
             raise RuntimeError("ffmpeg failed")
 
 
-def _source(name: str, n: int) -> list[np.ndarray]:
-    clip = open_video(footage(name))
+def _source(path: Path, n: int) -> list[np.ndarray]:
+    clip = open_video(path)
     return frame_arrays(clip, range(min(n, clip.num_frames)))
 
 
@@ -116,9 +116,9 @@ def _dark(img: np.ndarray) -> np.ndarray:
     return np.clip(12 + 0.12 * f, 0, 255).astype(np.uint8)
 
 
-def build(name: str, *, n_bg: int = 132, n_fg: int = 100, small: bool = False) -> Case:
-    """Make (or reuse) the files of case ``name``; ``small`` = fewer frames, for the tests."""
-    tag = f"v{VERSION}-{n_bg}-{n_fg}"
+def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = None) -> Case:
+    """Make (or reuse) the files of case ``name`` (``source`` replaces the footage clip)."""
+    tag = f"v{VERSION}-{n_bg}-{n_fg}" + (f"-{source.stem}" if source else "")
     d = CASES / f"{name}-{tag}"
     d.mkdir(parents=True, exist_ok=True)
     bgp, fgp = d / "bg.mp4", d / "fg.mp4"
@@ -152,8 +152,8 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, small: bool = False) -
     case = Case(name, bgp, fgp, n_fg=n_fg, track=track, **spec)
     if bgp.exists() and fgp.exists():
         return case
-    src_name = "bikes.mp4" if name == "bikes" else "bigbuckbunny.mp4"
-    frames = _source(src_name, n_bg)
+    src = source or footage("bikes.mp4" if name == "bikes" else "bigbuckbunny.mp4")
+    frames = _source(src, n_bg)
     if name == "bikes":
         frames = [_up(f, 2.0) for f in frames]  # 1280x544 master from 640x272
     bw = bgw = None

@@ -330,10 +330,10 @@ def _roi_boxes(fg: _Img, s: float) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _roi_fit(fg: _Img, bg: _Img, x: float, y: float, s: float, free: bool
-             ) -> tuple[float, float, float, float] | None:
-    """Full resolution, translation-only ECC per textured window; the windows' centres
-    are fitted by ``centre_bg = (x, y) + s * centre_fg`` (s too when ``free``)."""
+def _roi_measure(fg: _Img, bg: _Img, x: float, y: float, s: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Full resolution, translation-only ECC per textured window (resized by ``s``):
+    matching (FG point, BG point, correlation) per window, or None."""
     cen_fg, cen_bg, wts = [], [], []
     for u0, v0, u1, v1 in _roi_boxes(fg, s):
         tpl = _resize(fg.full[v0:v1, u0:u1], s)
@@ -367,7 +367,14 @@ def _roi_fit(fg: _Img, bg: _Img, x: float, y: float, s: float, free: bool
             wts.append(r2)
     if not cen_fg:
         return None
-    cf, cb, wt = np.array(cen_fg), np.array(cen_bg), np.array(wts)
+    return np.array(cen_fg), np.array(cen_bg), np.array(wts)
+
+
+def _roi_solve(m: tuple[np.ndarray, np.ndarray, np.ndarray], s: float, free: bool
+               ) -> tuple[float, float, float, float] | None:
+    """Fit ``bg_point = (x, y) + s * fg_point`` (s too when ``free``) to the windows'
+    matches, dropping a window that disagrees (it sits on something else, or mismatched)."""
+    cf, cb, wt = m
     fit_s = free and len(cf) >= 3
     keep = np.ones(len(cf), bool)
     while True:
@@ -427,19 +434,24 @@ def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple
             ny = (float(w[1, 2]) + 0.5 - 0.5 * a + oy) / f
             if abs(nx - x) < 8 / f + 2 and abs(ny - y) < 8 / f + 2 and 0.8 < a < 1.25:
                 x, y, s, rho = nx, ny, (s * a if free else s), r1
+    size = max(fg.w, fg.h)
     for _ in range(3):
-        r = _roi_fit(fg, bg, x, y, s, free)
+        m = _roi_measure(fg, bg, x, y, s)
+        r = _roi_solve(m, s, free) if m is not None else None
         if r is None:
             break
+        if free and abs(r[2] - 1) * size < 0.4:
+            # the preference for 1.0: a scale that moves no FG pixel by half a pixel is 1.0
+            if s == 1.0:
+                r = _roi_solve(m, 1.0, False) or r
+                x, y, s, rho = r
+                break
+            x, y, s = r[0] + (r[2] - 1) * fg.w / 2, r[1] + (r[2] - 1) * fg.h / 2, 1.0
+            continue
         moved = abs(r[2] / s - 1)
         x, y, s, rho = r
-        if moved * max(fg.w, fg.h) < 0.1:  # the windows were resized by a scale close enough
+        if moved * size < 0.1:  # the windows were resized by a scale close enough
             break
-    if free and abs(s - 1) * max(fg.w, fg.h) < 0.4:
-        # the preference for 1.0: a scale that moves no FG pixel by half a pixel is 1.0
-        r = _roi_fit(fg, bg, x + (s - 1) * fg.w / 2, y + (s - 1) * fg.h / 2, 1.0, False)
-        if r is not None:
-            x, y, s, rho = r
     return Placement(x, y, s, p.confidence, p.method), rho
 
 
@@ -557,10 +569,26 @@ def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
 
 
 # -- clips ------------------------------------------------------------------------------
-def _frames(clip, idx: list[int], **kw) -> list[np.ndarray]:
-    from .sources import frame_arrays
+class _Clock:
+    """Wall and CPU seconds of one clip-level call, decoding kept apart (benchmark)."""
 
-    return frame_arrays(clip, idx, gray=True, **kw)
+    def __init__(self) -> None:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.dec = self.dec_cpu = 0.0
+
+    def frames(self, clip, idx: list[int], **kw) -> list[np.ndarray]:
+        from .sources import frame_arrays
+
+        t, c = time.perf_counter(), time.process_time()
+        out = frame_arrays(clip, idx, gray=True, **kw)
+        self.dec += time.perf_counter() - t
+        self.dec_cpu += time.process_time() - c
+        return out
+
+    def report(self, **extra: float) -> None:
+        last_stats.clear()
+        last_stats.update(decode_s=self.dec, compute_s=time.perf_counter() - self.t0 - self.dec,
+                          compute_cpu_s=time.process_time() - self.c0 - self.dec_cpu, **extra)
 
 
 def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
@@ -591,8 +619,7 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     camera makes neighbouring frames match almost as well, shifted); full-resolution
     estimates on those pairs are combined by the median.
     """
-    t0 = time.perf_counter()
-    dec = 0.0
+    clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     _check_fit(fw, fh, bw, bh, scale)
@@ -608,10 +635,8 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
     sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
     fx, fy = sw / bw, sh / bh
-    td = time.perf_counter()
-    mids = [_grey(a) for a in _frames(bg, cand, width=sw, height=sh)]
-    fgs = [_grey(a) for a in _frames(fg, fidx)]
-    dec += time.perf_counter() - td
+    mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
+    fgs = [_grey(a) for a in clock.frames(fg, fidx)]
     # FG at the mid copies' pixel size, so that scales there are scales in full pixels
     fgm = [_resize(g, fx, fy) for g in fgs]
     # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
@@ -689,17 +714,14 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     for g in fgm:
         t = _resize(g, s_m)[v0:v0 + ch, u0:u0 + cw]
         picks.append(cand[int(np.argmax(_pc_peaks(t, spectra)))])
-    td = time.perf_counter()
-    bgf = _frames(bg, picks)
-    dec += time.perf_counter() - td
+    bgf = clock.frames(bg, picks)
     prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
     radius = 3 / min(fx, fy) + 4
     ests = [_estimate_prior(_Img(g), _Img(_grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf)]
     p, inl, spread = _combine(ests)
     p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
     p.confidence = float(p.confidence * math.exp(-spread / 2.0))
-    last_stats.clear()
-    last_stats.update(decode_s=dec, compute_s=time.perf_counter() - t0 - dec, bg_picks=picks)  # type: ignore[arg-type]
+    clock.report(bg_picks=picks)  # type: ignore[arg-type]
     return p
 
 
@@ -712,8 +734,7 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
     by more than ~0.5 px, FG frames are sampled densely and ``track`` gets one
     ``[x, y, scale]`` per FG frame, smoothly interpolated between samples.
     """
-    t0 = time.perf_counter()
-    dec = 0.0
+    clock = _Clock()
     nf = fg.num_frames
     if len(frame_map) != nf:
         raise VidkompyError(f"frame map has {len(frame_map)} entries; FG has {nf} frames")
@@ -724,11 +745,8 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
     radius = max(24.0, 0.08 * min(fw, fh) * prior.scale)
 
     def run(ids: list[int], priors: list[Placement], rad: float) -> list[Placement]:
-        nonlocal dec
-        td = time.perf_counter()
-        fgs = _frames(fg, ids)
-        bgs = _frames(bg, [frame_map[i] for i in ids])
-        dec += time.perf_counter() - td
+        fgs = clock.frames(fg, ids)
+        bgs = clock.frames(bg, [frame_map[i] for i in ids])
         return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
 
     ests = run(idx, [prior] * len(idx), radius)
@@ -736,18 +754,28 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
     a = np.array([[e.x, e.y, e.scale] for e in ests])
     t = np.array(idx, dtype=np.float64)
     track = None
-    if inl.sum() >= 4:
-        # drift: a smooth (quadratic) trend over time that moves the footprint's corners
-        # by more than half a pixel and explains the spread better than noise does
-        span = []
-        resid = []
-        for j, mult in ((0, 1.0), (1, 1.0), (2, max(fw, fh))):
-            c = np.polyfit(t[inl], a[inl, j], 2)
-            fit = np.polyval(c, t[inl])
-            span.append((fit.max() - fit.min()) * mult)
-            resid.append(np.std(a[inl, j] - fit) * mult)
-        if max(span) > 0.5 and max(span) > 4 * max(max(resid), 0.05):
-            track = _track(run, ests, idx, nf, scale, fw, fh)
+    conf_ok = np.array([e.confidence for e in ests]) >= 0.5 * max(e.confidence for e in ests)
+    if conf_ok.sum() >= 5:
+        # drift: the samples move by more than half a pixel (footprint corners), and
+        # smoothly: far more than their noise, estimated from second differences (which
+        # a slow, smooth motion barely has). A lone outlier is removed first against a
+        # running median (exact for a steady pan).
+        from scipy.ndimage import median_filter
+
+        mults = np.array([1.0, 1.0, float(max(fw, fh))])
+        ts, av = t[conf_ok], a[conf_ok] * mults
+        dev = np.abs(av - median_filter(av, size=(3, 1), mode="nearest")).max(axis=1)
+        ok = dev <= max(0.75, 4 * 1.4826 * float(np.median(dev)))
+        if ok.sum() >= 5:
+            av = av[ok]
+            span = av.max(axis=0) - av.min(axis=0)
+            d2 = av[2:] - 2 * av[1:-1] + av[:-2]
+            noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
+            if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
+                keep = np.flatnonzero(conf_ok)[ok]
+                track = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale, fw, fh)
+                inl = np.zeros(len(ests), bool)
+                inl[keep] = True
     med_rho = float(np.median([e.confidence for e in np.array(ests, dtype=object)[inl]]))
     if track is not None:
         tr = np.asarray(track)
@@ -758,8 +786,7 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
         conf = med_rho * math.exp(-spread / 1.0)
         x, y, s = p.x, p.y, p.scale
         method = ests[int(np.argmax([e.confidence for e in ests]))].method
-    last_stats.clear()
-    last_stats.update(decode_s=dec, compute_s=time.perf_counter() - t0 - dec, spread_px=spread,
+    clock.report(spread_px=spread,
                       samples=float(len(idx)))
     return Spatial(x=x, y=y, scale=s, confidence=float(conf), method=method,
                    track=None if track is None else [[float(v) for v in row] for row in track])
@@ -768,7 +795,7 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
 def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | None,
            fw: int, fh: int) -> list[list[float]]:
     """Dense samples (every few frames) tracked from the sparse ones, then interpolated."""
-    step = max(1, int(round(nf / 48)))
+    step = max(1, int(round(nf / 32)))
     dense = sorted(set(range(0, nf, step)) | {nf - 1} | set(idx))
     have = dict(zip(idx, ests))
     t_sp = np.array(idx, float)

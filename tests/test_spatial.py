@@ -1,0 +1,127 @@
+"""Spatial alignment on real decoded frames with exactly known placements.
+
+Cases come from ``benchmarks/spatial.py`` (cached under ``.cache/spatial-cases``): the
+project's real footage when it is already fetched, otherwise a textured lavfi clip made
+with ffmpeg (no network needed).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import spatial as bench  # noqa: E402  (benchmarks/spatial.py: the case builder)
+
+from vidkompy_vs import spatial  # noqa: E402
+from vidkompy_vs.errors import VidkompyError  # noqa: E402
+from vidkompy_vs.sources import frame_arrays, open_video  # noqa: E402
+
+N_BG, N_FG = 44, 24  # FG frame i is BG frame i + 20
+
+
+@pytest.fixture(scope="module")
+def source() -> Path | None:
+    """None = the footage clip (cached); else a generated 1280x720 textured clip."""
+    if (ROOT / ".cache" / "footage" / "bigbuckbunny.mp4").exists():
+        return None
+    out = bench.CASES / "lavfi-mandelbrot.mp4"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"mandelbrot=s=1280x720:r=25:start_scale=0.5:end_scale=0.05,trim=end_frame={N_BG}",
+                        "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(out)], check=True)
+    return out
+
+
+def _run(case: bench.Case):
+    bg, fg = open_video(case.bg), open_video(case.fg)
+    coarse = spatial.coarse_from_clips(bg, fg)
+    fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=coarse)
+    return coarse, fine
+
+
+def _err(case: bench.Case, sp, i: int | None = None) -> float:
+    i = case.n_fg // 2 if i is None else i
+    x, y, _ = sp.at(i) if hasattr(sp, "at") else (sp.x, sp.y, sp.scale)
+    tx, ty, _ = case.truth(i)
+    return math.hypot(x - tx, y - ty)
+
+
+@pytest.mark.parametrize("name", ["int", "half"])
+def test_offsets_subpixel(name: str, source) -> None:
+    case = bench.build(name, n_bg=N_BG, n_fg=N_FG, source=source)
+    coarse, fine = _run(case)
+    assert _err(case, coarse) <= 1.0
+    assert _err(case, fine) <= 0.25
+    assert fine.scale == 1.0
+    assert fine.track is None
+    assert fine.confidence > 0.8
+
+
+def test_scale_bg_upscaled(source) -> None:
+    case = bench.build("bg_x1.5", n_bg=N_BG, n_fg=N_FG, source=source)
+    _, fine = _run(case)
+    assert _err(case, fine) <= 0.25
+    assert abs(fine.scale / 1.5 - 1) <= 0.002
+
+
+def test_recompressed_colour_shift(source) -> None:
+    case = bench.build("crf35", n_bg=N_BG, n_fg=N_FG, source=source)
+    _, fine = _run(case)
+    assert _err(case, fine) <= 0.5
+    assert fine.scale == 1.0
+
+
+def test_pan_returns_track(source) -> None:
+    case = bench.build("pan", n_bg=N_BG + 20, n_fg=N_FG + 20, source=source)
+    _, fine = _run(case)
+    assert fine.track is not None and len(fine.track) == case.n_fg
+    tr = np.asarray(fine.track)
+    err = np.hypot(tr[:, 0] - case.track[:, 0], tr[:, 1] - case.track[:, 1])
+    assert err.max() <= 0.5
+
+
+def test_fg_larger_than_bg_raises(source) -> None:
+    case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
+    bg, fg = open_video(case.bg), open_video(case.fg)
+    with pytest.raises(VidkompyError, match="larger than BG"):
+        spatial.coarse_from_clips(fg, bg)  # swapped: the 1280x720 "FG" cannot fit
+    a, b = frame_arrays(fg, [0])[0], frame_arrays(bg, [20])[0]
+    with pytest.raises(VidkompyError):
+        spatial.estimate(b, a)
+    with pytest.raises(VidkompyError):
+        spatial.estimate(a, b, scale=3.0)
+
+
+def test_estimate_single_pair_paths(source) -> None:
+    case = bench.build("half", n_bg=N_BG, n_fg=N_FG, source=source)
+    fgc, bgc = open_video(case.fg), open_video(case.bg)
+    f, b = frame_arrays(fgc, [5])[0], frame_arrays(bgc, [25])[0]
+    for kw in ({}, {"scale": 1.0}, {"prior": spatial.Placement(case.x + 9, case.y - 7)}):
+        p = spatial.estimate(f, b, **kw)
+        assert math.hypot(p.x - case.x, p.y - case.y) <= 0.25, kw
+        assert p.scale == 1.0 and p.confidence > 0.9 and p.method
+    # FG half the size: the scale comes out as 2 (free) and stays 2 (fixed)
+    small = cv2.resize(f, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    for kw in ({}, {"scale": 2.0}):
+        p = spatial.estimate(small, b, **kw)
+        assert abs(p.scale / 2 - 1) <= 0.002
+        assert math.hypot(p.x - case.x, p.y - case.y) <= 0.5
+
+
+def test_not_found_reports_low_confidence(source) -> None:
+    case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
+    b = frame_arrays(open_video(case.bg), [25])[0]
+    rng = np.random.default_rng(1)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, (180, 320, 3), dtype=np.uint8), (0, 0), 2)
+    p = spatial.estimate(noise, b)
+    assert p.confidence < 0.5
