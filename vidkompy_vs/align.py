@@ -66,7 +66,8 @@ def load_preset(name_or_path: str | os.PathLike[str] = "default") -> dict:
 
 
 # -- spatial --------------------------------------------------------------------------
-def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float) -> Spatial:
+def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float,
+                        line: tuple[float, float] | None = None) -> Spatial:
     """Fallback footprint: the middle FG frame against a few BG frames, cv2.matchTemplate."""
     import cv2
 
@@ -81,6 +82,9 @@ def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale:
     # BG may start anywhere relative to FG: the proportional time plus a spread of others
     cands = sorted({min(bp.frames - 1, int(q * bp.frames)) for q in np.linspace(0.05, 0.95, 9)}
                    | {min(bp.frames - 1, round(fmid * bp.frames / max(1, fp.frames)))})
+    if line is not None:  # the audio line says exactly where FG's middle frame is in BG
+        t = line[0] + line[1] * fmid / float(fp.fps)
+        cands = sorted(set(cands) | {int(min(bp.frames - 1, max(0, round(t * float(bp.fps)))))})
     best = (-2.0, 0, 0, 0)
     for n, img in zip(cands, frame_arrays(bg_clip, cands, gray=True, width=bw, height=bh)):
         r = cv2.matchTemplate(img, tpl, cv2.TM_CCOEFF_NORMED)
@@ -292,7 +296,8 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 tr = tr2
         if not tr.related and spatial.method not in ("manual", "same-size"):
             # a wrong footprint looks exactly like unrelated inputs: try a second opinion
-            alt = _template_placement(bg_clip, fg_clip, bp, fp, spatial.scale)
+            alt = _template_placement(bg_clip, fg_clip, bp, fp, 1.0 if scale is None else s,
+                                      (am.offset_s, am.rate) if audio_ok else None)
             if abs(alt.x - spatial.x) + abs(alt.y - spatial.y) > 2:
                 bcrop2, fcrop2 = _footprint(alt, bp, fp)
                 with prog:
