@@ -144,7 +144,8 @@ def main() -> None:
               "-map", "[v]", "-map", "1:a", *ENC, "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart",
               str(theirs))
 
-    crop = f"crop={fw}:{fh}:{X}:{Y}"
+    # RGB before cropping: ffmpeg's crop rounds odd x/y down to even on 4:2:0 input
+    crop = f"format=rgb24,crop={fw}:{fh}:{X}:{Y}"
     ref_bg = f"trim=start_frame={shift},setpts=PTS-STARTPTS"
     rows = []
     for name, path, t in (("vidkompy-vs comp", ours, t_ours), ("ffmpeg overlay yuv444", theirs, t_ff)):
