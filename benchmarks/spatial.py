@@ -8,8 +8,10 @@ into BG (the coarse pass does not know this) and the refinement gets the true fr
 
     .venv/bin/python benchmarks/spatial.py [--no-vidkompy] [--only NAME ...]
 
-Columns: error of the combined placement in BG px, scale error in %, compute time of the
-spatial step (coarse + refine, decoding excluded; ``total`` includes it), FG-region PSNR
+Columns: error of the combined placement in BG px (the pan case: median over frames), the
+coarse pass's error, scale error in %, wall time of the spatial step (coarse + refine,
+decoding excluded; ``total`` includes it) and its CPU time (the machines are shared: CPU
+time is the steadier figure; OpenCV may use both cores, so wall can be below it), FG-region PSNR
 (FG against BG resampled at the found and at the true placement), for the pan case the
 worst per-frame track error, and vidkompy 1.2.5's placement error on the same pair.
 """
@@ -234,6 +236,8 @@ def run_case(case: Case, vidkompy: bool) -> dict:
         "coarse_err": math.hypot(c.x - case.truth(mid)[0], c.y - case.truth(mid)[1]) if case.track is None else float("nan"),
         "scale_err": 100 * (rsc / ts - 1),
         "compute": cs["compute_s"] + rs["compute_s"],
+        "cpu": cs["compute_cpu_s"] + rs["compute_cpu_s"],
+        "refine_s": rs["compute_s"],
         "coarse_s": cs["compute_s"],
         "total": total,
         "conf": r.confidence,
@@ -292,12 +296,13 @@ def main() -> None:
 
         t = Table(title="spatial alignment (errors in BG px; time excludes decoding)")
         cols = ["case", "err px", "coarse err", "scale err %", "track max px", "compute s", "coarse s",
-                "total s", "PSNR found/true", "conf", "method"] + (["vidkompy err px"] if vk else [])
+                "refine s", "cpu s", "total s", "PSNR found/true", "conf", "method"] + (["vidkompy err px"] if vk else [])
         for c in cols:
             t.add_column(c, justify="right" if c not in ("case", "method") else "left")
         for r in rows:
             t.add_row(r["case"], f"{r['err']:.3f}", f"{r['coarse_err']:.2f}", f"{r['scale_err']:+.3f}",
-                      f"{r['track_err']:.3f}", f"{r['compute']:.3f}", f"{r['coarse_s']:.3f}", f"{r['total']:.2f}",
+                      f"{r['track_err']:.3f}", f"{r['compute']:.3f}", f"{r['coarse_s']:.3f}", f"{r['refine_s']:.3f}", f"{r['cpu']:.3f}",
+                      f"{r['total']:.2f}",
                       f"{r['psnr']:.1f}/{r['psnr_true']:.1f}", f"{r['conf']:.3f}", r["method"],
                       *([f"{r['vk_err']:.2f}"] if vk else []))
         Console(width=200).print(t)

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import fft
+from scipy.interpolate import PchipInterpolator
+from scipy.ndimage import median_filter
 
 from .alignment import Spatial
 from .errors import VidkompyError
@@ -440,8 +443,9 @@ def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple
         r = _roi_solve(m, s, free) if m is not None else None
         if r is None:
             break
-        if free and abs(r[2] - 1) * size < 0.4:
-            # the preference for 1.0: a scale that moves no FG pixel by half a pixel is 1.0
+        if free and abs(r[2] - 1) * size < 0.5:
+            # the preference for 1.0: a scale that moves FG's corners by less than a quarter
+            # pixel either way (about its centre) is 1.0
             if s == 1.0:
                 r = _roi_solve(m, 1.0, False) or r
                 x, y, s, rho = r
@@ -516,8 +520,6 @@ def _estimate_full(fg: _Img, bg: _Img, scale: float | None) -> Placement:
 
 def _pc_spectra(crops: np.ndarray) -> np.ndarray:
     """Windowed, zero-mean spectra of ``crops`` (N, h, w) for :func:`_pc_peaks`."""
-    from scipy import fft
-
     n, h, w = crops.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     b = (crops - crops.mean(axis=(1, 2), keepdims=True, dtype=np.float32)) * win
@@ -526,15 +528,21 @@ def _pc_spectra(crops: np.ndarray) -> np.ndarray:
 
 def _pc_peaks(tpl: np.ndarray, spectra: np.ndarray) -> np.ndarray:
     """Phase-correlation peak height of ``tpl`` against each crop behind ``spectra``."""
-    from scipy import fft
-
     h, w = tpl.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     fa = fft.rfft2(((tpl - tpl.mean()) * win).astype(np.float32))
     r = spectra * np.conj(fa)
     r /= np.abs(r) + 1e-6
     c = fft.irfft2(r, s=(h, w), axes=(1, 2), workers=-1)
-    return c.reshape(len(spectra), -1).max(axis=1)
+    # A sub-pixel shift splits the peak over its neighbours: sum the 3x3 around the
+    # maximum, so that the height does not depend on the shift's fractional part.
+    n = len(spectra)
+    top = c.reshape(n, -1).argmax(axis=1)
+    py, px = np.divmod(top, w)
+    d = np.arange(-1, 2)
+    yy = (py[:, None, None] + d[None, :, None]) % h
+    xx = (px[:, None, None] + d[None, None, :]) % w
+    return c[np.arange(n)[:, None, None], yy, xx].sum(axis=(1, 2))
 
 
 def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
@@ -720,7 +728,8 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     ests = [_estimate_prior(_Img(g), _Img(_grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf)]
     p, inl, spread = _combine(ests)
     p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
-    p.confidence = float(p.confidence * math.exp(-spread / 2.0))
+    # a moving camera leaves the picked partners a frame or two off: a few px of spread
+    p.confidence = float(p.confidence * math.exp(-spread / 10.0))
     clock.report(bg_picks=picks)  # type: ignore[arg-type]
     return p
 
@@ -760,15 +769,16 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
         # smoothly: far more than their noise, estimated from second differences (which
         # a slow, smooth motion barely has). A lone outlier is removed first against a
         # running median (exact for a steady pan).
-        from scipy.ndimage import median_filter
-
         mults = np.array([1.0, 1.0, float(max(fw, fh))])
         ts, av = t[conf_ok], a[conf_ok] * mults
         dev = np.abs(av - median_filter(av, size=(3, 1), mode="nearest")).max(axis=1)
         ok = dev <= max(0.75, 4 * 1.4826 * float(np.median(dev)))
         if ok.sum() >= 5:
             av = av[ok]
-            span = av.max(axis=0) - av.min(axis=0)
+            # span of the 3-median: one odd sample (a scale that did not snap, a window on
+            # a moving object) is no drift; a real one moves several samples
+            sm = median_filter(av, size=(3, 1), mode="nearest")
+            span = sm.max(axis=0) - sm.min(axis=0)
             d2 = av[2:] - 2 * av[1:-1] + av[:-2]
             noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
             if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
@@ -812,8 +822,6 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
     a = np.array([[have[i].x, have[i].y, have[i].scale] for i in dense])
     c = np.array([have[i].confidence for i in dense])
     # drop outliers against a 5-sample running median before interpolating
-    from scipy.ndimage import median_filter
-
     ok = c >= 0.5 * np.median(c)
     for j in range(3):
         ref = median_filter(a[:, j], size=5, mode="nearest")
@@ -822,13 +830,8 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
     if ok.sum() < 2:
         ok[:] = True
     t, a = t[ok], a[ok]
-    # light smoothing: 3-tap binomial on interior samples (noise ~0.1 px, motion smooth)
-    if len(t) >= 5:
-        sm = a.copy()
-        sm[1:-1] = 0.25 * a[:-2] + 0.5 * a[1:-1] + 0.25 * a[2:]
-        a = sm
-    from scipy.interpolate import PchipInterpolator
-
+    # No smoothing of the samples: each is good to a few hundredths of a pixel, and a
+    # tap filter over unevenly spaced samples would shift them in time (biasing a pan).
     out = np.empty((nf, 3))
     tt = np.arange(nf, dtype=float)
     for j in range(3):
