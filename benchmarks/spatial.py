@@ -13,7 +13,8 @@ coarse pass's error, scale error in %, wall time of the spatial step (coarse + r
 decoding excluded; ``total`` includes it) and its CPU time (the machines are shared: CPU
 time is the steadier figure; OpenCV may use both cores, so wall can be below it), FG-region PSNR
 (FG against BG resampled at the found and at the true placement), for the pan case the
-worst per-frame track error, and vidkompy 1.2.5's placement error on the same pair.
+worst per-frame track error (worst FG corner, every frame; scale error is then the
+worst per frame), and vidkompy 1.2.5's placement error on the same pair.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = 
         spec = dict(x=1.5 * 300, y=1.5 * 150, scale=1.5)
     elif name == "fg_x0.5":
         spec = dict(x=200.0, y=100.0, scale=2.0)
-    elif name == "pan":
+    elif name in ("pan", "pan_fast", "zoom"):
         spec = dict(x=0.0, y=0.0, scale=1.0)
     elif name == "1080p":
         spec = dict(x=301.5, y=171.5, scale=1.0)
@@ -151,6 +152,19 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = 
         px = 250 + 0.3 * t + 4 * np.sin(t / max(n_fg, 1) * 2 * math.pi)
         py = 120 + 0.12 * t
         track = np.stack([px, py, np.ones_like(px)], axis=1)
+    elif name == "pan_fast":
+        # the FG window sweeps ~400 px across BG (4 px/frame), and bobs vertically
+        t = np.arange(n_fg, dtype=np.float64)
+        px = 120 + 400 * t / max(n_fg - 1, 1)
+        py = 150 + 30 * np.sin(t / max(n_fg, 1) * 2 * math.pi)
+        track = np.stack([px, py, np.ones_like(px)], axis=1)
+    elif name == "zoom":
+        # BG framing zooms: FG's footprint grows 1.00 -> 1.04 about a drifting centre
+        t = np.arange(n_fg, dtype=np.float64)
+        sc = 1 + 0.04 * t / max(n_fg - 1, 1)
+        px = 330 - W * (sc - 1) / 2 + 0.05 * t
+        py = 180 - H * (sc - 1) / 2
+        track = np.stack([px, py, sc], axis=1)
     case = Case(name, bgp, fgp, n_fg=n_fg, track=track, **spec)
     if bgp.exists() and fgp.exists():
         return case
@@ -178,11 +192,13 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = 
             bg, fg = _up(fr, 1.5), fr[150:150 + H, 300:300 + W]
         elif name == "fg_x0.5":
             bg, fg = fr, _down(fr[100:100 + H, 200:200 + W], 0.5)
-        elif name == "pan":
+        elif name in ("pan", "pan_fast", "zoom"):
             bg = fr
             if 0 <= j < n_fg:
-                # FG = BG window at a sub-pixel position, resampled with Lanczos
-                m = np.float32([[1, 0, track[j, 0]], [0, 1, track[j, 1]]])
+                # FG = BG window at a sub-pixel position and scale, resampled with Lanczos
+                # (FG pixel centre u -> BG x + s*(u + 0.5) - 0.5)
+                x_, y_, s_ = track[j]
+                m = np.float32([[s_, 0, x_ + 0.5 * s_ - 0.5], [0, s_, y_ + 0.5 * s_ - 0.5]])
                 fg = cv2.warpAffine(fr, m, (W, H), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP)
             else:
                 fg = None
@@ -248,9 +264,16 @@ def run_case(case: Case, vidkompy: bool) -> dict:
         if r.track is None:
             out["track_err"] = float("inf")
         else:
-            tr = np.asarray(r.track)
-            out["track_err"] = float(np.max(np.hypot(tr[:, 0] - case.track[:, 0], tr[:, 1] - case.track[:, 1])))
-            out["err"] = float(np.median(np.hypot(tr[:, 0] - case.track[:, 0], tr[:, 1] - case.track[:, 1])))
+            tr, tt = np.asarray(r.track), case.track
+            w, h = open_video(case.fg).width, open_video(case.fg).height
+            # worst FG corner (a scale error moves the far corners most), every frame
+            worst = np.zeros(len(tr))
+            for u, v in ((0, 0), (w, 0), (0, h), (w, h)):
+                worst = np.maximum(worst, np.hypot(tr[:, 0] + tr[:, 2] * u - tt[:, 0] - tt[:, 2] * u,
+                                                   tr[:, 1] + tr[:, 2] * v - tt[:, 1] - tt[:, 2] * v))
+            out["track_err"] = float(worst.max())
+            out["err"] = float(np.median(np.hypot(tr[:, 0] - tt[:, 0], tr[:, 1] - tt[:, 1])))
+            out["scale_err"] = float(100 * np.max(np.abs(tr[:, 2] / tt[:, 2] - 1)))
     # FG-region PSNR on three frames, found vs true placement
     ids = [case.n_fg // 4, mid, 3 * case.n_fg // 4]
     fgs = frame_arrays(fg, ids, gray=True)
@@ -274,7 +297,7 @@ def run_case(case: Case, vidkompy: bool) -> dict:
     return out
 
 
-ALL = ["int", "half", "bg_x1.5", "fg_x0.5", "crf35", "dark", "pan", "bikes", "1080p"]
+ALL = ["int", "half", "bg_x1.5", "fg_x0.5", "crf35", "dark", "pan", "pan_fast", "zoom", "bikes", "1080p"]
 
 
 def main() -> None:

@@ -13,8 +13,10 @@ One pair of frames (:func:`estimate`):
 2. when NCC is weak, a feature path (ORB, ratio test, ``estimateAffinePartial2D`` with
    RANSAC) proposes a placement; every proposal is verified by the same NCC score;
 3. sub-pixel: ECC (``findTransformECC``) at a working resolution (affine when the scale is
-   free, so the scale comes out to a fraction of a percent), then translation-only ECC at
-   full resolution in a small, textured region of interest.
+   free and only roughly known), then translation-only ECC at full resolution in a few
+   small textured windows (one per quadrant of FG); a least-squares fit of the windows'
+   positions gives x, y and, when free, the scale (which snaps to 1.0 when it moves FG's
+   corners by under a quarter pixel).
 
 Many frames (:func:`coarse_from_clips`, :func:`refine_from_clips`): estimates on several
 frame pairs are combined robustly (median, outlier rejection); a consistent drift of the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -35,6 +38,9 @@ from scipy.ndimage import median_filter
 
 from .alignment import Spatial
 from .errors import VidkompyError
+
+if TYPE_CHECKING:
+    import vapoursynth as vs
 
 __all__ = ["Placement", "estimate", "coarse_from_clips", "refine_from_clips", "last_stats"]
 
@@ -584,7 +590,7 @@ class _Clock:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         self.dec = self.dec_cpu = 0.0
 
-    def frames(self, clip, idx: list[int], **kw) -> list[np.ndarray]:
+    def frames(self, clip: vs.VideoNode, idx: list[int], **kw: int) -> list[np.ndarray]:
         from .sources import frame_arrays
 
         t, c = time.perf_counter(), time.process_time()
@@ -616,7 +622,7 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
     return Placement(float(med[0]), float(med[1]), float(med[2]), conf, ""), inl, spread
 
 
-def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
+def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None) -> Placement:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
@@ -734,7 +740,7 @@ def coarse_from_clips(bg, fg, *, scale: float | None = None) -> Placement:
     return p
 
 
-def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
+def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], *, prior: Placement,
                       scale: float | None = None) -> Spatial:
     """Placement from temporally matched pairs (FG frame i over BG frame ``frame_map[i]``).
 
@@ -753,12 +759,27 @@ def refine_from_clips(bg, fg, frame_map: list[int], *, prior: Placement,
     idx = sorted({int(round(v)) for v in np.linspace(0.04 * (nf - 1), 0.96 * (nf - 1), n)})
     radius = max(24.0, 0.08 * min(fw, fh) * prior.scale)
 
-    def run(ids: list[int], priors: list[Placement], rad: float) -> list[Placement]:
+    def run(ids: list[int], priors: list[Placement] | None, rad: float) -> list[Placement]:
+        """Estimates for FG frames ``ids``; without ``priors``, from the middle sample
+        outwards, each around its confident neighbour's result (follows a wide pan)."""
         fgs = clock.frames(fg, ids)
         bgs = clock.frames(bg, [frame_map[i] for i in ids])
-        return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad) for a, b, pr in zip(fgs, bgs, priors)]
+        if priors is not None:
+            return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad)
+                    for a, b, pr in zip(fgs, bgs, priors)]
+        out: list[Placement | None] = [None] * len(ids)
+        m = len(ids) // 2
+        out[m] = _estimate_prior(_Img(_grey(fgs[m])), _Img(_grey(bgs[m])), prior, scale, rad)
+        for order in (range(m + 1, len(ids)), range(m - 1, -1, -1)):
+            last = out[m]
+            for i in order:
+                pr = last if last.confidence >= 0.5 else prior
+                out[i] = e = _estimate_prior(_Img(_grey(fgs[i])), _Img(_grey(bgs[i])), pr, scale, rad)
+                if e.confidence >= 0.5:
+                    last = e
+        return out  # type: ignore[return-value]
 
-    ests = run(idx, [prior] * len(idx), radius)
+    ests = run(idx, None, radius)
     p, inl, spread = _combine(ests)
     a = np.array([[e.x, e.y, e.scale] for e in ests])
     t = np.array(idx, dtype=np.float64)
