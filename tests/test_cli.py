@@ -182,3 +182,24 @@ def test_failed_encode_leaves_nothing(pair, tmp_path):
     align = true_alignment(pair, tmp_path / "true.json")
     out = tmp_path / "out.mp4"
     _bad(["comp", pair.bg, pair.fg, "-o", out, "--align", align, "--codec", "no-such-encoder"], out, "ffmpeg failed")
+
+
+def test_ctrl_c_leaves_nothing(pair, tmp_path):
+    import signal
+    import time
+
+    align = true_alignment(pair, tmp_path / "true.json")
+    out = tmp_path / "out.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "vidkompy_vs", "-q", "comp", str(pair.bg), str(pair.fg), "-o",
+                          str(out), "--align", str(align), "--preset", "veryslow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the render has begun (its temporary file exists), then interrupt
+    deadline = time.time() + 30
+    while time.time() < deadline and not list(tmp_path.glob(".out.part-*")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.part-*")), "render did not start"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
