@@ -51,7 +51,7 @@ MIN_FOOT = 28
 # Working level for the first ECC: the FG footprint at most this many pixels.
 WORK_PIXELS = 200_000
 # Full-resolution ECC: a region of interest at most this big (BG px per side).
-ROI = 384
+ROI = 256
 SCALE_STEP = 1.04  # coarse scale grid ratio
 PREFER_ONE = 0.012  # scale 1.0 wins when its NCC is within this of the best
 FEATURE_BELOW = 0.6  # try the feature path when the best NCC is below this
