@@ -52,6 +52,7 @@ MIN_FOOT = 28
 WORK_PIXELS = 200_000
 # Full-resolution ECC: a region of interest at most this big (BG px per side).
 ROI = 256
+GRID = 2  # windows: the most textured one in each cell of a GRID x GRID split of FG
 SCALE_STEP = 1.04  # coarse scale grid ratio
 PREFER_ONE = 0.012  # scale 1.0 wins when its NCC is within this of the best
 FEATURE_BELOW = 0.6  # try the feature path when the best NCC is below this
@@ -320,11 +321,12 @@ def _roi_boxes(fg: _Img, s: float) -> list[tuple[int, int, int, int]]:
     bw_, bh_ = max(1, int(round(side_w * g))), max(1, int(round(side_h * g)))
     box = cv2.boxFilter(e, -1, (bw_, bh_), normalize=False, borderType=cv2.BORDER_CONSTANT)
     out = []
-    for qy in (0, 1):
-        for qx in (0, 1):
-            # window centres (level px) inside this quadrant that keep the window in FG
-            x_lo, x_hi = (bw_ / 2, ew / 2) if qx == 0 else (ew / 2, ew - bw_ / 2)
-            y_lo, y_hi = (bh_ / 2, eh / 2) if qy == 0 else (eh / 2, eh - bh_ / 2)
+    n = GRID
+    for qy in range(n):
+        for qx in range(n):
+            # window centres (level px) inside this cell that keep the window in FG
+            x_lo, x_hi = max(bw_ / 2, ew * qx / n), min(ew - bw_ / 2, ew * (qx + 1) / n)
+            y_lo, y_hi = max(bh_ / 2, eh * qy / n), min(eh - bh_ / 2, eh * (qy + 1) / n)
             xs = np.arange(int(math.floor(x_lo)), int(math.ceil(x_hi)) + 1)
             ys = np.arange(int(math.floor(y_lo)), int(math.ceil(y_hi)) + 1)
             xs, ys = xs[(xs >= 0) & (xs < ew)], ys[(ys >= 0) & (ys < eh)]
@@ -336,7 +338,7 @@ def _roi_boxes(fg: _Img, s: float) -> list[tuple[int, int, int, int]]:
             u0 = int(np.clip(round(cu - side_w / 2), 0, fw - side_w))
             v0 = int(np.clip(round(cv_ - side_h / 2), 0, fh - side_h))
             out.append((u0, v0, int(min(fw, u0 + math.ceil(side_w))), int(min(fh, v0 + math.ceil(side_h)))))
-    return out
+    return sorted(set(out))
 
 
 def _roi_measure(fg: _Img, bg: _Img, x: float, y: float, s: float
@@ -414,7 +416,8 @@ def _roi_solve(m: tuple[np.ndarray, np.ndarray, np.ndarray], s: float, free: boo
 
 def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple[Placement, float]:
     """Sub-pixel placement: ECC at a working level (affine when ``affine``: scale and
-    position from the whole footprint), then :func:`_roi_fit` at full resolution.
+    position from the whole footprint), then windows at full resolution (:func:`_roi_measure`,
+    :func:`_roi_solve`).
     ``free`` lets the scale move; a scale within a fraction of a pixel of 1.0 snaps to 1."""
     s, x, y = p.scale, p.x, p.y
     rho = -1.0
@@ -444,12 +447,14 @@ def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple
             if abs(nx - x) < 8 / f + 2 and abs(ny - y) < 8 / f + 2 and 0.8 < a < 1.25:
                 x, y, s, rho = nx, ny, (s * a if free else s), r1
     size = max(fg.w, fg.h)
-    for _ in range(3):
+    tried_one = False
+    for _ in range(4):
         m = _roi_measure(fg, bg, x, y, s)
         r = _roi_solve(m, s, free) if m is not None else None
         if r is None:
             break
-        if free and abs(r[2] - 1) * size < 0.5:
+        if free and abs(r[2] - 1) * size < 0.5 and (s == 1.0 or not tried_one):
+            tried_one = True
             # the preference for 1.0: a scale that moves FG's corners by less than a quarter
             # pixel either way (about its centre) is 1.0
             if s == 1.0:
