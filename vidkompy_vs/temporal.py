@@ -44,7 +44,9 @@ class TemporalParams:
     kmax_bins: int = 3  # max BG bins advanced per FG bin (rates up to 3x)
     band_bins: float = 2.0  # half-width of the refinement band, in bins of the previous level
     band_frames: int = 3  # extra half-width at frame level
-    tie: float = 0.01  # timeline penalty per BG frame^2, on ambiguous rows only
+    tie: float = 0.0005  # timeline penalty per BG frame^2 on ambiguous rows, at least ...
+    tie_cost: float = 3.0  # ... this many times the row's own match cost: noisy matches lean on
+    # the timeline, near-perfect ones keep a real cost difference of a few 1e-4 (drift, ramps)
     fit_window_s: float = 0.25  # narrowest sigma of the local timeline fit
     min_confidence: float = 0.35  # below this the match is treated as unrelated
     prior_band_s: float = 3.0  # half-width of the coarse band around an audio prior
@@ -259,7 +261,7 @@ def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dim
 
 
 def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
-              tie: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              tie: float, tie_cost: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DTW, timeline through its distinct matches, DTW again with the tie-breaker.
 
     Only ambiguous rows (whose chosen column is no better than its neighbours beyond
@@ -270,7 +272,10 @@ def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
     timeline, anchor = _timeline(C, lo, p1, sigma, dims)
     w = C.shape[1]
     cols = lo[:, None] + np.arange(w)[None, :]
-    pen = (np.float32(tie) * (~anchor)[:, None] * (cols - timeline[:, None]) ** 2).astype(np.float32)
+    # the penalty scales with the row's noise: its best match cost (noise energy)
+    row_cost = np.maximum(C.min(axis=1), 0.0).astype(np.float64)
+    weight = np.maximum(tie, tie_cost * row_cost) * (~anchor)
+    pen = (weight[:, None] * (cols - timeline[:, None]) ** 2).astype(np.float32)
     p2 = dtw_band(C + pen, lo, kmax)
     timeline, anchor2 = _timeline(C, lo, p2, sigma, dims)
     return p2, timeline, anchor2
@@ -363,7 +368,7 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
         C = _band_costs(lambda a, b: Fb[a:b], lambda a, b: Bb[a:b], lo, w, P.chunk)
         # the tie-breaker matters here too: a held shot is a run of equal bins, and a path
         # wandering through it would put the next level's band in the wrong place
-        pb, _, _ = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie)
+        pb, _, _ = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie, P.tie_cost)
         path_t, path_v = tc, (pb + 0.5) * dt
         if dt <= dt_min * 1.0001:
             break
@@ -386,7 +391,7 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
 
     C = _band_costs(fvec, bvec, lo, w, P.chunk)
     dims = int(fg.planes.shape[1] * fg.planes.shape[2])
-    p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie)
+    p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie, P.tie_cost)
     # The footprint crop is whole pixels from a coarse placement: a fraction of a
     # fingerprint pixel of misregistration already rivals the change between
     # neighbouring frames in slow pans. Estimate the residual shift from the matched
@@ -397,7 +402,8 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
             fg = shifted(fg, shift)
             notes.append(f"registered FG fingerprints by ({shift[0]:+.2f}, {shift[1]:+.2f}) px")
             C = _band_costs(fvec, bvec, lo, w, P.chunk)
-            p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie)
+            p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps),
+                                              P.tie, P.tie_cost)
     sim = (1.0 - C[np.arange(n), p2 - lo]).astype(np.float32)
     wts2 = anchor2.astype(np.float64)
 
