@@ -88,6 +88,14 @@ def _resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
     fy = fx if fy is None else fy
     if abs(fx - 1) < 1e-9 and abs(fy - 1) < 1e-9:
         return img
+    h, w = img.shape[:2]
+    if round(w * fx) == w and round(h * fy) == h:
+        # cv2.resize copies the image unchanged when the rounded size does not change,
+        # whatever the factor (a 256 px window at scale 1.0016 would be 0.2 px off at its
+        # edges): resample explicitly, output pixel i <- input (i + 0.5) / f - 0.5
+        m = np.float32([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5]])
+        return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
     interp = cv2.INTER_AREA if fx < 1 and fy < 1 else cv2.INTER_LINEAR
     return cv2.resize(img, None, fx=fx, fy=fy, interpolation=interp)
 
