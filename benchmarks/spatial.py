@@ -12,7 +12,8 @@ Columns: error of the combined placement in BG px (the pan case: median over fra
 coarse pass's error, scale error in %, wall time of the spatial step (coarse + refine,
 decoding excluded; ``total`` includes it) and its CPU time (the machines are shared: CPU
 time is the steadier figure; OpenCV may use both cores, so wall can be below it), FG-region PSNR
-(FG against BG resampled at the found and at the true placement), for the pan case the
+(FG against BG resampled at the found and at the true placement; and the FG region of
+the project's own composite, ``filters.overlay``, against BG), for the pan case the
 worst per-frame track error (worst FG corner, every frame; scale error is then the
 worst per frame), and vidkompy 1.2.5's placement error on the same pair.
 """
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from footage import footage  # noqa: E402
 
 from vidkompy_vs import spatial  # noqa: E402
+from vidkompy_vs.alignment import Spatial  # noqa: E402
 from vidkompy_vs.sources import frame_arrays, open_video  # noqa: E402
 
 CASES = ROOT / ".cache" / "spatial-cases"
@@ -236,6 +238,31 @@ def _psnr_at(fg: np.ndarray, bg: np.ndarray, x: float, y: float, s: float) -> fl
     return 99.0 if mse <= 1e-10 else 10 * math.log10(255 ** 2 / mse)
 
 
+def _composite_psnr(case: Case, bg, fg, sp: Spatial, ids: list[int]) -> float:
+    """FG-region luma PSNR of the project's own composite (``filters.overlay`` on BG
+    retimed by the true map, placed at ``sp``) against BG, over frames ``ids``.
+
+    FG is a copy of BG's content, so a right placement makes the composite look like BG;
+    a seam or a wrong scale shows as a low figure. The worst frame counts.
+    """
+    from vidkompy_vs.filters import overlay, remap
+
+    rbg = remap(bg, case.frame_map, fg)
+    out = overlay(rbg, fg, sp.x, sp.y, sp.scale, track=sp.track)
+    comp = frame_arrays(out, ids, gray=True)
+    ref = frame_arrays(rbg, ids, gray=True)
+    worst = 99.0
+    for i, a, b in zip(ids, comp, ref):
+        x, y, sc = sp.at(i)
+        # the footprint, 3 px inside its edge (the resampling kernel reaches past it)
+        x0, y0 = int(math.ceil(x)) + 3, int(math.ceil(y)) + 3
+        x1, y1 = int(math.floor(x + sc * fg.width)) - 3, int(math.floor(y + sc * fg.height)) - 3
+        d = a[y0:y1, x0:x1].astype(np.float32) - b[y0:y1, x0:x1]
+        mse = float(np.mean(d * d))
+        worst = min(worst, 99.0 if mse <= 1e-10 else 10 * math.log10(255 ** 2 / mse))
+    return worst
+
+
 def run_case(case: Case, vidkompy: bool) -> dict:
     bg, fg = open_video(case.bg), open_video(case.fg)
     t0 = time.perf_counter()
@@ -281,6 +308,13 @@ def run_case(case: Case, vidkompy: bool) -> dict:
     bgs = frame_arrays(bg, [case.frame_map[i] for i in ids], gray=True)
     out["psnr"] = min(_psnr_at(f, b, *r.at(i)) for f, b, i in zip(fgs, bgs, ids))
     out["psnr_true"] = min(_psnr_at(f, b, *case.truth(i)) for f, b, i in zip(fgs, bgs, ids))
+    try:
+        truth = Spatial(x=case.x, y=case.y, scale=case.scale,
+                        track=None if case.track is None else case.track.tolist())
+        out["comp"] = _composite_psnr(case, bg, fg, r, ids)
+        out["comp_true"] = _composite_psnr(case, bg, fg, truth, ids)
+    except ImportError:  # filters.py not there: the column stays empty
+        out["comp"] = out["comp_true"] = float("nan")
     out["vk_err"] = float("nan")
     if vidkompy:
         try:
@@ -328,14 +362,14 @@ def main() -> None:
 
         t = Table(title="spatial alignment (errors in BG px; time excludes decoding)")
         cols = ["case", "err px", "coarse err", "scale err %", "track max px", "compute s", "coarse s",
-                "refine s", "cpu s", "total s", "PSNR found/true", "conf", "method"] + (["vidkompy err px"] if vk else [])
+                "refine s", "cpu s", "total s", "PSNR found/true", "comp PSNR found/true", "conf", "method"] + (["vidkompy err px"] if vk else [])
         for c in cols:
             t.add_column(c, justify="right" if c not in ("case", "method") else "left")
         for r in rows:
             t.add_row(r["case"], f"{r['err']:.3f}", f"{r['coarse_err']:.2f}", f"{r['scale_err']:+.3f}",
                       f"{r['track_err']:.3f}", f"{r['compute']:.3f}", f"{r['coarse_s']:.3f}", f"{r['refine_s']:.3f}", f"{r['cpu']:.3f}",
                       f"{r['total']:.2f}",
-                      f"{r['psnr']:.1f}/{r['psnr_true']:.1f}", f"{r['conf']:.3f}", r["method"],
+                      f"{r['psnr']:.1f}/{r['psnr_true']:.1f}", f"{r['comp']:.1f}/{r['comp_true']:.1f}", f"{r['conf']:.3f}", r["method"],
                       *([f"{r['vk_err']:.2f}"] if vk else []))
         Console(width=200).print(t)
     except ImportError:
