@@ -174,7 +174,9 @@ def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
     """Write BG and FG for ``case`` (cached)."""
     key = hashlib.sha1(repr((GEN_VERSION, case.name, case.what, case.b.tolist(), case.f.tolist(), case.bg_fps,
                              case.fg_fps, case.crop, case.bg_vf, case.fg_vf, case.both_vf, case.size,
-                             case.audio, case.bg_crf, case.static)).encode()).hexdigest()[:10]
+                             case.audio, case.bg_crf, case.static)
+                            # audio cut at the case's own frame rate (was 25 fps for every case)
+                            + (("audio-at-fps",) if case.audio and case.bg_fps != 25 else ())).encode()).hexdigest()[:10]
     d = CACHE / f"{case.name}-{key}"
     bg, fg = d / "bg.mp4", d / "fg.mp4"
     if bg.exists() and fg.exists():
@@ -243,11 +245,12 @@ def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
         if p.wait() != 0:
             raise RuntimeError(f"encoding {case.name} failed")
     if case.audio:
-        # real-time cuts: BG audio starts at master frame b[0], FG audio at f[0]'s time
+        # real-time cuts: BG audio starts at master frame b[0], FG audio at f[0]'s time, the
+        # master playing at the case's frame rate (audio cases have bg_fps == fg_fps)
         fg_start = int(b[f[0]]) if case.extra.get("fg_bg_index") else int(f[0])
         for src, dst, start, nfr, fps in ((tb, bg, int(b[0]), len(b), case.bg_fps),
                                           (tf, fg, fg_start, len(f), case.fg_fps)):
-            s0 = int(round(start / 25 * AR))
+            s0 = int(round(start / fps * AR))
             s1 = s0 + int(round(nfr / fps * AR))
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-i", str(wav), "-filter_complex",
                             f"[1:a]atrim=start_sample={s0}:end_sample={s1},asetpts=N/SR/TB[a]", "-map", "0:v",

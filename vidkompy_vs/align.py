@@ -133,6 +133,27 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
         return _template_placement(bg_clip, fg_clip, bp, fp, 1.0 if scale is None else scale), None
 
 
+def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None,
+                   line: tuple[float, float]) -> tuple[Spatial, Any] | None:
+    """Footprint from one frame pair the audio line puts together (FG's middle frame and the
+    BG frame under it): one random-access read of each instead of a search through BG."""
+    from . import spatial as sp
+    from .sources import frame_arrays
+
+    fmid = fp.frames // 2
+    t = line[0] + line[1] * (fmid + 0.5) / float(fp.fps)
+    j = int(round(t * float(bp.fps) - 0.5))
+    if not 0 <= j < bp.frames:
+        return None
+    fimg = frame_arrays(fg_clip, [fmid], gray=True)[0]
+    bimg = frame_arrays(bg_clip, [j], gray=True)[0]
+    pl = sp.estimate(fimg, bimg, scale=scale)
+    if pl.confidence < 0.6:
+        return None
+    return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                   method=str(pl.method)), pl
+
+
 def _footprint(sp: Spatial, bp: Probe, fp: Probe) -> tuple[fpm.Crop | None, fpm.Crop | None]:
     """Matching crops of BG (the FG footprint, clipped to BG) and of FG (the part inside BG)."""
     s = sp.scale
@@ -251,7 +272,20 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                               y=float((bp.height - fh) / 2 if y is None else y),
                               scale=s, confidence=1.0, method="manual")
         else:
-            spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+            got = None
+            if audio_job is not None and (fp.width, fp.height) != (bp.width, bp.height):
+                # the audio line (about a second of work) says which BG frame lies under
+                # FG's middle frame: one pair gives the footprint, no search through BG
+                try:
+                    am0 = audio_job.get()
+                    if am0.confidence >= float(cfg["audio"].get("min_confidence", 0.3)):
+                        got = _audio_spatial(bg_clip, fg_clip, bp, fp, scale, (am0.offset_s, am0.rate))
+                except VidkompyError:
+                    got = None
+                except Exception as e:  # noqa: BLE001 - the search below is the fallback
+                    console.print(f"[yellow]note:[/] audio-guided footprint skipped ({type(e).__name__}: {e})")
+                    got = None
+            spatial, prior_pl = got if got is not None else _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
 
         fbg = ffg = None
         fcrop = None
