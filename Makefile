@@ -43,6 +43,8 @@ bench: setup
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/temporal.py
 	$(PY) benchmarks/spatial.py
+	$(PY) benchmarks/sources.py
+	$(PY) benchmarks/remap.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
