@@ -478,10 +478,20 @@ def _refine(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> tuple
     return Placement(x, y, s, p.confidence, p.method), rho
 
 
+def _conf(rho: float) -> float:
+    """Confidence from a correlation coefficient: 2*rho - 1, clipped to [0, 1].
+
+    True matches correlate at 0.9 and above even through recompression and colour shifts;
+    a template dropped on unrelated content still finds ~0.5-0.7 somewhere. The
+    stretch puts "not found" near 0 and a clean match near 1.
+    """
+    return float(min(1.0, max(0.0, 2.0 * rho - 1.0)))
+
+
 def _finish(fg: _Img, bg: _Img, p: Placement, free: bool, affine: bool) -> Placement:
     q, rho = _refine(fg, bg, p, free, affine)
     q.method = p.method + ("+ecc" if rho > 0 else "")
-    q.confidence = float(max(0.0, rho if rho > 0 else p.confidence))
+    q.confidence = _conf(rho if rho > 0 else p.confidence)
     return q
 
 
@@ -490,8 +500,9 @@ def estimate(fg_img: np.ndarray, bg_img: np.ndarray, *, prior: Placement | None 
     """Placement of one FG frame inside one BG frame (BGR uint8 or grey).
 
     ``scale`` fixes the scale; ``prior`` restricts the search to its neighbourhood.
-    ``confidence`` is the final correlation coefficient (about 0.9+ for a clean match,
-    below ~0.4 when FG is probably not in BG); ``method`` names the path that won.
+    ``confidence`` is ``2*rho - 1`` of the final correlation coefficient rho, clipped to
+    [0, 1] (0.8+ for a clean match, below ~0.4 when FG is probably not in BG); ``method``
+    names the path that won.
     """
     fg = _Img(_grey(fg_img))
     bg = _Img(_grey(bg_img))
@@ -565,7 +576,7 @@ def _pc_peaks(tpl: np.ndarray, spectra: np.ndarray) -> np.ndarray:
 
 
 def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
-                    radius: float, rough_scale: bool = False) -> Placement:
+                    radius: float, rough_scale: bool = False, fallback: bool = True) -> Placement:
     """estimate() around a prior: NCC within ``radius`` BG px at the prior's scale, then
     the sub-pixel fit (which also corrects the scale when it is free). ``rough_scale``:
     the prior's scale is only good to a few percent (search it, and fit it affinely)."""
@@ -589,8 +600,10 @@ def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
             sc, x, y = sc2, x2, y2
     if sc < FEATURE_BELOW:
         # weak match near the prior: let the full search (features included) decide
+        if not fallback:
+            return Placement(x, y, s, _conf(sc), "ncc")
         full = _estimate_full(fg, bg, scale)
-        if full.confidence > sc:
+        if full.confidence > _conf(sc):
             return full
     return _finish(fg, bg, Placement(x, y, s, sc, "ncc"), free, affine=False)
 
@@ -631,7 +644,9 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
         inl = ok
     med = np.median(a[inl], axis=0)
     spread = float(np.sqrt(np.mean(np.hypot(a[inl, 0] - med[0], a[inl, 1] - med[1]) ** 2)))
-    conf = float(np.median(c[inl]))
+    # agreement counts: samples that disagree with the median (FG not there, or a wrong
+    # partner frame) scale the confidence down
+    conf = float(np.median(c[inl])) * float(inl.sum()) / len(ps)
     return Placement(float(med[0]), float(med[1]), float(med[2]), conf, ""), inl, spread
 
 
@@ -641,10 +656,12 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     FG's middle frames are matched against BG frames around the proportional time, in a
     window of several seconds either side (BG may start earlier or later, its camera may
     move). BG's window is read once at a reduced size: a multi-scale NCC search on small
-    copies finds the scale and rough position; each FG frame's best BG partner is chosen
-    among the best-scoring candidates by ECC correlation at the reduced size (a moving
-    camera makes neighbouring frames match almost as well, shifted); full-resolution
-    estimates on those pairs are combined by the median.
+    copies finds the scale and rough position, refined on the mid-size copy; each FG
+    frame's BG partner is the candidate with the highest phase-correlation peak over the
+    footprint (a moving camera makes neighbouring frames match almost as well, shifted,
+    which fools NCC at a fixed position); full-resolution estimates on those pairs are
+    combined by the median. With a moving camera the partners can be a frame or two off,
+    so expect a pixel or two of error here; :func:`refine_from_clips` removes it.
     """
     clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
@@ -673,27 +690,16 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     th_, tw_ = smalls[0].shape
     mid_i = len(fgs) // 2
 
-    def search(img: np.ndarray, s: float, frames: list[int], near: tuple[float, float] | None = None
-               ) -> list[tuple[float, float, float]]:
-        """(score, x, y) per small frame, x/y in mid px; ``near`` = mid px +-3 small px."""
+    def search(img: np.ndarray, s: float, frames: list[int]) -> list[tuple[float, float, float]]:
+        """(score, x, y) of FG image ``img`` scaled by ``s`` per small frame, x/y in mid px."""
         tg = _resize(img, s * ft)
-        th, tw = tg.shape
-        if tw > tw_ or th > th_ or min(tg.shape) < 4:
+        if tg.shape[1] > tw_ or tg.shape[0] > th_ or min(tg.shape) < 4:
             return [(-1.0, 0.0, 0.0)] * len(frames)
         tpl = (tg, _grad(tg))
-        xa = ya = 0
-        xb, yb = tw_, th_
-        if near is not None:
-            px, py = int(round(near[0] * ft)), int(round(near[1] * ft))
-            xa, ya = max(0, px - 3), max(0, py - 3)
-            xb, yb = min(tw_, px + 3 + tw), min(th_, py + 3 + th)
-            if xb - xa < tw or yb - ya < th:
-                return [(-1.0, 0.0, 0.0)] * len(frames)
         out = []
         for j in frames:
-            a, d = small_d[j]
-            sc, x, y = _peak(_ncc_map((a[ya:yb, xa:xb], d[ya:yb, xa:xb]), tpl))
-            out.append((sc, (x + xa) / ft, (y + ya) / ft))
+            sc, x, y = _peak(_ncc_map(small_d[j], tpl))
+            out.append((sc, x / ft, y / ft))
         return out
 
     # 1) scales: full grid on a few BG frames spread over the window; keep the best few
@@ -778,7 +784,7 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
         fgs = clock.frames(fg, ids)
         bgs = clock.frames(bg, [frame_map[i] for i in ids])
         if priors is not None:
-            return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad)
+            return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad, fallback=False)
                     for a, b, pr in zip(fgs, bgs, priors)]
         out: list[Placement | None] = [None] * len(ids)
         m = len(ids) // 2
@@ -787,7 +793,10 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
             last = out[m]
             for i in order:
                 pr = last if last.confidence >= 0.5 else prior
-                out[i] = e = _estimate_prior(_Img(_grey(fgs[i])), _Img(_grey(bgs[i])), pr, scale, rad)
+                # no full-frame fallback here: one slow search per sample on a clip where
+                # FG is not in BG would cost seconds; a weak sample is simply outvoted
+                out[i] = e = _estimate_prior(_Img(_grey(fgs[i])), _Img(_grey(bgs[i])), pr, scale, rad,
+                                             fallback=False)
                 if e.confidence >= 0.5:
                     last = e
         return out  # type: ignore[return-value]
@@ -798,7 +807,8 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     t = np.array(idx, dtype=np.float64)
     track = None
     conf_ok = np.array([e.confidence for e in ests]) >= 0.5 * max(e.confidence for e in ests)
-    if conf_ok.sum() >= 5:
+    if conf_ok.sum() >= 5 and np.median([e.confidence for e in ests]) >= 0.6:
+        # (a track only from good matches: garbage positions can look like a drift)
         # drift: the samples move by more than half a pixel (footprint corners), and
         # smoothly: far more than their noise, estimated from second differences (which
         # a slow, smooth motion barely has). A lone outlier is removed first against a
@@ -821,6 +831,7 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
                 inl = np.zeros(len(ests), bool)
                 inl[keep] = True
     med_rho = float(np.median([e.confidence for e in np.array(ests, dtype=object)[inl]]))
+    med_rho *= float(inl.sum()) / len(ests)  # share of samples that agree
     if track is not None:
         tr = np.asarray(track)
         conf = med_rho
