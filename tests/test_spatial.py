@@ -125,3 +125,19 @@ def test_not_found_reports_low_confidence(source) -> None:
     noise = cv2.GaussianBlur(rng.integers(0, 256, (180, 320, 3), dtype=np.uint8), (0, 0), 2)
     p = spatial.estimate(noise, b)
     assert p.confidence < 0.5
+
+
+def test_clips_without_fg_report_low_confidence(source) -> None:
+    """FG from another scene: both passes return (no exception) with low confidence."""
+    case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
+    other = bench.CASES / "lavfi-life-320x180.mp4"
+    if not other.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"life=s=320x180:r=25:mold=10:ratio=0.3:death_color=#202020:life_color=#e0e0e0,"
+                        f"trim=end_frame={N_FG}", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p",
+                        str(other)], check=True)
+    bg, fg = open_video(case.bg), open_video(other)
+    coarse = spatial.coarse_from_clips(bg, fg)
+    fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=coarse)
+    assert coarse.confidence < 0.4
+    assert fine.confidence < 0.4 and fine.track is None

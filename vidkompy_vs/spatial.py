@@ -806,13 +806,14 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     a = np.array([[e.x, e.y, e.scale] for e in ests])
     t = np.array(idx, dtype=np.float64)
     track = None
+    track_conf = 0.0
     conf_ok = np.array([e.confidence for e in ests]) >= 0.5 * max(e.confidence for e in ests)
     if conf_ok.sum() >= 5 and np.median([e.confidence for e in ests]) >= 0.6:
-        # (a track only from good matches: garbage positions can look like a drift)
-        # drift: the samples move by more than half a pixel (footprint corners), and
+        # Drift: the samples move by more than half a pixel (footprint corners), and
         # smoothly: far more than their noise, estimated from second differences (which
         # a slow, smooth motion barely has). A lone outlier is removed first against a
-        # running median (exact for a steady pan).
+        # running median (exact for a steady pan). Only from good matches: positions
+        # found on content that is not FG can look like a drift.
         mults = np.array([1.0, 1.0, float(max(fw, fh))])
         ts, av = t[conf_ok], a[conf_ok] * mults
         dev = np.abs(av - median_filter(av, size=(3, 1), mode="nearest")).max(axis=1)
@@ -827,14 +828,15 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
             noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
             if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
                 keep = np.flatnonzero(conf_ok)[ok]
-                track = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale, fw, fh)
+                track, track_conf = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
+                                           fw, fh)
                 inl = np.zeros(len(ests), bool)
                 inl[keep] = True
     med_rho = float(np.median([e.confidence for e in np.array(ests, dtype=object)[inl]]))
     med_rho *= float(inl.sum()) / len(ests)  # share of samples that agree
     if track is not None:
         tr = np.asarray(track)
-        conf = med_rho
+        conf = track_conf
         x, y, s = (float(v) for v in np.median(tr, axis=0))
         method = "track"
     else:
@@ -848,8 +850,11 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
 
 
 def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | None,
-           fw: int, fh: int) -> list[list[float]]:
-    """Dense samples (every few frames) tracked from the sparse ones, then interpolated."""
+           fw: int, fh: int) -> tuple[list[list[float]], float]:
+    """Dense samples (every few frames) tracked from the sparse ones, then interpolated.
+
+    Returns the track and its confidence (median sample confidence times the share of
+    samples kept)."""
     step = max(1, int(round(nf / 32)))
     dense = sorted(set(range(0, nf, step)) | {nf - 1} | set(idx))
     have = dict(zip(idx, ests))
@@ -874,6 +879,7 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
         ok &= np.abs(a[:, j] - ref) <= tol
     if ok.sum() < 2:
         ok[:] = True
+    conf = float(np.median(c[ok])) * float(ok.mean())
     t, a = t[ok], a[ok]
     # No smoothing of the samples: each is good to a few hundredths of a pixel, and a
     # tap filter over unevenly spaced samples would shift them in time (biasing a pan).
@@ -886,4 +892,4 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
             out[:, j] = a[0, j]
     if scale is not None:
         out[:, 2] = scale
-    return out.tolist()
+    return out.tolist(), conf
