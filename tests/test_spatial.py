@@ -33,11 +33,14 @@ def source() -> Path | None:
     """None = the footage clip (cached); else a generated 1280x720 textured clip."""
     if (ROOT / ".cache" / "footage" / "bigbuckbunny.mp4").exists():
         return None
-    out = bench.CASES / "lavfi-mandelbrot.mp4"
+    out = bench.CASES / "lavfi-mandelbrot-noise.mp4"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
+        # a still fractal (a zooming one matches itself at other times and scales) with
+        # fresh grain every frame, so that frames differ
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"mandelbrot=s=1280x720:r=25:start_scale=0.5:end_scale=0.05,trim=end_frame={N_BG}",
+                        "mandelbrot=s=1280x720:r=25:start_scale=0.3:end_scale=0.3:start_x=-0.745:start_y=0.11,"
+                        f"noise=alls=12:allf=t,trim=end_frame={N_BG + 20}",
                         "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(out)], check=True)
     return out
 

@@ -788,7 +788,15 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
                     for a, b, pr in zip(fgs, bgs, priors)]
         out: list[Placement | None] = [None] * len(ids)
         m = len(ids) // 2
-        out[m] = _estimate_prior(_Img(_grey(fgs[m])), _Img(_grey(bgs[m])), prior, scale, rad)
+        fm, bm = _Img(_grey(fgs[m])), _Img(_grey(bgs[m]))
+        out[m] = _estimate_prior(fm, bm, prior, scale, rad)
+        if out[m].confidence < 0.8:
+            # a doubtful prior (the coarse pass can be fooled, e.g. by zooming content
+            # that matches itself at another time and scale): on this matched pair, a
+            # search without it decides
+            full = _estimate_full(fm, bm, scale)
+            if full.confidence > out[m].confidence:
+                out[m] = full
         for order in (range(m + 1, len(ids)), range(m - 1, -1, -1)):
             last = out[m]
             for i in order:
