@@ -134,7 +134,8 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
 
 
 def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None,
-                   line: tuple[float, float]) -> tuple[Spatial, Any] | None:
+                   line: tuple[float, float], keep: dict[int, np.ndarray] | None = None
+                   ) -> tuple[Spatial, Any] | None:
     """Footprint from one frame pair the audio line puts together (FG's middle frame and the
     BG frame under it): one random-access read of each instead of a search through BG."""
     from . import spatial as sp
@@ -147,6 +148,8 @@ def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: floa
         return None
     fimg = frame_arrays(fg_clip, [fmid], gray=True)[0]
     bimg = frame_arrays(bg_clip, [j], gray=True)[0]
+    if keep is not None:
+        keep[j] = bimg
     pl = sp.estimate(fimg, bimg, scale=scale)
     if pl.confidence < 0.6:
         return None
@@ -199,9 +202,49 @@ class _Job(threading.Thread):
         return self._res
 
 
-def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any) -> fpm.Fingerprints:
+def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any,
+                  grab: list[int] | None = None) -> fpm.Fingerprints:
+    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt) if grab else None
     return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=tuple(cfg["size"]),
-                            decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k))
+                            decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k),
+                            grab=g)
+
+
+# Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
+# partners of its FG samples, predicted before the map exists): at most this many bytes.
+GRAB_BYTES = 160 << 20
+
+
+def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, float] | None,
+                 picks: tuple[list[int], list[int]] | None) -> list[int]:
+    """BG frames likely to lie under FG frames ``samples`` once the map exists: around the
+    audio line (±1 frame), or around the coarse pass's picks at the nominal rate (a window
+    that widens with the distance from them, for drift); bounded by :data:`GRAB_BYTES`."""
+    if not samples:
+        return []
+    r0 = float(bp.fps) / float(fp.fps)
+    if line is not None:
+        off, rate = line
+        centre = {i: (off + rate * (i + 0.5) / float(fp.fps)) * float(bp.fps) - 0.5 for i in samples}
+        half = {i: 1 for i in samples}
+    elif picks is not None and picks[0]:
+        fidx, bpk = picks
+        o = float(np.median([b + 0.5 - r0 * (f + 0.5) for f, b in zip(fidx, bpk)]))
+        mid = float(np.median(fidx))
+        centre = {i: o + r0 * (i + 0.5) - 0.5 for i in samples}
+        half = {i: 2 + int(math.ceil(0.03 * r0 * abs(i - mid))) for i in samples}
+    else:
+        return []
+    budget = max(len(samples), GRAB_BYTES // max(1, bp.width * bp.height))
+    total = sum(2 * h + 1 for h in half.values())
+    if total > budget:
+        f = budget / total
+        half = {i: max(1 if line is not None else 0, int(h * f)) for i, h in half.items()}
+    out: set[int] = set()
+    for i in samples:
+        c = int(round(centre[i]))
+        out.update(j for j in range(c - half[i], c + half[i] + 1) if 0 <= j < bp.frames)
+    return sorted(out)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -242,7 +285,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
-    bp, fp = probe(bg), probe(fg)
+    # probing builds each input's index (a demux pass): both at once
+    bp_job = _Job(probe, bg)
+    fp = probe(fg)
+    bp = bp_job.get()
     s = 1.0 if scale is None else float(scale)
     if fp.width * s > bp.width + 1e-6 or fp.height * s > bp.height + 1e-6:
         raise VidkompyError(
@@ -259,8 +305,19 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # FG's fingerprints and both audio tracks decode while the spatial search runs:
         # none of them needs the footprint (FG is cropped only when it sticks out of BG)
         visual = method != "audio"
+        # the refinement's FG samples at full size come from FG's fingerprint pass, their
+        # BG partners from BG's: no random access into long-GOP inputs afterwards
+        may_refine = (visual and x is None and y is None and cfg["spatial"].get("refine", True)
+                      and not (scale in (None, 1.0) and (fp.width, fp.height) == (bp.width, bp.height)))
+        samples: list[int] = []
+        if may_refine:
+            from .spatial import refine_samples
+
+            samples = refine_samples(fp.frames)
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
-                      prog.add_task("decoding FG", total=fp.frames)) if visual else None
+                      prog.add_task("decoding FG", total=fp.frames), samples) if visual else None
+        have_bg: dict[int, np.ndarray] = {}
+        have_fg: dict[int, np.ndarray] = {}
         audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) \
             if method in ("auto", "audio") and bp.has_audio and fp.has_audio else None
 
@@ -279,20 +336,46 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 try:
                     am0 = audio_job.get()
                     if am0.confidence >= float(cfg["audio"].get("min_confidence", 0.3)):
-                        got = _audio_spatial(bg_clip, fg_clip, bp, fp, scale, (am0.offset_s, am0.rate))
+                        got = _audio_spatial(bg_clip, fg_clip, bp, fp, scale, (am0.offset_s, am0.rate), have_bg)
                 except VidkompyError:
                     got = None
                 except Exception as e:  # noqa: BLE001 - the search below is the fallback
                     console.print(f"[yellow]note:[/] audio-guided footprint skipped ({type(e).__name__}: {e})")
                     got = None
-            spatial, prior_pl = got if got is not None else _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+            picks = None
+            if got is None:
+                from . import spatial as sp_mod
+
+                sp_mod.last_stats.clear()
+                spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+                if "bg_picks" in sp_mod.last_stats:
+                    picks = (list(sp_mod.last_stats.get("fg_samples", [])),  # type: ignore[arg-type]
+                             list(sp_mod.last_stats["bg_picks"]))  # type: ignore[arg-type]
+            else:
+                spatial, prior_pl = got
 
         fbg = ffg = None
         fcrop = None
         if visual:
             bcrop, fcrop = _footprint(spatial, bp, fp)
-            fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames))
+            line = None
+            if audio_job is not None and samples and prior_pl is not None:
+                try:
+                    am0 = audio_job.get()
+                    if am0.confidence >= float(cfg["audio"].get("min_confidence", 0.3)):
+                        line = (am0.offset_s, am0.rate)
+                except Exception:  # noqa: BLE001 - reported below
+                    line = None
+            grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None) \
+                if samples and prior_pl is not None else []
+            grab_bg = [j for j in grab_bg if j not in have_bg]
+            fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames),
+                                grab_bg)
+            have_bg.update(fbg.frames)
+            fbg.frames = {}
             ffg = fg_job.get()
+            have_fg = ffg.frames
+            ffg.frames = {}
             if fcrop is not None:
                 ffg = _fingerprints(fp, fcrop, cfg["fingerprint"], prog,
                                     prog.add_task("decoding FG (cropped)", total=fp.frames))
@@ -359,7 +442,8 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             from . import spatial as sp
 
             if prior_pl is not None:
-                spatial = sp.refine_from_clips(bg_clip, fg_clip, temporal.frame_map, prior=prior_pl, scale=scale)
+                spatial = sp.refine_from_clips(bg_clip, fg_clip, temporal.frame_map, prior=prior_pl, scale=scale,
+                                               frames={"fg": have_fg, "bg": have_bg})
         except VidkompyError:
             raise
         except Exception as e:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,8 @@ class Fingerprints:
     phash: np.ndarray  # (N,) uint64
     energy: np.ndarray  # (N,) float32, mean |frame - previous| in grey levels (0 for frame 0)
     fps: float
+    # full-resolution grey (luma) pictures of the frames asked for with ``grab`` (uncropped)
+    frames: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -120,11 +122,64 @@ def from_planes(planes: np.ndarray, fps: float) -> Fingerprints:
 
 # -- decoding -------------------------------------------------------------------------
 Progress = Callable[[int], None]
+Grabbed = Callable[[int, np.ndarray], None]
+
+# Pixel formats whose luma plane is, byte for byte, what VapourSynth's GRAY8 conversion
+# (``sources.frame_arrays(gray=True)``) gives: ffmpeg's ``extractplanes=y`` copies it
+# exactly (``format=gray`` would rescale/dither it).
+_LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+          "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
+
+
+@dataclass
+class Grab:
+    """Full-resolution grey frames to keep from a fingerprint pass.
+
+    ``indices`` are frame numbers; ``width``/``height`` the input's size; ``pix_fmt`` its
+    ffmpeg pixel format (only 8-bit YUV/grey inputs are grabbed from the ffmpeg pipe, so the
+    pictures equal the frame server's); ``on_frame(i, img)`` is called as each arrives.
+    """
+
+    indices: Iterable[int]
+    width: int
+    height: int
+    pix_fmt: str = "yuv420p"
+    on_frame: Grabbed | None = None
+
+    def wanted(self, frames: int) -> list[int]:
+        return sorted({int(i) for i in self.indices if 0 <= int(i) < frames})
+
+
+def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out: dict[int, np.ndarray],
+                on_frame: Grabbed | None) -> None:
+    """Read the selected full-size frames (in index order) from ``stream`` into ``out``."""
+    for i in idx:
+        buf = bytearray(fsize)
+        view = memoryview(buf)
+        got = 0
+        while got < fsize:
+            k = stream.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        if got < fsize:
+            break
+        img = np.frombuffer(buf, np.uint8).reshape(shape)
+        out[i] = img
+        if on_frame is not None:
+            on_frame(i, img)
+    while stream.read(1 << 16):  # drain: never leave ffmpeg blocked on a full pipe
+        pass
 
 
 def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
-                   progress: Progress | None) -> np.ndarray | None:
-    """All frames through one ffmpeg pipe; ``None`` when its frame count differs from ``expect``."""
+                   progress: Progress | None, grab: Grab | None = None,
+                   grabbed: dict[int, np.ndarray] | None = None) -> np.ndarray | None:
+    """All frames through one ffmpeg pipe; ``None`` when its frame count differs from ``expect``.
+
+    With ``grab`` a second output of the same decode carries the wanted frames at full
+    resolution (luma plane) on another pipe; they land in ``grabbed``.
+    """
     w, h = size
     vf = []
     if crop is not None:
@@ -132,18 +187,42 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         vf.append(f"crop={cw}:{ch}:{cx}:{cy}:exact=1")
     # area scaling averages every source pixel: no aliasing from fine texture or noise
     vf.append(f"scale={w}:{h}:flags=area,format=gray")
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
-           "-fps_mode", "passthrough", "-vf", ",".join(vf), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    gidx = grab.wanted(expect) if grab is not None and grab.pix_fmt in _LUMA8 else []
+    rfd = wfd = -1
+    if gidx:
+        rfd, wfd = os.pipe()
+        sel = "+".join(f"eq(n,{i})" for i in gidx)
+        luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
+        graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{sel}',{luma}[o2]"
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-filter_complex", graph,
+               "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
+               "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
+    else:
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
+               "-fps_mode", "passthrough", "-vf", ",".join(vf), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
     fsize = w * h
     # Room for a few extra frames so a count mismatch is detected rather than truncated.
     buf = np.empty((expect + 16) * fsize, np.uint8)
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                pass_fds=(wfd,) if gidx else ())
     except FileNotFoundError:
+        if gidx:
+            os.close(rfd)
+            os.close(wfd)
         return None
     err: list[bytes] = []
     t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     t.start()
+    gt = None
+    if gidx:
+        os.close(wfd)
+        gstream = os.fdopen(rfd, "rb", buffering=0)
+        mine: dict[int, np.ndarray] = {}
+        gt = threading.Thread(target=_read_grabs, daemon=True,
+                              args=(gstream, gidx, grab.width * grab.height, (grab.height, grab.width), mine,
+                                    grab.on_frame))
+        gt.start()
     got = 0
     view = memoryview(buf)
     overflow = False
@@ -163,12 +242,18 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         proc.kill()
     proc.wait()
     t.join()
+    if gt is not None:
+        gt.join()
+        gstream.close()
     if overflow or proc.returncode != 0 or got % fsize or got // fsize != expect:
         return None
+    if gt is not None and grabbed is not None and len(mine) == len(gidx):
+        grabbed.update(mine)
     return buf[:got].reshape(expect, h, w)
 
 
-def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Progress | None) -> np.ndarray:
+def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Progress | None,
+               grab: Grab | None = None, grabbed: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """All frames through VapourSynth/LWLibav (the renderer's own frame numbering)."""
     import vapoursynth as vs
 
@@ -176,14 +261,22 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
 
     clip = open_video(path)
     kw: dict = {"matrix_in_s": "709"} if clip.format.color_family == vs.YUV else {}
+    full = vs.core.resize.Bilinear(clip, format=vs.GRAY8, **kw) if grab is not None else None
     if crop is not None:
         cx, cy, cw, ch = crop
         kw.update(src_left=cx, src_top=cy, src_width=cw, src_height=ch)
     # zimg widens its kernel when shrinking, so this is anti-aliased like ffmpeg's 'area'
     node = vs.core.resize.Bilinear(clip, width=size[0], height=size[1], format=vs.GRAY8, **kw)
     out = np.empty((node.num_frames, size[1], size[0]), np.uint8)
+    want = set(grab.wanted(node.num_frames)) if grab is not None else set()
     for n, f in enumerate(node.frames(close=True)):
         out[n] = np.asarray(f[0])
+        if n in want and full is not None and grabbed is not None:
+            # the source frame was just decoded: reading it again at full size is cheap
+            img = np.array(full.get_frame(n)[0], copy=True)
+            grabbed[n] = img
+            if grab.on_frame is not None:
+                grab.on_frame(n, img)
         if progress is not None:
             progress(1)
     return out
@@ -191,10 +284,13 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
 
 def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop: Crop | None = None,
                  size: tuple[int, int] = DEFAULT_SIZE, decoder: str = "ffmpeg",
-                 progress: Progress | None = None, cache: bool = True) -> Fingerprints:
+                 progress: Progress | None = None, cache: bool = True, grab: Grab | None = None) -> Fingerprints:
     """Fingerprints of every frame of ``path`` (optionally cropped first), from the cache if present.
 
     ``frames`` is the LWLibav frame count the result must have (the map indexes those).
+    ``grab`` asks for some frames at full resolution from the same decode (the result's
+    ``frames``); from the cache, or when they cannot be had exactly, there are none and
+    the caller reads them itself.
     """
     path = str(path)
     size = (int(size[0]), int(size[1]))
@@ -210,18 +306,22 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
                 progress(frames)
         except (OSError, ValueError):
             planes = None
+    grabbed: dict[int, np.ndarray] = {}
     if planes is None:
         if decoder == "ffmpeg":
-            planes = _decode_ffmpeg(path, crop, size, frames, progress)
+            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed)
         if planes is None:
-            planes = _decode_vs(path, crop, size, progress)
+            grabbed.clear()
+            planes = _decode_vs(path, crop, size, progress, grab, grabbed)
         if planes.shape[0] != frames:
             raise VidkompyError(f"{path}: decoded {planes.shape[0]} frames, expected {frames}")
         if cache:
             tmp = cfile.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, planes, allow_pickle=False)
             os.replace(tmp, cfile)
-    return from_planes(planes, fps)
+    fp = from_planes(planes, fps)
+    fp.frames = grabbed
+    return fp
 
 
 def clear_cache() -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,7 @@ from .errors import VidkompyError
 if TYPE_CHECKING:
     import vapoursynth as vs
 
-__all__ = ["Placement", "estimate", "coarse_from_clips", "refine_from_clips", "last_stats"]
+__all__ = ["Placement", "estimate", "coarse_from_clips", "refine_from_clips", "refine_samples", "last_stats"]
 
 # Coarse pyramid level: the coarsest power-of-two level where BG is at least this wide
 # (long side) and the FG footprint at least MIN_FOOT px on its short side.
@@ -615,19 +616,28 @@ class _Clock:
     def __init__(self) -> None:
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         self.dec = self.dec_cpu = 0.0
+        self.misses = 0
 
-    def frames(self, clip: vs.VideoNode, idx: list[int], **kw: int) -> list[np.ndarray]:
+    def frames(self, clip: vs.VideoNode, idx: list[int], have: Mapping[int, np.ndarray] | None = None,
+               **kw: int) -> list[np.ndarray]:
+        """Grey frames ``idx`` of ``clip``: from ``have`` (full-size pictures already
+        decoded elsewhere) where present, the rest read from the clip in frame order."""
         from .sources import frame_arrays
 
         t, c = time.perf_counter(), time.process_time()
-        out = frame_arrays(clip, idx, gray=True, **kw)
+        have = have if have is not None and not kw else {}
+        miss = sorted({int(i) for i in idx if int(i) not in have})
+        got = dict(zip(miss, frame_arrays(clip, miss, gray=True, **kw))) if miss else {}
+        self.misses += len(miss)
+        out = [have[int(i)] if int(i) in have else got[int(i)] for i in idx]
         self.dec += time.perf_counter() - t
         self.dec_cpu += time.process_time() - c
         return out
 
     def report(self, **extra: float) -> None:
         last_stats.clear()
-        last_stats.update(decode_s=self.dec, compute_s=time.perf_counter() - self.t0 - self.dec,
+        last_stats.update(decode_s=self.dec, reads=float(self.misses),
+                          compute_s=time.perf_counter() - self.t0 - self.dec,
                           compute_cpu_s=time.process_time() - self.c0 - self.dec_cpu, **extra)
 
 
@@ -755,18 +765,30 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
     # a moving camera leaves the picked partners a frame or two off: a few px of spread
     p.confidence = float(p.confidence * math.exp(-spread / 10.0))
-    clock.report(bg_picks=picks)  # type: ignore[arg-type]
+    clock.report(bg_picks=picks, fg_samples=fidx)  # type: ignore[arg-type]
     return p
 
 
+def refine_samples(nf: int) -> list[int]:
+    """The FG frames :func:`refine_from_clips` estimates on (spread over the clip), so
+    that a caller decoding the inputs anyway can keep those pictures for it."""
+    n = min(nf, 9)
+    return sorted({int(round(v)) for v in np.linspace(0.04 * (nf - 1), 0.96 * (nf - 1), n)})
+
+
 def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], *, prior: Placement,
-                      scale: float | None = None) -> Spatial:
+                      scale: float | None = None,
+                      frames: Mapping[str, Mapping[int, np.ndarray]] | None = None) -> Spatial:
     """Placement from temporally matched pairs (FG frame i over BG frame ``frame_map[i]``).
 
-    Several FG frames spread over the clip are estimated around ``prior`` and combined by
-    the median after outlier rejection. When the per-sample positions drift consistently
-    by more than ~0.5 px, FG frames are sampled densely and ``track`` gets one
-    ``[x, y, scale]`` per FG frame, smoothly interpolated between samples.
+    Several FG frames spread over the clip (:func:`refine_samples`) are estimated around
+    ``prior`` and combined by the median after outlier rejection. When the per-sample
+    positions drift consistently by more than ~0.5 px, FG frames are sampled densely and
+    ``track`` gets one ``[x, y, scale]`` per FG frame, smoothly interpolated between samples.
+
+    ``frames`` = ``{"fg": {i: grey}, "bg": {j: grey}}``: full-size grey (luma) pictures
+    already decoded (e.g. kept from a sequential fingerprint pass); frames not there are
+    read from the clips (random access: slow on long-GOP inputs).
     """
     clock = _Clock()
     nf = fg.num_frames
@@ -774,15 +796,16 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
         raise VidkompyError(f"frame map has {len(frame_map)} entries; FG has {nf} frames")
     _check_fit(fg.width, fg.height, bg.width, bg.height, scale)
     fh, fw = fg.height, fg.width
-    n = min(nf, 9)
-    idx = sorted({int(round(v)) for v in np.linspace(0.04 * (nf - 1), 0.96 * (nf - 1), n)})
+    have_fg = dict((frames or {}).get("fg") or {})
+    have_bg = dict((frames or {}).get("bg") or {})
+    idx = refine_samples(nf)
     radius = max(24.0, 0.08 * min(fw, fh) * prior.scale)
 
     def run(ids: list[int], priors: list[Placement] | None, rad: float) -> list[Placement]:
         """Estimates for FG frames ``ids``; without ``priors``, from the middle sample
         outwards, each around its confident neighbour's result (follows a wide pan)."""
-        fgs = clock.frames(fg, ids)
-        bgs = clock.frames(bg, [frame_map[i] for i in ids])
+        fgs = clock.frames(fg, ids, have_fg)
+        bgs = clock.frames(bg, [frame_map[i] for i in ids], have_bg)
         if priors is not None:
             return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad, fallback=False)
                     for a, b, pr in zip(fgs, bgs, priors)]
