@@ -134,8 +134,8 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
 
 
 def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None,
-                   line: tuple[float, float], keep: dict[int, np.ndarray] | None = None
-                   ) -> tuple[Spatial, Any] | None:
+                   line: tuple[float, float], keep: dict[int, np.ndarray] | None = None,
+                   fg_mid: Any = None) -> tuple[Spatial, Any] | None:
     """Footprint from one frame pair the audio line puts together (FG's middle frame and the
     BG frame under it): one random-access read of each instead of a search through BG."""
     from . import spatial as sp
@@ -146,7 +146,9 @@ def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: floa
     j = int(round(t * float(bp.fps) - 0.5))
     if not 0 <= j < bp.frames:
         return None
-    fimg = frame_arrays(fg_clip, [fmid], gray=True)[0]
+    # FG's middle frame does not depend on the audio line: the caller may have read it
+    # (``fg_mid``, a job) while the audio was being matched
+    fimg = fg_mid.get() if fg_mid is not None else frame_arrays(fg_clip, [fmid], gray=True)[0]
     bimg = frame_arrays(bg_clip, [j], gray=True)[0]
     if keep is not None:
         keep[j] = bimg
@@ -323,6 +325,11 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
 
         # 1) coarse spatial: the footprint the temporal fingerprints are taken in
         prior_pl = None
+        fg_mid = None
+        if audio_job is not None and x is None and y is None and (fp.width, fp.height) != (bp.width, bp.height):
+            from .sources import frame_arrays
+
+            fg_mid = _Job(lambda: frame_arrays(fg_clip, [fp.frames // 2], gray=True)[0])
         if x is not None or y is not None:
             fw, fh = fp.width * s, fp.height * s
             spatial = Spatial(x=float((bp.width - fw) / 2 if x is None else x),
@@ -336,7 +343,8 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 try:
                     am0 = audio_job.get()
                     if am0.confidence >= float(cfg["audio"].get("min_confidence", 0.3)):
-                        got = _audio_spatial(bg_clip, fg_clip, bp, fp, scale, (am0.offset_s, am0.rate), have_bg)
+                        got = _audio_spatial(bg_clip, fg_clip, bp, fp, scale, (am0.offset_s, am0.rate), have_bg,
+                                             fg_mid)
                 except VidkompyError:
                     got = None
                 except Exception as e:  # noqa: BLE001 - the search below is the fallback
