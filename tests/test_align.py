@@ -142,3 +142,45 @@ def test_presets_load(tmp_path: Path) -> None:
     custom.write_text('{"temporal": {"bogus": 1}}')
     with pytest.raises(VidkompyError, match="bogus"):
         load_preset(str(custom))
+
+
+def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> None:
+    """Full-size frames kept from the fingerprint pass equal the frame server's pictures,
+    through the ffmpeg pipe and through the VapourSynth fallback alike."""
+    from vidkompy_vs import fingerprint as fpm
+    from vidkompy_vs.sources import frame_arrays, open_video, probe
+
+    p = probe(clips["bg"])
+    want = [0, 7, 49, 50, 51, 123, p.frames - 1]
+    ref = frame_arrays(open_video(p.path), want, gray=True)
+    seen: list[int] = []
+    for dec in ("ffmpeg", "vs"):
+        g = fpm.Grab(want + [p.frames + 5], p.width, p.height, p.pix_fmt, on_frame=lambda i, _: seen.append(i))
+        f = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120), decoder=dec,
+                             cache=False, grab=g)
+        plain = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120),
+                                 decoder=dec, cache=False)
+        assert sorted(f.frames) == want
+        assert np.array_equal(f.planes, plain.planes)
+        for j, r in zip(want, ref):
+            assert np.array_equal(f.frames[j], r), (dec, j)
+    assert sorted(seen) == sorted(want * 2)
+
+
+def test_refine_uses_given_frames(clips: dict[str, Path]) -> None:
+    """refine_from_clips with the pictures handed in reads nothing and finds the same."""
+    from vidkompy_vs import spatial as sp
+    from vidkompy_vs.sources import frame_arrays, open_video
+
+    bg, fg = open_video(clips["bg"]), open_video(clips["fg_off"])
+    fmap = list(range(30, 130))
+    prior = sp.Placement(61.0, 39.0, 1.0, 0.9, "test")
+    a = sp.refine_from_clips(bg, fg, fmap, prior=prior)
+    assert sp.last_stats["reads"] > 0
+    ids = sp.refine_samples(fg.num_frames)
+    frames = {"fg": dict(zip(ids, frame_arrays(fg, ids, gray=True))),
+              "bg": dict(zip([fmap[i] for i in ids], frame_arrays(bg, [fmap[i] for i in ids], gray=True)))}
+    b = sp.refine_from_clips(bg, fg, fmap, prior=prior, frames=frames)
+    assert sp.last_stats["reads"] == 0
+    assert (b.x, b.y, b.scale) == (a.x, a.y, a.scale)
+    assert (round(b.x), round(b.y)) == (60, 40)
