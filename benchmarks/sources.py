@@ -12,7 +12,9 @@ Clips (made once from the sample footage, kept in ``.cache/bench``):
 Per clip and plugin, all in one run so the ratios share the machine's load:
 
 - first open (index build into an empty temp cache dir) and its ratio to a plain
-  ``ffmpeg -f null`` decode of the same file (best of two, taken around the opens);
+  ``ffmpeg -f null`` decode of the same file (best of two, taken around the opens), in
+  wall time and in CPU time (ours in-process, ffmpeg's as a child: steadier on a busy
+  machine);
 - second open (index read back from the cache);
 - a linear read of every frame (``clip.frames()``, md5 of each), its time over the same
   work done by ffmpeg (raw decode piped to this process, md5 of each);
@@ -34,6 +36,7 @@ import gc
 import hashlib
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -87,10 +90,16 @@ def quiet_stderr():
         os.close(saved)
 
 
-def ffmpeg_null(path: Path) -> float:
-    t = time.perf_counter()
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def ffmpeg_null(path: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of a plain decode."""
+    t, c = time.perf_counter(), _children_cpu()
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], check=True)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu() - c
 
 
 def ffmpeg_md5s(path: Path, w: int, h: int) -> list[str]:
@@ -145,10 +154,11 @@ def open_plugin(name: str, path: Path, cache: Path) -> vs.VideoNode:
         return core.lsmas.LWLibavSource(str(path), cachefile=str(cache / "index.lwi"), ff_loglevel=-8)
 
 
-def timed_open(name: str, path: Path, cache: Path) -> tuple[float, vs.VideoNode]:
-    t = time.perf_counter()
+def timed_open(name: str, path: Path, cache: Path) -> tuple[tuple[float, float], vs.VideoNode]:
+    """((wall s, CPU s of this process), clip)."""
+    t, c = time.perf_counter(), time.process_time()
     clip = open_plugin(name, path, cache)
-    return time.perf_counter() - t, clip
+    return (time.perf_counter() - t, time.process_time() - c), clip
 
 
 # -- benchmark ----------------------------------------------------------------------------
@@ -166,7 +176,8 @@ def bench_clip(label: str, path: Path, budget: float, rows: list[dict]) -> dict:
             del clip
             gc.collect()
         null.append(ffmpeg_null(path))
-        t_null = min(null)
+        t_null = min(w for w, _ in null)
+        c_null = min(c for _, c in null)
         second = {}
         clips = {}
         for p in plugins:
@@ -176,7 +187,7 @@ def bench_clip(label: str, path: Path, budget: float, rows: list[dict]) -> dict:
         ref = ffmpeg_md5s(path, w, h)
         t_raw = time.perf_counter() - t
         keys = keyframes(path)
-        info = {"clip": label, "frames": len(ref), "size": f"{w}x{h}", "null": t_null, "raw": t_raw,
+        info = {"clip": label, "frames": len(ref), "size": f"{w}x{h}", "null": t_null, "null_cpu": c_null, "raw": t_raw,
                 "keys": len(keys)}
         for p in plugins:
             clip = clips[p]
@@ -202,8 +213,9 @@ def bench_clip(label: str, path: Path, budget: float, rows: list[dict]) -> dict:
             t_rnd = time.perf_counter() - t
             del clip
             gc.collect()
-            rows.append({"clip": label, "plugin": p, "first": first[p], "first_x": first[p] / t_null,
-                         "second": second[p], "frames": f"{len(lin)}/{len(ref)}", "lin": t_lin,
+            rows.append({"clip": label, "plugin": p, "first": first[p][0], "first_x": first[p][0] / t_null,
+                         "first_cx": first[p][1] / c_null, "second": second[p][0],
+                         "frames": f"{len(lin)}/{len(ref)}", "lin": t_lin,
                          "lin_x": t_lin / t_raw, "lin_bad": lin_bad, "rnd_done": done, "rnd_total": len(lin),
                          "rnd_bad": bad, "rnd_fps": done / t_rnd})
         return info
@@ -230,20 +242,22 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=200)
+    con = Console(width=240)
     ti = Table(title="Clips (ffmpeg decode = `ffmpeg -f null`, best of two in this run)")
-    for c in ("clip", "size", "frames", "keyframes", "ffmpeg decode s", "ffmpeg raw+md5 s"):
+    for c in ("clip", "size", "frames", "keyframes", "ffmpeg decode s", "ffmpeg decode CPU s", "ffmpeg raw+md5 s"):
         ti.add_column(c, justify="right")
     for i in infos:
-        ti.add_row(i["clip"], i["size"], str(i["frames"]), str(i["keys"]), f"{i['null']:.2f}", f"{i['raw']:.2f}")
+        ti.add_row(i["clip"], i["size"], str(i["frames"]), str(i["keys"]), f"{i['null']:.2f}", f"{i['null_cpu']:.2f}",
+                   f"{i['raw']:.2f}")
     con.print(ti)
     tb = Table(title="Source plugins: open, linear read and random-access exactness vs a linear ffmpeg decode")
-    for c in ("clip", "plugin", "1st open s", "1st open / ffmpeg", "2nd open s", "frames vs ffmpeg",
+    for c in ("clip", "plugin", "1st open s", "1st open / ffmpeg", "same, CPU", "2nd open s", "frames vs ffmpeg",
               "linear read+md5 s", "/ ffmpeg raw+md5", "linear mismatches", "random checked", "random mismatches",
               "random fps"):
         tb.add_column(c, justify="right")
     for r in rows:
-        tb.add_row(r["clip"], r["plugin"], f"{r['first']:.3f}", f"{r['first_x']:.2f}x", f"{r['second']:.3f}",
+        tb.add_row(r["clip"], r["plugin"], f"{r['first']:.3f}", f"{r['first_x']:.2f}x", f"{r['first_cx']:.2f}x",
+                   f"{r['second']:.3f}",
                    r["frames"], f"{r['lin']:.2f}", f"{r['lin_x']:.2f}x", str(r["lin_bad"]),
                    f"{r['rnd_done']}/{r['rnd_total']}", str(r["rnd_bad"]), f"{r['rnd_fps']:.1f}")
     con.print(tb)
