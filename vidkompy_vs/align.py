@@ -214,7 +214,7 @@ def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, ta
 
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
 # partners of its FG samples, predicted before the map exists): at most this many bytes.
-GRAB_BYTES = 160 << 20
+GRAB_BYTES = 96 << 20
 
 
 def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, float] | None,

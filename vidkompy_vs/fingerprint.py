@@ -150,6 +150,20 @@ class Grab:
         return sorted({int(i) for i in self.indices if 0 <= int(i) < frames})
 
 
+MAX_RUNS = 32
+
+
+def _runs(idx: list[int]) -> list[tuple[int, int]]:
+    """Sorted frame numbers as inclusive runs of consecutive numbers."""
+    out: list[tuple[int, int]] = []
+    for i in idx:
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
+
+
 def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out: dict[int, np.ndarray],
                 on_frame: Grabbed | None) -> None:
     """Read the selected full-size frames (in index order) from ``stream`` into ``out``."""
@@ -191,7 +205,9 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     rfd = wfd = -1
     if gidx:
         rfd, wfd = os.pipe()
-        sel = "+".join(f"eq(n,{i})" for i in gidx)
+        runs = _runs(gidx)[:MAX_RUNS]  # ffmpeg's expression parser nests: keep it short
+        gidx = [i for a, b in runs for i in range(a, b + 1)]
+        sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
         luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
         graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{sel}',{luma}[o2]"
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-filter_complex", graph,
@@ -310,6 +326,9 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
     if planes is None:
         if decoder == "ffmpeg":
             planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed)
+            if planes is None and grab is not None:
+                grabbed.clear()  # the grabbing output is what failed? once more without it
+                planes = _decode_ffmpeg(path, crop, size, frames, progress)
         if planes is None:
             grabbed.clear()
             planes = _decode_vs(path, crop, size, progress, grab, grabbed)
