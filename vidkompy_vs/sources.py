@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -52,21 +53,38 @@ class Probe:
         return self.frames * self.fps_den / self.fps_num
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_fd: int | None = None
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Silence C-level writes to stderr (fd 2) for the duration."""
+    """Silence C-level writes to stderr (fd 2) for the duration.
+
+    fd 2 is process-wide and inputs are opened from several threads at once, so the
+    first caller in redirects and the last one out restores (a plain save/restore per
+    call would let overlapping calls leave stderr pointing at /dev/null for good).
+    """
+    global _quiet_depth, _saved_fd
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                _saved_fd = os.dup(2)
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 2)
+            except OSError:
+                _saved_fd = None
+        _quiet_depth += 1
     try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_fd is not None:
+                os.dup2(_saved_fd, 2)
+                os.close(_saved_fd)
+                _saved_fd = None
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
