@@ -36,7 +36,7 @@ The recommendation is the exact construction that works on any map (SelectEvery 
 periodic one) with the least estimated CPU for an hour-long 60-over-25 job: the hour's
 BG decode x its mean serving ratio + its graph build + its per-frame growth along the map.
 
-    .venv/bin/python benchmarks/remap.py [--rounds 4]
+    .venv/bin/python benchmarks/remap.py [--rounds 4] [--time-limit 230]
 """
 
 from __future__ import annotations
@@ -290,6 +290,8 @@ def open_bg(path: Path) -> vs.VideoNode:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=4, help="timed rounds on 1080p after the check round (default 4)")
+    ap.add_argument("--time-limit", type=float, default=230.0,
+                    help="no further timed round starts after this many seconds (at least 2 run; default 230)")
     ap.add_argument("--hour-timeout", type=float, default=90.0)
     ap.add_argument("--hour-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -353,6 +355,10 @@ def main() -> None:
                     big_bad[(name, kind)] = verdict(node, fmap, sims, num, 1, has_props, got, props, ref)
         print(f"1080p {'check round' if check else f'timed round {r}/{args.rounds}'} done "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        rounds_done = r
+        if r >= 2 and time.perf_counter() - t0 > args.time_limit:
+            print(f"  stopping after {r} timed rounds: past --time-limit {args.time_limit:.0f} s", flush=True)
+            break
 
     kinds_h = ("60/25",)
     hour = hour_rows(kinds_h, args.hour_timeout)
@@ -370,7 +376,7 @@ def main() -> None:
 
     con = Console(width=230)
     tb = Table(title=f"Serving every frame of a 1080p BG (LWLibav) through clip.frames(): process CPU s (all threads), "
-                     f"min-max of {args.rounds} rounds, ratio of means to decode alone")
+                     f"min-max of {rounds_done} rounds, ratio of means to decode alone")
     tb.add_column("construction")
     for kind in MAPS:
         fmap = setup[kind][0]
