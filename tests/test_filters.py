@@ -22,7 +22,9 @@ def planes(frame) -> list[np.ndarray]:
     return [np.asarray(frame[i]) for i in range(frame.format.num_planes)]
 
 
-def test_remap_props_and_pixels(clips):
+@pytest.mark.parametrize("max_splice", [4096, 0], ids=["splice", "frameeval"])
+def test_remap_props_and_pixels(clips, monkeypatch, max_splice):
+    monkeypatch.setattr(filters, "_MAX_SPLICE", max_splice)
     bg, fg = clips
     # a map with repeats, skips and a jump back is still served exactly
     fmap = [min(199, 25 + i + (i // 10)) for i in range(fg.num_frames)]
@@ -33,8 +35,14 @@ def test_remap_props_and_pixels(clips):
     for n, f in enumerate(r.frames()):
         assert f.props["VkBgFrame"] == fmap[n]
         assert f.props["VkSimilarity"] == pytest.approx(sims[n])
-    for n in (0, 40, 99, fg.num_frames - 1):
-        assert np.array_equal(np.asarray(r.get_frame(n)[0]), np.asarray(bg.get_frame(fmap[n])[0]))
+    for n in (0, 9, 10, 11, 40, 41, 99, fg.num_frames - 1):
+        f = r.get_frame(n)
+        assert np.array_equal(np.asarray(f[0]), np.asarray(bg.get_frame(fmap[n])[0]))
+        assert (f.props["_DurationNum"], f.props["_DurationDen"]) == (1, 25)
+
+
+def test_remap_runs():
+    assert filters._runs([5, 6, 7, 7, 7, 2, 9, 10]) == [(5, 3, True), (7, 2, False), (2, 1, False), (9, 2, True)]
 
 
 def test_remap_rejects_bad_map(clips):

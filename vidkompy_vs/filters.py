@@ -45,10 +45,14 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
     frames. Each carries ``VkBgFrame`` (int) and, when ``similarity`` is given,
     ``VkSimilarity`` (float).
 
-    Implementation: ``std.FrameEval`` picking a one-frame slice of BG per output frame.
-    Measured against a ``std.Splice`` of the map's runs (which breaks the map into as many
-    nodes as it has jumps and is slower to build and to serve) it is the cheapest exact
-    construction; see ``benchmarks/render.py``.
+    Implementation, chosen by ``benchmarks/remap.py`` (CPU time against decoding BG
+    alone, 1080p): when the map breaks into few runs (plain offsets, drift, mild fps
+    changes) BG is cut into those runs with ``std.Splice`` (consecutive frames as
+    slices, repeats as loops) and a props-only ``std.ModifyFrame`` tags each frame:
+    0.84-1.03x decode, and the frames are requested in order. Dense maps (e.g. 60 fps
+    over 25, an hour long: ~90 000 runs) would make that graph slow to build (4.5 s,
+    135 MB) and to search, so they use one ``std.FrameEval`` that picks a one-frame slice
+    of BG per output frame (0.93-1.07x on that map, constant build cost).
     """
     fmap = [int(v) for v in frame_map]
     if not fmap:
@@ -59,11 +63,25 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
     if similarity is not None and len(similarity) != len(fmap):
         raise VidkompyError(f"similarity has {len(similarity)} entries; frame_map has {len(fmap)}")
     num, den = _fps(fps, bg)
-
-    base = core.std.BlankClip(bg, length=len(fmap), fpsnum=num, fpsden=den, keep=True)
     sims = [float(s) for s in similarity] if similarity is not None else None
 
-    # One tagged single-frame node per output frame, built on first request only.
+    pieces = _runs(fmap)
+    if len(pieces) <= _MAX_SPLICE:
+        parts = [bg[a:a + k] if step else bg[a] * k for a, k, step in pieces]
+        pix = parts[0] if len(parts) == 1 else core.std.Splice(parts)
+        pix = pix.std.AssumeFPS(fpsnum=num, fpsden=den)
+
+        def tag(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+            out = f.copy()
+            out.props["VkBgFrame"] = fmap[n]
+            if sims is not None:
+                out.props["VkSimilarity"] = sims[n]
+            return out
+
+        return core.std.ModifyFrame(pix, pix, tag)
+
+    base = core.std.BlankClip(bg, length=len(fmap), fpsnum=num, fpsden=den, keep=True)
+
     def pick(n: int) -> vs.VideoNode:
         m = fmap[n]
         props = {"VkBgFrame": m, "_DurationNum": den, "_DurationDen": num}
@@ -72,6 +90,30 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
         return bg[m].std.SetFrameProps(**props)
 
     return core.std.FrameEval(base, pick)
+
+
+# Above this many runs a Splice graph costs more to build and search than FrameEval.
+_MAX_SPLICE = 4096
+
+
+def _runs(fmap: list[int]) -> list[tuple[int, int, bool]]:
+    """The map as ``(first BG frame, length, consecutive?)`` pieces: a piece is either
+    consecutive BG frames (a slice) or one BG frame repeated (a loop)."""
+    pieces: list[tuple[int, int, bool]] = []
+    i, n = 0, len(fmap)
+    while i < n:
+        a = fmap[i]
+        j = i + 1
+        if j < n and fmap[j] == a + 1:
+            while j < n and fmap[j] == fmap[j - 1] + 1:
+                j += 1
+            pieces.append((a, j - i, True))
+        else:
+            while j < n and fmap[j] == a:
+                j += 1
+            pieces.append((a, j - i, False))
+        i = j
+    return pieces
 
 
 def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float = 1.0, *,
