@@ -205,9 +205,10 @@ class _Job(threading.Thread):
 
 
 def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any,
-                  grab: list[int] | None = None) -> fpm.Fingerprints:
+                  grab: list[int] | None = None, size: tuple[int, int] | None = None) -> fpm.Fingerprints:
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt) if grab else None
-    return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=tuple(cfg["size"]),
+    return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop,
+                            size=tuple(cfg["size"]) if size is None else size,
                             decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k),
                             grab=g)
 
@@ -364,6 +365,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
 
         fbg = ffg = None
         fcrop = None
+        use_view = False
         if visual:
             bcrop, fcrop = _footprint(spatial, bp, fp)
             line = None
@@ -377,6 +379,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None) \
                 if samples and prior_pl is not None else []
             grab_bg = [j for j in grab_bg if j not in have_bg]
+            use_view = may_refine and prior_pl is not None and bcrop is not None
             fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames),
                                 grab_bg)
             have_bg.update(fbg.frames)
@@ -400,6 +403,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     audio_ok = am is not None and am.confidence >= float(cfg["audio"].get("min_confidence", 0.3))
 
     n = fp.frames
+    refined_done = False
     if method == "audio":
         if not audio_ok:
             console.print(f"[yellow]warning:[/] audio match is weak (confidence {am.confidence:.2f}); "
@@ -414,6 +418,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         params = TemporalParams.from_dict(cfg["temporal"])
         prior = (am.offset_s, am.rate) if audio_ok else None
         tr = align_visual(ffg, fbg, prior=prior, params=params)
+        spatial0 = spatial
         if prior is not None and not tr.related:
             # a wrong audio prior must not sink a visual match that exists: search freely
             tr2 = align_visual(ffg, fbg, prior=None, params=params)
@@ -435,6 +440,29 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                     console.print(f"[yellow]note:[/] spatial estimate ({spatial.x:.0f}, {spatial.y:.0f}) did not "
                                   f"match in time; using template match ({alt.x:.0f}, {alt.y:.0f})")
                     tr, spatial, prior_pl = tr2, alt, None
+        if use_view and tr.related and prior_pl is not None:
+            # The coarse footprint is good to a pixel or two when the camera moves, and
+            # the BG fingerprints were cropped with it: refine it on the matched pairs and,
+            # when it moved, fingerprint BG once more on the refined footprint and match
+            # again (the first map is right almost everywhere, so the refinement is exact).
+            refined = _refine(bg_clip, fg_clip, [int(v) for v in tr.frame_map], prior_pl, scale, have_fg, have_bg,
+                              console)
+            if refined is not None:
+                spatial, refined_done = refined, True
+                moved = max(abs(refined.x - spatial0.x), abs(refined.y - spatial0.y),
+                            abs(refined.scale - spatial0.scale) * max(fp.width, fp.height))
+                bcrop1, fcrop1 = _footprint(refined, bp, fp)
+                if refined.confidence >= 0.3 and moved > 0.3 and bcrop1 is not None and \
+                        (bcrop1, fcrop1) != (bcrop, fcrop):
+                    with prog:
+                        fbg1 = _fingerprints(bp, bcrop1, cfg["fingerprint"], prog,
+                                             prog.add_task("decoding BG (refined footprint)", total=bp.frames))
+                        ffg1 = ffg if fcrop1 == fcrop else _fingerprints(
+                            fp, fcrop1, cfg["fingerprint"], prog, prog.add_task("decoding FG", total=fp.frames))
+                    tr1 = align_visual(ffg1, fbg1, prior=prior, params=params)
+                    if tr1.related:
+                        tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px)")
+                        tr = tr1
         temporal = _temporal_from(tr, bp, fp, "audio+visual" if prior is not None else "visual")
         if not tr.related:
             console.print(f"[yellow]warning:[/] FG does not match BG (confidence {tr.confidence:.2f}): "
@@ -445,17 +473,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
 
     # 4) spatial refinement on the matched pairs
     if spatial.method != "manual" and spatial.method != "same-size" and cfg["spatial"].get("refine", True) \
-            and temporal.method != "start":
-        try:
-            from . import spatial as sp
-
-            if prior_pl is not None:
-                spatial = sp.refine_from_clips(bg_clip, fg_clip, temporal.frame_map, prior=prior_pl, scale=scale,
-                                               frames={"fg": have_fg, "bg": have_bg})
-        except VidkompyError:
-            raise
-        except Exception as e:
-            console.print(f"[yellow]note:[/] spatial refinement skipped ({type(e).__name__}: {e})")
+            and temporal.method != "start" and prior_pl is not None and not refined_done:
+        got_r = _refine(bg_clip, fg_clip, temporal.frame_map, prior_pl, scale, have_fg, have_bg, console)
+        if got_r is not None:
+            spatial = got_r
     if temporal.method == "start" and spatial.confidence < 0.3 and x is None and y is None:
         fw, fh = fp.width * spatial.scale, fp.height * spatial.scale
         spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=spatial.scale, confidence=0.0,
@@ -465,6 +486,21 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
                       "their BG frame is clamped to BG's first/last frame")
     return Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
+
+
+def _refine(bg_clip: Any, fg_clip: Any, fmap: list[int], prior_pl: Any, scale: float | None,
+            have_fg: dict[int, np.ndarray], have_bg: dict[int, np.ndarray], console: Console) -> Spatial | None:
+    """Spatial refinement on matched pairs; ``None`` (with a note) when it fails."""
+    try:
+        from . import spatial as sp
+
+        return sp.refine_from_clips(bg_clip, fg_clip, fmap, prior=prior_pl, scale=scale,
+                                    frames={"fg": have_fg, "bg": have_bg})
+    except VidkompyError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the coarse placement stands
+        console.print(f"[yellow]note:[/] spatial refinement skipped ({type(e).__name__}: {e})")
+        return None
 
 
 def _temporal_from(tr: TemporalResult, bp: Probe, fp: Probe, method: str) -> Temporal:
