@@ -140,6 +140,8 @@ def cases(n_master: int) -> list[Case]:
              static=(100, 80)),
         Case("hd1080", "1920x1080 60 fps pair, FG 1280x720 crop", ar(0, 600), ar(90, 540), bg_fps=60, fg_fps=60,
              size=(1920, 1080), crop=(1280, 720, 320, 180), audio=True),
+        Case("hd1080_noaudio", "the hd1080 pair without audio (footprint found by search)", ar(0, 600),
+             ar(90, 540), bg_fps=60, fg_fps=60, size=(1920, 1080), crop=(1280, 720, 320, 180)),
         Case("long10x", "offset case 10x longer (3000/2000 frames)", ar(0, 3000), ar(600, 2600), audio=True),
     ]
     return [c for c in out if c.b.max() < n_master and c.f.max() < n_master]
@@ -357,7 +359,7 @@ def main() -> None:
             print(f"(vidkompy reference unavailable: {e})")
             ref = None
     rows = []
-    hdr = (f"{'case':10s} {'FG':>5s} {'BG':>5s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} "
+    hdr = (f"{'case':14s} {'FG':>5s} {'BG':>5s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} "
            f"{'ours s':>7s} {'dec s':>6s} {'ratio':>6s} {'MB':>5s} {'vk s':>6s} {'vk ratio':>8s} {'vk exact%':>9s} {'vk maxerr':>9s}")
     print(hdr)
     print("-" * len(hdr))
@@ -379,7 +381,7 @@ def main() -> None:
         rows.append(row)
         vk = (f"{row['vk']:6.1f} {row['vk'] / dec:8.2f} {100 * row['vk_exact']:9.1f} {row['vk_err']:9d}"
               if row["vk"] is not None else f"{'-':>6s} {'-':>8s} {'-':>9s} {'-':>9s}")
-        print(f"{c.name:10s} {row['fg']:5d} {row['bg']:5d} {100 * exact:7.2f} {worst:6d} {row['uncovered']:>7s} "
+        print(f"{c.name:14s} {row['fg']:5d} {row['bg']:5d} {100 * exact:7.2f} {worst:6d} {row['uncovered']:>7s} "
               f"{row['conf']:5.2f} {row['ours']:7.2f} {dec:6.2f} {row['ratio']:6.2f} {row['mb']:5.0f} {vk}",
               flush=True)
     base = next((r for r in rows if r["case"] == "offset"), None)

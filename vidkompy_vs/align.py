@@ -250,6 +250,11 @@ def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, fl
     return sorted(out)
 
 
+# The refined footprint is fingerprinted again (a second BG decode) when it moved by more
+# than this many fingerprint pixels from the coarse one.
+REMATCH_FP_PX = 0.1
+
+
 # -- helpers ---------------------------------------------------------------------------
 def _snap(offset: float, rate: float, bp: Probe, fp: Probe) -> tuple[float, float]:
     """Snap an audio line to whole BG frames / the exact fps ratio when it is within noise."""
@@ -449,10 +454,13 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                               console)
             if refined is not None:
                 spatial, refined_done = refined, True
+                # in fingerprint pixels: a move well inside one is what the sub-pixel
+                # re-registration of the planes absorbs; more shifts content across the crop
                 moved = max(abs(refined.x - spatial0.x), abs(refined.y - spatial0.y),
                             abs(refined.scale - spatial0.scale) * max(fp.width, fp.height))
+                moved_fp = moved * float(cfg["fingerprint"]["size"][0]) / max(1.0, fp.width * refined.scale)
                 bcrop1, fcrop1 = _footprint(refined, bp, fp)
-                if refined.confidence >= 0.3 and moved > 0.3 and bcrop1 is not None and \
+                if refined.confidence >= 0.3 and moved_fp > REMATCH_FP_PX and bcrop1 is not None and \
                         (bcrop1, fcrop1) != (bcrop, fcrop):
                     with prog:
                         fbg1 = _fingerprints(bp, bcrop1, cfg["fingerprint"], prog,
