@@ -292,16 +292,55 @@ def truth_sets(case: Case, bg: Path) -> tuple[list[set[int] | None], list[str]]:
 
 
 # -- measuring -----------------------------------------------------------------------------
+# Peak memory: the process tree's resident size (ours plus our ffmpeg children at the same
+# moment), sampled every 10 ms, and never below our own ru_maxrss. Not RUSAGE_CHILDREN:
+# Linux records, at exec, the hiwater RSS of the address space being replaced (the
+# parent's, copied or shared by fork/vfork), so every ffmpeg we start "peaked" at our own
+# size at the time; adding that to ours counted us twice.
 RUNNER = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 from rich.console import Console
 from vidkompy_vs.align import align
+
+def _rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def _tree(pid):
+    out = [pid]
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                for c in f.read().split():
+                    out += _tree(int(c))
+    except OSError:
+        pass
+    return out
+
+peak = [0]
+done = threading.Event()
+
+def _sample():
+    me = os.getpid()
+    while not done.wait(0.01):
+        peak[0] = max(peak[0], sum(_rss_kb(p) for p in _tree(me)))
+
+th = threading.Thread(target=_sample, daemon=True)
+th.start()
 t0 = time.perf_counter()  # imports (~1 s of Python start-up) are not the engine's time
 a = align(sys.argv[1], sys.argv[2], preset=sys.argv[3], console=Console(stderr=True, quiet=True))
 t = time.perf_counter() - t0
+done.set()
+th.join()
 me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ch = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-json.dump({"seconds": t, "rss_kb": me + ch, "map": a.temporal.frame_map, "uncovered": a.temporal.uncovered,
+json.dump({"seconds": t, "rss_kb": max(peak[0], me), "rss_kb_rusage": me + ch, "map": a.temporal.frame_map, "uncovered": a.temporal.uncovered,
            "confidence": a.temporal.confidence, "offset": a.temporal.offset_s, "rate": a.temporal.rate,
            "method": a.temporal.method, "x": a.spatial.x, "y": a.spatial.y}, open(sys.argv[4], "w"))
 """

@@ -123,7 +123,7 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
     try:
         from . import spatial as sp
 
-        pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale)
+        pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale, bg_path=bp.path)
         return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
                        method=str(pl.method)), pl
     except VidkompyError:
@@ -451,7 +451,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             # when it moved, fingerprint BG once more on the refined footprint and match
             # again (the first map is right almost everywhere, so the refinement is exact).
             refined = _refine(bg_clip, fg_clip, [int(v) for v in tr.frame_map], prior_pl, scale, have_fg, have_bg,
-                              console)
+                              console, tr.uncovered)
             if refined is not None:
                 spatial, refined_done = refined, True
                 # in fingerprint pixels: a move well inside one is what the sub-pixel
@@ -482,12 +482,17 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     # 4) spatial refinement on the matched pairs
     if spatial.method != "manual" and spatial.method != "same-size" and cfg["spatial"].get("refine", True) \
             and temporal.method != "start" and prior_pl is not None and not refined_done:
-        got_r = _refine(bg_clip, fg_clip, temporal.frame_map, prior_pl, scale, have_fg, have_bg, console)
+        got_r = _refine(bg_clip, fg_clip, temporal.frame_map, prior_pl, scale, have_fg, have_bg, console,
+                        temporal.uncovered)
         if got_r is not None:
             spatial = got_r
     if temporal.method == "start" and spatial.confidence < 0.3 and x is None and y is None:
-        fw, fh = fp.width * spatial.scale, fp.height * spatial.scale
-        spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=spatial.scale, confidence=0.0,
+        # the failed search's scale means nothing: FG at its own size (or the user's
+        # --scale), shrunk only when it does not fit
+        s_c = s if scale is not None else 1.0
+        s_c = min(s_c, bp.width / fp.width, bp.height / fp.height)
+        fw, fh = fp.width * s_c, fp.height * s_c
+        spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=float(s_c), confidence=0.0,
                           method="center")
 
     if temporal.uncovered:
@@ -497,13 +502,15 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
 
 
 def _refine(bg_clip: Any, fg_clip: Any, fmap: list[int], prior_pl: Any, scale: float | None,
-            have_fg: dict[int, np.ndarray], have_bg: dict[int, np.ndarray], console: Console) -> Spatial | None:
+            have_fg: dict[int, np.ndarray], have_bg: dict[int, np.ndarray], console: Console,
+            uncovered: Any = None) -> Spatial | None:
     """Spatial refinement on matched pairs; ``None`` (with a note) when it fails."""
     try:
         from . import spatial as sp
 
         return sp.refine_from_clips(bg_clip, fg_clip, fmap, prior=prior_pl, scale=scale,
-                                    frames={"fg": have_fg, "bg": have_bg})
+                                    frames={"fg": have_fg, "bg": have_bg},
+                                    uncovered=None if uncovered is None else [int(v) for v in uncovered])
     except VidkompyError:
         raise
     except Exception as e:  # noqa: BLE001 - the coarse placement stands

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -609,6 +609,111 @@ def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
     return _finish(fg, bg, Placement(x, y, s, sc, "ncc"), free, affine=False)
 
 
+# -- sequential window reads (ffmpeg pipe) ------------------------------------------------
+# Pixel formats whose luma plane is what VapourSynth's GRAY8 conversion gives, byte for byte.
+_LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+          "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
+# Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
+WINDOW_MAX = 3000
+
+
+def _start_time(path: str) -> float | None:
+    import subprocess
+
+    try:
+        r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=start_time", "-of", "csv=p=0", path], capture_output=True, text=True,
+                           timeout=30)
+        return float(r.stdout.strip().splitlines()[0]) if r.returncode == 0 and r.stdout.strip() else None
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int], *,
+                  src_size: tuple[int, int] | None = None, want: set[int] | None = None, every: int = 1, start: float | None = None
+                  ) -> dict[int, np.ndarray] | None:
+    """Grey (luma) frames of ``path`` numbered ``lo..hi`` from one sequential ffmpeg decode:
+    a keyframe seek to ``lo``, then B-frames skipped (``-skip_frame bidir``: a random
+    read through a long GOP decodes every frame up to its target; here only I/P frames are
+    decoded). So the result holds the *reference* frames of the window (every frame for
+    codecs without B-frames), or only ``want`` of them, every ``every``-th at most,
+    at ``size`` (not scaled when it is ``src_size``). Frame numbers come from the timestamps (CFR input);
+    ``None`` when they cannot be had (the caller reads through the frame server)."""
+    import queue
+    import re
+    import subprocess
+    import threading
+
+    if start is None:
+        start = _start_time(path)
+    if start is None or fps <= 0:
+        return None
+    t0 = max(0.0, (lo - 0.5) / fps)
+    vf = ["select='not(mod(n," + str(every) + "))'" if every > 1 else "null", "showinfo"]
+    # full size: the luma plane as it is (8-bit YUV input: equal to the frame server's
+    # grey); reduced: any grey will do
+    vf.append(f"scale={size[0]}:{size[1]}:flags=area,format=gray" if size != src_size else "extractplanes=y")
+    cmd = ["ffmpeg", "-nostdin", "-nostats", "-v", "info", "-skip_frame", "bidir", "-noaccurate_seek",
+           "-ss", f"{start + t0:.6f}", "-t", f"{(hi + 1 - lo) / fps + 1.0:.6f}", "-copyts", "-i", path,
+           "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
+           "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    except OSError:
+        return None
+    pts: queue.Queue = queue.Queue()
+    pat = re.compile(rb"Parsed_showinfo.*? n: *\d+ .*?pts_time:(-?[0-9.e+-]+)")
+
+    def errs() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            m = pat.search(line)
+            if m:
+                pts.put(float(m.group(1)))
+        pts.put(None)
+
+    th = threading.Thread(target=errs, daemon=True)
+    th.start()
+    out: dict[int, np.ndarray] = {}
+    shape = (size[1], size[0])
+    ok = True
+    last = -1
+    try:
+        assert proc.stdout is not None
+        while True:
+            t = pts.get(timeout=60)
+            if t is None:
+                break
+            n = int(round((t - start) * fps))
+            buf = bytearray(shape[0] * shape[1])
+            view, got = memoryview(buf), 0
+            while got < len(buf):
+                k = proc.stdout.readinto(view[got:])
+                if not k:
+                    break
+                got += k
+            if got < len(buf):
+                ok = False
+                break
+            if n <= last or abs((t - start) * fps - n) > 0.25:  # not CFR-numbered: give up
+                ok = False
+                break
+            last = n
+            if n > hi:
+                break
+            if n >= lo and (want is None or n in want):
+                out[n] = np.frombuffer(buf, np.uint8).reshape(shape)
+            if want is not None and all(i in out for i in want):
+                break
+    except (queue.Empty, ValueError, OSError):
+        ok = False
+    finally:
+        proc.kill()
+        proc.wait()
+        th.join(timeout=5)
+    return out if ok and out else None
+
+
 # -- clips ------------------------------------------------------------------------------
 class _Clock:
     """Wall and CPU seconds of one clip-level call, decoding kept apart (benchmark)."""
@@ -660,7 +765,8 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
     return Placement(float(med[0]), float(med[1]), float(med[2]), conf, ""), inl, spread
 
 
-def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None) -> Placement:
+def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None,
+                      bg_path: str | None = None) -> Placement:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
@@ -672,6 +778,10 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     which fools NCC at a fixed position); full-resolution estimates on those pairs are
     combined by the median. With a moving camera the partners can be a frame or two off,
     so expect a pixel or two of error here; :func:`refine_from_clips` removes it.
+
+    ``bg_path`` (BG's file): the window is read by one sequential ffmpeg decode of its
+    reference frames (:func:`window_frames`) instead of random reads through the frame
+    server, which decode every frame up to each target on long-GOP inputs.
     """
     clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
@@ -689,7 +799,22 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
     sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
     fx, fy = sw / bw, sh / bh
-    mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
+    got = None
+    seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
+    if seq:
+        t_, c_ = time.perf_counter(), time.process_time()
+        got = window_frames(str(bg_path), lo, hi, fps, (sw, sh), src_size=(bw, bh),
+                            every=max(1, math.ceil((hi - lo + 1) / 640)))
+        clock.dec += time.perf_counter() - t_
+        clock.dec_cpu += time.process_time() - c_
+    if got:
+        cand = sorted(got)
+        if len(cand) > 240:  # codec without B-frames: every frame came
+            cand = cand[::math.ceil(len(cand) / 160)]
+        mids = [_grey(got[j]) for j in cand]
+        del got
+    else:
+        mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
     fgs = [_grey(a) for a in clock.frames(fg, fidx)]
     # FG at the mid copies' pixel size, so that scales there are scales in full pixels
     fgm = [_resize(g, fx, fy) for g in fgs]
@@ -757,6 +882,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     for g in fgm:
         t = _resize(g, s_m)[v0:v0 + ch, u0:u0 + cw]
         picks.append(cand[int(np.argmax(_pc_peaks(t, spectra)))])
+    # three random reads (cheaper here than a second pass through the window)
     bgf = clock.frames(bg, picks)
     prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
     radius = 3 / min(fx, fy) + 4
@@ -778,7 +904,8 @@ def refine_samples(nf: int) -> list[int]:
 
 def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], *, prior: Placement,
                       scale: float | None = None,
-                      frames: Mapping[str, Mapping[int, np.ndarray]] | None = None) -> Spatial:
+                      frames: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+                      uncovered: Iterable[int] | None = None) -> Spatial:
     """Placement from temporally matched pairs (FG frame i over BG frame ``frame_map[i]``).
 
     Several FG frames spread over the clip (:func:`refine_samples`) are estimated around
@@ -789,6 +916,10 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     ``frames`` = ``{"fg": {i: grey}, "bg": {j: grey}}``: full-size grey (luma) pictures
     already decoded (e.g. kept from a sequential fingerprint pass); frames not there are
     read from the clips (random access: slow on long-GOP inputs).
+
+    ``uncovered``: FG frames BG does not cover (their map entry is clamped to BG's first or
+    last frame, which does not show them): never sampled, since a position measured on a
+    wrong partner could pass for framing drift.
     """
     clock = _Clock()
     nf = fg.num_frames
@@ -798,7 +929,14 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     fh, fw = fg.height, fg.width
     have_fg = dict((frames or {}).get("fg") or {})
     have_bg = dict((frames or {}).get("bg") or {})
-    idx = refine_samples(nf)
+    unc = {int(i) for i in uncovered} if uncovered is not None else set()
+    idx = [i for i in refine_samples(nf) if i not in unc]
+    if len(idx) < 3 and len(unc) < nf:
+        # most of FG lies outside BG: the samples spread over the covered part instead
+        cov = np.array([i for i in range(nf) if i not in unc])
+        idx = sorted({int(cov[int(round(q * (len(cov) - 1)))]) for q in np.linspace(0.04, 0.96, 9)})
+    if not idx:
+        idx = refine_samples(nf)
     radius = max(24.0, 0.08 * min(fw, fh) * prior.scale)
 
     def run(ids: list[int], priors: list[Placement] | None, rad: float) -> list[Placement]:
@@ -860,7 +998,7 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
             if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
                 keep = np.flatnonzero(conf_ok)[ok]
                 track, track_conf = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
-                                           fw, fh)
+                                           fw, fh, unc)
                 inl = np.zeros(len(ests), bool)
                 inl[keep] = True
     med_rho = float(np.median([e.confidence for e in np.array(ests, dtype=object)[inl]]))
@@ -881,13 +1019,13 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
 
 
 def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | None,
-           fw: int, fh: int) -> tuple[list[list[float]], float]:
+           fw: int, fh: int, unc: set[int] | None = None) -> tuple[list[list[float]], float]:
     """Dense samples (every few frames) tracked from the sparse ones, then interpolated.
 
     Returns the track and its confidence (median sample confidence times the share of
     samples kept)."""
     step = max(1, int(round(nf / 32)))
-    dense = sorted(set(range(0, nf, step)) | {nf - 1} | set(idx))
+    dense = sorted((set(range(0, nf, step)) | {nf - 1}) - (unc or set()) | set(idx))
     have = dict(zip(idx, ests))
     t_sp = np.array(idx, float)
     a_sp = np.array([[e.x, e.y, e.scale] for e in ests])
