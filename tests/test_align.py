@@ -116,6 +116,9 @@ def test_unrelated_inputs_warn_and_fall_back(clips: dict[str, Path]) -> None:
     assert a.temporal.method == "start"
     assert a.temporal.confidence < 0.35
     assert a.temporal.frame_map == list(range(75))
+    # the fallback centres FG at scale 1, whatever the failed search proposed
+    assert a.spatial.method == "center" and a.spatial.scale == 1.0
+    assert a.spatial.x == (a.bg.width - a.fg.width) / 2 and a.spatial.y == (a.bg.height - a.fg.height) / 2
 
 
 def test_method_audio_without_audio_is_an_error(clips: dict[str, Path]) -> None:

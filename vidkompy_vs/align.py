@@ -486,9 +486,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                         temporal.uncovered)
         if got_r is not None:
             spatial = got_r
-    if temporal.method == "start" and spatial.confidence < 0.3 and x is None and y is None:
-        # the failed search's scale means nothing: FG at its own size (or the user's
-        # --scale), shrunk only when it does not fit
+    if temporal.method == "start" and spatial.confidence < 0.8 and x is None and y is None:
+        # Without a time match nothing confirms the spatial search (an unrelated clip
+        # still finds some best-correlating spot): FG at its own size (or the user's
+        # --scale), centred, shrunk only when it does not fit
         s_c = s if scale is not None else 1.0
         s_c = min(s_c, bp.width / fp.width, bp.height / fp.height)
         fw, fh = fp.width * s_c, fp.height * s_c
