@@ -144,3 +144,24 @@ def test_clips_without_fg_report_low_confidence(source) -> None:
     fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=coarse)
     assert coarse.confidence < 0.4
     assert fine.confidence < 0.4 and fine.track is None
+
+
+def test_coarse_keyframe_pass(source, tmp_path, monkeypatch) -> None:
+    """With BG's file on a long-GOP encode, keyframes give the scale and the stretch of
+    reference frames to search; the placement agrees with the whole window's (the
+    fallback when the keyframes are too few)."""
+    case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
+    bgp = tmp_path / "bg_gop.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(case.bg), "-c:v", "libx264", "-crf", "12",
+                    "-x264-params", "keyint=8:min-keyint=8:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
+                    str(bgp)], check=True)
+    bg, fg = open_video(bgp), open_video(case.fg)
+    monkeypatch.setattr(spatial, "KEY_PIXELS", 0)  # a short window: the pass is on for it here
+    key = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
+    assert spatial.last_stats.get("key_frames", 0) >= spatial.KEY_MIN
+    assert spatial.last_stats["stretch"] < N_BG
+    assert _err(case, key) < 2.0 and abs(key.scale - 1.0) < 0.01
+    monkeypatch.setattr(spatial, "KEY_MIN", 10_000)
+    whole = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
+    assert "key_frames" not in spatial.last_stats
+    assert math.hypot(key.x - whole.x, key.y - whole.y) < 1.0

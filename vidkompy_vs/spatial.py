@@ -615,6 +615,13 @@ _LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "
           "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
 # Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
 WINDOW_MAX = 3000
+# Keyframe pass of the coarse search (:func:`coarse_from_clips`): used with at least
+# KEY_MIN keyframes in the window and an NCC peak of KEY_NCC1 there; the search on the
+# stretch of reference frames it points to is kept with an NCC peak of KEY_NCC.
+KEY_MIN = 4
+KEY_PIXELS = 150_000_000  # (window frames x BG pixels; a smaller window decodes cheaply: no keyframe pass)
+KEY_NCC1 = 0.3
+KEY_NCC = 0.6
 
 
 def _start_time(path: str) -> float | None:
@@ -630,13 +637,14 @@ def _start_time(path: str) -> float | None:
 
 
 def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int], *,
-                  src_size: tuple[int, int] | None = None, want: set[int] | None = None, every: int = 1, start: float | None = None
-                  ) -> dict[int, np.ndarray] | None:
+                  src_size: tuple[int, int] | None = None, want: set[int] | None = None, every: int = 1, start: float | None = None,
+                  skip: str = "bidir") -> dict[int, np.ndarray] | None:
     """Grey (luma) frames of ``path`` numbered ``lo..hi`` from one sequential ffmpeg decode:
     a keyframe seek to ``lo``, then B-frames skipped (``-skip_frame bidir``: a random
     read through a long GOP decodes every frame up to its target; here only I/P frames are
     decoded). So the result holds the *reference* frames of the window (every frame for
-    codecs without B-frames), or only ``want`` of them, every ``every``-th at most,
+    codecs without B-frames), or only ``want`` of them, every ``every``-th at most
+    (``skip="nokey"``: only the keyframes),
     at ``size`` (not scaled when it is ``src_size``). Frame numbers come from the timestamps (CFR input);
     ``None`` when they cannot be had (the caller reads through the frame server)."""
     import queue
@@ -649,11 +657,14 @@ def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int]
     if start is None or fps <= 0:
         return None
     t0 = max(0.0, (lo - 0.5) / fps)
-    vf = ["select='not(mod(n," + str(every) + "))'" if every > 1 else "null", "showinfo"]
+    vf = ["select='not(mod(n," + str(every) + "))'" if every > 1 else "null"]
     # full size: the luma plane as it is (8-bit YUV input: equal to the frame server's
     # grey); reduced: any grey will do
     vf.append(f"scale={size[0]}:{size[1]}:flags=area,format=gray" if size != src_size else "extractplanes=y")
-    cmd = ["ffmpeg", "-nostdin", "-nostats", "-v", "info", "-skip_frame", "bidir", "-noaccurate_seek",
+    # showinfo last: it checksums every picture it passes (a third of the window's CPU
+    # on full-size 1080p frames, next to nothing on the grey copies)
+    vf.append("showinfo")
+    cmd = ["ffmpeg", "-nostdin", "-nostats", "-v", "info", "-skip_frame", skip, "-noaccurate_seek",
            "-ss", f"{start + t0:.6f}", "-t", f"{(hi + 1 - lo) / fps + 1.0:.6f}", "-copyts", "-i", path,
            "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
            "-f", "rawvideo", "-pix_fmt", "gray", "-"]
@@ -781,7 +792,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
 
     ``bg_path`` (BG's file): the window is read by one sequential ffmpeg decode of its
     reference frames (:func:`window_frames`) instead of random reads through the frame
-    server, which decode every frame up to each target on long-GOP inputs.
+    server, which decode every frame up to each target on long-GOP inputs. Its keyframes
+    are read first (``-skip_frame nokey``, a small fraction of the decode): the search on
+    them gives rough partners, and the reference frames are then decoded only from the
+    keyframe before the earliest to the keyframe after the latest (windows of at least
+    :data:`KEY_PIXELS` only). Few keyframes (fewer than :data:`KEY_MIN`), a weak match
+    there or on that stretch, or a partner at the stretch's edge: the whole window is
+    decoded as before.
     """
     clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
@@ -799,33 +816,98 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
     sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
     fx, fy = sw / bw, sh / bh
-    got = None
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
-    if seq:
-        t_, c_ = time.perf_counter(), time.process_time()
-        got = window_frames(str(bg_path), lo, hi, fps, (sw, sh), src_size=(bw, bh),
-                            every=max(1, math.ceil((hi - lo + 1) / 640)))
-        clock.dec += time.perf_counter() - t_
-        clock.dec_cpu += time.process_time() - c_
-    if got:
-        cand = sorted(got)
-        if len(cand) > 240:  # codec without B-frames: every frame came
-            cand = cand[::math.ceil(len(cand) / 160)]
-        mids = [_grey(got[j]) for j in cand]
-        del got
-    else:
-        mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
     fgs = [_grey(a) for a in clock.frames(fg, fidx)]
     # FG at the mid copies' pixel size, so that scales there are scales in full pixels
     fgm = [_resize(g, fx, fy) for g in fgs]
     # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
     ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
+    mid_i = len(fgs) // 2
+
+    def window(a: int, b: int, skip: str = "bidir") -> dict[int, np.ndarray] | None:
+        t_, c_ = time.perf_counter(), time.process_time()
+        got = window_frames(str(bg_path), a, b, fps, (sw, sh), src_size=(bw, bh), skip=skip,
+                            every=1 if skip == "nokey" else max(1, math.ceil((b - a + 1) / 640)))
+        clock.dec += time.perf_counter() - t_
+        clock.dec_cpu += time.process_time() - c_
+        return got
+
+    res = None
+    got = None
+    last_stats_extra: dict[str, float] = {}
+    if seq:
+        # Keyframes first (a small fraction of the decode): scale, position and rough
+        # partners; then reference frames of only the stretch around those partners.
+        # Any doubt (few keyframes, a weak match, a partner at the stretch's edge): the
+        # whole window as before.
+        kf = window(lo, hi, "nokey") if (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
+        if kf and len(kf) >= KEY_MIN:
+            kc = sorted(kf)
+            if float(np.median(np.diff(kc))) <= 2:  # intra-only: that was the whole window
+                got = kf
+            else:
+                r1 = _coarse_core(fgm, cand=kc, mids=[_grey(kf[j]) for j in kc], ft=ft, scale=scale,
+                                  search=None, fw=fw, fh=fh, bw=bw, bh=bh, mid_i=mid_i)
+                del kf
+                if r1 is not None and r1[3] >= KEY_NCC1:
+                    # a partner found among keyframes lies between that keyframe's
+                    # neighbours; decoding starts at the keyframe before anyway
+                    a = max([k for k in kc if k < min(r1[1])], default=lo)
+                    b = min([k for k in kc if k > max(r1[1])], default=hi)
+                    a, b = max(lo, a), min(hi, b)
+                    g2 = window(a, b)
+                    if g2 and len(g2) >= 3:
+                        c2 = sorted(g2)
+                        if len(c2) > 240:  # codec without B-frames: every frame came
+                            c2 = c2[::math.ceil(len(c2) / 160)]
+                        r2 = _coarse_core(fgm, cand=c2, mids=[_grey(g2[j]) for j in c2], ft=ft, scale=scale,
+                                          search=None, fw=fw, fh=fh, bw=bw, bh=bh, mid_i=mid_i)
+                        if r2 is not None and r2[3] >= max(KEY_NCC, r1[3] - 0.05) and \
+                                all((c2[0] < j or j == lo) and (j < c2[-1] or j == hi) for j in r2[1]):
+                            res = r2
+                            last_stats_extra = {"key_frames": float(len(kc)), "key_ncc": r1[3],
+                                                "stretch": float(b - a + 1)}
+        if res is None and got is None:
+            got = window(lo, hi)
+    if res is None:
+        if got:
+            cand = sorted(got)
+            if len(cand) > 240:  # codec without B-frames: every frame came
+                cand = cand[::math.ceil(len(cand) / 160)]
+            mids = [_grey(got[j]) for j in cand]
+            del got
+        else:
+            mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
+        res = _coarse_core(fgm, cand=cand, mids=mids, ft=ft, scale=scale, search=None, fw=fw, fh=fh, bw=bw,
+                           bh=bh, mid_i=mid_i, force=True)
+    pm, picks = res[0], res[1]
+    s_m = pm.scale
+    # three random reads (cheaper here than a second pass through the window)
+    bgf = clock.frames(bg, picks)
+    prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
+    radius = 3 / min(fx, fy) + 4
+    ests = [_estimate_prior(_Img(g), _Img(_grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf)]
+    p, inl, spread = _combine(ests)
+    p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
+    # a moving camera leaves the picked partners a frame or two off: a few px of spread
+    p.confidence = float(p.confidence * math.exp(-spread / 10.0))
+    clock.report(bg_picks=picks, fg_samples=fidx, **last_stats_extra)  # type: ignore[arg-type]
+    return p
+
+
+def _coarse_core(fgm: list[np.ndarray], *, cand: list[int], mids: list[np.ndarray], ft: float,
+                 scale: float | None, search: list[float] | None, fw: int, fh: int, bw: int, bh: int,
+                 mid_i: int, force: bool = False) -> tuple[Placement, list[int], float, float] | None:
+    """Steps 1-3 of :func:`coarse_from_clips` on BG candidates ``cand`` (their mid-size
+    grey copies ``mids``): (mid-size placement, each FG sample's partner, the search scale
+    chosen, its NCC peak on the small copies). ``search``: scales to search instead of the
+    grid. ``None`` when nothing fits (unless ``force``)."""
+    sh, sw = mids[0].shape
     smalls = [_resize(m, ft) for m in mids]
     small_d = [(a, _grad(a)) for a in smalls]
     th_, tw_ = smalls[0].shape
-    mid_i = len(fgs) // 2
 
-    def search(img: np.ndarray, s: float, frames: list[int]) -> list[tuple[float, float, float]]:
+    def srch(img: np.ndarray, s: float, frames: list[int]) -> list[tuple[float, float, float]]:
         """(score, x, y) of FG image ``img`` scaled by ``s`` per small frame, x/y in mid px."""
         tg = _resize(img, s * ft)
         if tg.shape[1] > tw_ or tg.shape[0] > th_ or min(tg.shape) < 4:
@@ -841,10 +923,12 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     #    distinct scales plus 1.0, then search those on every candidate frame.
     if scale is not None:
         scales = [scale]
+    elif search is not None:
+        scales = list(search)
     else:
         grid = _scale_grid(fw, fh, bw, bh, step=1.05)
         probe = sorted(set(np.linspace(0, len(cand) - 1, min(5, len(cand))).round().astype(int).tolist()))
-        per_s = [max(r[0] for r in search(fgm[mid_i], s, probe)) for s in grid]
+        per_s = [max(r[0] for r in srch(fgm[mid_i], s, probe)) for s in grid]
         scales = []
         for i in np.argsort(per_s)[::-1]:
             if all(abs(math.log(grid[i] / t)) > 0.08 for t in scales):
@@ -855,12 +939,14 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
             scales.append(1.0)
     # (every few frames: this only has to find the scale and the rough position)
     allj = list(range(0, len(cand), max(1, len(cand) // 40)))
-    res = {s: search(fgm[mid_i], s, allj) for s in scales}
+    res = {s: srch(fgm[mid_i], s, allj) for s in scales}
     best_s = max(scales, key=lambda s: max(r[0] for r in res[s]))
     if 1.0 in res and max(r[0] for r in res[1.0]) >= max(r[0] for r in res[best_s]) - PREFER_ONE:
         best_s = 1.0
     j0 = int(np.argmax([v[0] for v in res[best_s]]))
     sc0, x0, y0 = res[best_s][j0]
+    if sc0 <= -1.0 and not force:
+        return None
     j0 = allj[j0]
     # 2) scale and position on the mid copy of that frame (affine ECC when scale is free)
     fm_img = _Img(fgm[mid_i])
@@ -882,17 +968,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     for g in fgm:
         t = _resize(g, s_m)[v0:v0 + ch, u0:u0 + cw]
         picks.append(cand[int(np.argmax(_pc_peaks(t, spectra)))])
-    # three random reads (cheaper here than a second pass through the window)
-    bgf = clock.frames(bg, picks)
-    prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
-    radius = 3 / min(fx, fy) + 4
-    ests = [_estimate_prior(_Img(g), _Img(_grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf)]
-    p, inl, spread = _combine(ests)
-    p.method = ests[int(np.argmax([e.confidence for e in ests]))].method
-    # a moving camera leaves the picked partners a frame or two off: a few px of spread
-    p.confidence = float(p.confidence * math.exp(-spread / 10.0))
-    clock.report(bg_picks=picks, fg_samples=fidx)  # type: ignore[arg-type]
-    return p
+    return pm, picks, float(best_s), float(sc0)
 
 
 def refine_samples(nf: int) -> list[int]:
