@@ -19,6 +19,7 @@ import numpy as np
 
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
+from .fsutil import atomic_save_npy
 
 AUDIO_VERSION = 1
 
@@ -53,9 +54,7 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
         raise VidkompyError(f"{path}: cannot decode audio ({msg[-1] if msg else 'ffmpeg failed'})")
     a = np.frombuffer(out.stdout, np.float32).copy()
     if cache:
-        tmp = cfile.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, a, allow_pickle=False)
-        os.replace(tmp, cfile)
+        atomic_save_npy(cfile, a)
     return a
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
+from .fsutil import atomic_save_npy
 
 FP_VERSION = 1
 DEFAULT_SIZE = (64, 36)
@@ -335,9 +336,7 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
         if planes.shape[0] != frames:
             raise VidkompyError(f"{path}: decoded {planes.shape[0]} frames, expected {frames}")
         if cache:
-            tmp = cfile.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, planes, allow_pickle=False)
-            os.replace(tmp, cfile)
+            atomic_save_npy(cfile, planes)
     fp = from_planes(planes, fps)
     fp.frames = grabbed
     return fp

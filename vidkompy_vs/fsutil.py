@@ -22,3 +22,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save_npy(path: str | os.PathLike[str], array) -> Path:
+    """Save a numpy array (no pickle) so a concurrent reader never sees half a file."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
