@@ -424,6 +424,16 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         prior = (am.offset_s, am.rate) if audio_ok else None
         tr = align_visual(ffg, fbg, prior=prior, params=params)
         spatial0 = spatial
+
+        def rematch(bcrop_new, fcrop_new, why: str):
+            """Fingerprint BG (and FG, when its crop changed) on another footprint; match again."""
+            with prog:
+                fbg_new = _fingerprints(bp, bcrop_new, cfg["fingerprint"], prog,
+                                        prog.add_task(f"decoding BG ({why})", total=bp.frames))
+                ffg_new = ffg if fcrop_new == fcrop else _fingerprints(
+                    fp, fcrop_new, cfg["fingerprint"], prog, prog.add_task("decoding FG", total=fp.frames))
+            return align_visual(ffg_new, fbg_new, prior=prior, params=params)
+
         if prior is not None and not tr.related:
             # a wrong audio prior must not sink a visual match that exists: search freely
             tr2 = align_visual(ffg, fbg, prior=None, params=params)
@@ -434,13 +444,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             alt = _template_placement(bg_clip, fg_clip, bp, fp, 1.0 if scale is None else s,
                                       (am.offset_s, am.rate) if audio_ok else None)
             if abs(alt.x - spatial.x) + abs(alt.y - spatial.y) > 2:
-                bcrop2, fcrop2 = _footprint(alt, bp, fp)
-                with prog:
-                    fbg2 = _fingerprints(bp, bcrop2, cfg["fingerprint"], prog,
-                                         prog.add_task("decoding BG (second footprint)", total=bp.frames))
-                    ffg2 = ffg if fcrop2 == fcrop else _fingerprints(
-                        fp, fcrop2, cfg["fingerprint"], prog, prog.add_task("decoding FG", total=fp.frames))
-                tr2 = align_visual(ffg2, fbg2, prior=prior, params=params)
+                tr2 = rematch(*_footprint(alt, bp, fp), "second footprint")
                 if tr2.confidence > tr.confidence:
                     console.print(f"[yellow]note:[/] spatial estimate ({spatial.x:.0f}, {spatial.y:.0f}) did not "
                                   f"match in time; using template match ({alt.x:.0f}, {alt.y:.0f})")
@@ -462,12 +466,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 bcrop1, fcrop1 = _footprint(refined, bp, fp)
                 if refined.confidence >= 0.3 and moved_fp > REMATCH_FP_PX and bcrop1 is not None and \
                         (bcrop1, fcrop1) != (bcrop, fcrop):
-                    with prog:
-                        fbg1 = _fingerprints(bp, bcrop1, cfg["fingerprint"], prog,
-                                             prog.add_task("decoding BG (refined footprint)", total=bp.frames))
-                        ffg1 = ffg if fcrop1 == fcrop else _fingerprints(
-                            fp, fcrop1, cfg["fingerprint"], prog, prog.add_task("decoding FG", total=fp.frames))
-                    tr1 = align_visual(ffg1, fbg1, prior=prior, params=params)
+                    tr1 = rematch(bcrop1, fcrop1, "refined footprint")
                     if tr1.related:
                         tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px)")
                         tr = tr1
