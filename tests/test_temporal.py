@@ -166,3 +166,51 @@ def test_gcc_phat_unrelated_low_confidence() -> None:
     rng = np.random.default_rng(2)
     m = au.match_audio(rng.normal(size=80000).astype(np.float32), rng.normal(size=40000).astype(np.float32), 8000)
     assert m.confidence < 0.5
+
+
+def test_near_duplicates_at_exact_coincidence_take_the_later_frame() -> None:
+    # 60 fps FG over 25 fps BG: every 12th FG frame starts together with a BG frame, and
+    # shows that (later) one. Make each such BG frame a near-copy of the one before it
+    # (a held shot): pictures cannot tell them apart, the anchors' frame cells can.
+    rng = np.random.default_rng(7)
+    i = np.arange(480)
+    m = 40 + np.floor(i * 25 / 60 + 1e-9).astype(np.int64)
+    bg = SRC[:300].copy()
+    coincide = 40 + (i[i % 12 == 0] * 25) // 60
+    for k in coincide:
+        bg[k] = np.clip(bg[k - 1] + rng.normal(0, 0.3, bg[k].shape), 0, 255).astype(np.uint8)
+    r, _ = _run(m, fg_fps=60, bg_fps=25, bg=bg, noise=0.0)
+    ok = np.isin(r.frame_map, [m]) | np.array([np.array_equal(bg[a], bg[b]) for a, b in zip(r.frame_map, m)])
+    assert ok.mean() >= 0.995 and np.abs(r.frame_map - m).max() <= 1
+    rows = i[i % 12 == 0]
+    rows = rows[(rows > 40) & (rows < 440)]
+    assert (r.frame_map[rows] == m[rows]).all(), "tie at a coincidence went to the earlier frame"
+
+
+def test_cell_timeline_pins_rows_near_a_boundary() -> None:
+    # a constant 60-over-25 line: row 108 starts exactly with BG frame 45 (the later one),
+    # and the regression timeline errs 0.1 frame to the earlier side; the anchors' cells
+    # pin the line, so the row goes to frame 45.
+    i = np.arange(300)
+    p = i * 25 / 60  # BG position at each FG start (frames)
+    path = np.floor(p + 1e-9).astype(np.int64)
+    anchor = np.ones(300, bool)
+    anchor[106:113] = False
+    tl = p - 0.5
+    tl[108] = 44.5 - 0.1
+    out = tm._cell_timeline(path, anchor, tl)
+    assert out[108] > 44.5 and round(out[108] + 1e-9) == 45
+    # a ramp (no line fits: a quadratic through the nearest anchors): a row 0.3 frame
+    # from a boundary, regression 0.35 off across it; near-boundary rows come closer
+    ramp = np.cumsum(np.linspace(0.6, 1.6, 300)) - 0.6 + 5
+    path = np.floor(ramp).astype(np.int64)
+    anchor = np.ones(300, bool)
+    anchor[150:157] = False
+    truth = ramp - 0.5
+    tl = truth.copy()
+    r = 150 + int(np.argmin(np.abs(np.abs(truth[150:157] - np.round(truth[150:157])) - 0.2)))
+    side = np.sign(truth[r] - np.round(truth[r]))  # towards the nearer boundary
+    tl[r] = truth[r] + side * 0.35
+    out = tm._cell_timeline(path, anchor, tl)
+    assert round(out[r]) == round(truth[r]) and abs(out[r] - truth[r]) < abs(tl[r] - truth[r])
+    assert np.array_equal(out[anchor], tl[anchor])  # anchors keep their timeline

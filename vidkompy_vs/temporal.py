@@ -15,7 +15,8 @@ Multi-resolution so time and memory grow about linearly with length:
 4. a second frame-level pass adds a tiny penalty for straying from a smooth timeline
    fitted to the first pass (local linear regression weighted by how distinct each match
    is), so that among near-identical BG frames (static shots, repeats) the one nearest
-   the timeline wins instead of an arbitrary one.
+   the timeline wins instead of an arbitrary one; near a frame boundary the timeline is
+   sharpened by the frame cells of the distinct matches around (``_cell_timeline``).
 
 The DP loops in Python once per FG row (vectorised over the band), never per cell.
 """
@@ -52,6 +53,7 @@ class TemporalParams:
     prior_band_s: float = 3.0  # half-width of the coarse band around an audio prior
     chunk: int = 128  # FG rows per cost chunk
     register: bool = True  # sub-pixel re-registration of FG fingerprints on matched pairs
+    cells: bool = True  # sharpen the tie-break timeline with the anchors' frame cells
 
     @classmethod
     def from_dict(cls, d: dict) -> TemporalParams:
@@ -241,8 +243,15 @@ def fit_timeline(x: np.ndarray, y: np.ndarray, wts: np.ndarray, sigma0: float,
     return out, slope, icpt
 
 
-def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fitted BG position per FG row from the path's distinct, well-matched rows (anchors)."""
+def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dims: int,
+              m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted BG position per FG row from the path's distinct, well-matched rows (anchors).
+
+    ``m``: BG's length. Rows on its first or last frame are never anchors: FG frames
+    before or after BG are clamped there, and the frame next to the true one often
+    matches well and distinctly (continuous footage), which would bend the timeline
+    back into BG and hide the uncovered rows.
+    """
     n = len(path)
     k = path - lo
     sim = 1.0 - C[np.arange(n), k]
@@ -255,21 +264,117 @@ def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dim
     cost = np.maximum(1.0 - sim, 0.0)
     noise = np.sqrt(4.0 * cost / dims)
     anchor = good & (gap >= np.maximum(np.minimum(3.0 * noise, 0.5 * cost), 1e-4))
+    if m is not None and anchor.sum() > 2:
+        inner = anchor & (path > 0) & (path < m - 1)
+        if inner.sum() >= 2:
+            anchor = inner
     # frame j shows BG time [j, j+1): its centre j + 0.5 is the unbiased sample of the line
     tl, _, _ = fit_timeline(np.arange(n, dtype=np.float64), path + 0.5, anchor.astype(np.float64), sigma)
     return tl - 0.5, anchor
 
 
+# Interval timeline (see _cell_timeline): anchors per side for the line and for the
+# quadratic, how far away they may be (rows), and rows whose regression timeline lies
+# within this much of a frame's centre are left alone.
+CELL_SIDE_LINE = 20
+CELL_SIDE_QUAD = 8
+CELL_SPAN = 96
+CELL_NEAR = 0.2
+
+
+def _cell_vertices(d: np.ndarray, k: np.ndarray, deg: int) -> tuple[np.ndarray, float] | None:
+    """Vertices of the polytope of polynomials (degree ``deg``, coefficients of
+    ``(d/s)**e``) passing through every cell ``[k - 0.5, k + 0.5)`` at offsets ``d``; and
+    ``s``. ``None`` when no such polynomial exists."""
+    from scipy.optimize import linprog
+    from scipy.spatial import HalfspaceIntersection
+
+    s = float(max(1.0, np.abs(d).max()))
+    u = d / s
+    A = np.stack([u ** e for e in range(deg + 1)], axis=1)
+    a_ub = np.vstack([A, -A])
+    b_ub = np.concatenate([k + 0.5 - 1e-6, -(k - 0.5)])
+    # the Chebyshev centre: an interior point, and whether there is an interior at all
+    norm = np.linalg.norm(a_ub, axis=1)
+    c = np.zeros(deg + 2)
+    c[-1] = -1.0
+    r = linprog(c, A_ub=np.hstack([a_ub, norm[:, None]]), b_ub=b_ub,
+                bounds=[(None, None)] * (deg + 1) + [(0, None)], method="highs")
+    if r.status != 0 or r.x[-1] <= 1e-9:
+        return None
+    try:
+        hs = HalfspaceIntersection(np.hstack([a_ub, -b_ub[:, None]]), r.x[:-1])
+    except Exception:  # noqa: BLE001 - qhull on a degenerate polytope: no sharper answer
+        return None
+    return hs.intersections, s
+
+
+def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -> np.ndarray:
+    """Sharpen the timeline on ambiguous rows with what the anchors' *cells* say.
+
+    The regression timeline treats each anchor's frame as a noisy sample of the true BG
+    position (±0.5 frame of rounding); near a frame boundary its error (a few tenths
+    of a frame) decides between two near-identical neighbours. But an anchor matched to
+    frame ``k`` says more: the position lies *inside* ``[k - 0.5, k + 0.5)`` (half
+    open: FG shows the BG frame on screen at its start, and when the two start together
+    that is the later one, as with 60 fps over 25 every fifth frame). The pattern of
+    repeated and skipped frames of the anchors around a row pins a smooth timeline to a
+    few hundredths of a frame.
+
+    Between two neighbouring anchors every row sees the same anchors, so one polytope
+    (the curves through all their cells) serves the whole gap: the range of positions
+    it allows at each row is read off its vertices, and the timeline takes the middle.
+    The curve is the simplest the cells allow: a line through the 20 anchors either
+    side (constant rates, fps ratios and drift pin it tightest), or where no line fits
+    (a ramp), a quadratic through the nearest 8. Gaps whose anchors admit neither (a
+    cut, a wrong anchor), or without anchors on both sides, keep the regression.
+    """
+    out = timeline.copy()
+    arows = np.flatnonzero(anchor)
+    todo = np.flatnonzero(~anchor)
+    if len(arows) < 6 or len(todo) == 0:
+        return out
+    # near a boundary between two frames only: those are the rows whose choice the
+    # regression's error can flip
+    frac = np.abs(timeline[todo] - np.round(timeline[todo]))
+    todo = todo[frac > CELL_NEAR]
+    gap = np.searchsorted(arows, todo)  # rows in one gap share their anchors
+    for q in np.unique(gap):
+        rows_t = todo[gap == q]
+        r0 = int(rows_t[0])
+        for side, deg in ((CELL_SIDE_LINE, 1), (CELL_SIDE_QUAD, 2)):
+            left, right = arows[max(0, q - side):q], arows[q:q + side]
+            left, right = left[r0 - left <= CELL_SPAN], right[right - r0 <= CELL_SPAN]
+            if len(left) < deg + 2 or len(right) < deg + 2:
+                break
+            rows = np.concatenate([left, right])
+            got = _cell_vertices((rows - r0).astype(np.float64), path[rows].astype(np.float64), deg)
+            if got is None:
+                continue
+            verts, sc = got
+            u = (rows_t - r0) / sc
+            vals = sum(verts[:, e][:, None] * (u[None, :] ** e) for e in range(deg + 1))
+            lo_v, hi_v = vals.min(axis=0), vals.max(axis=0)
+            ok = hi_v - lo_v < 1.0
+            out[rows_t[ok]] = 0.5 * (lo_v[ok] + hi_v[ok])
+            break
+    return out
+
+
 def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
-              tie: float, tie_cost: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              tie: float, tie_cost: float = 0.0, cells: bool = False,
+              m: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DTW, timeline through its distinct matches, DTW again with the tie-breaker.
 
     Only ambiguous rows (whose chosen column is no better than its neighbours beyond
     noise) feel the penalty, so distinct matches are never pulled off their frame.
+    ``cells``: sharpen the penalty's timeline with :func:`_cell_timeline` (frame level).
     Returns (path, timeline, anchors of the final path).
     """
     p1 = dtw_band(C, lo, kmax)
-    timeline, anchor = _timeline(C, lo, p1, sigma, dims)
+    timeline, anchor = _timeline(C, lo, p1, sigma, dims, m)
+    if cells:
+        timeline = _cell_timeline(p1, anchor, timeline)
     w = C.shape[1]
     cols = lo[:, None] + np.arange(w)[None, :]
     # the penalty scales with the row's noise: its best match cost (noise energy)
@@ -277,7 +382,7 @@ def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
     weight = np.maximum(tie, tie_cost * row_cost) * (~anchor)
     pen = (weight[:, None] * (cols - timeline[:, None]) ** 2).astype(np.float32)
     p2 = dtw_band(C + pen, lo, kmax)
-    timeline, anchor2 = _timeline(C, lo, p2, sigma, dims)
+    timeline, anchor2 = _timeline(C, lo, p2, sigma, dims, m)
     return p2, timeline, anchor2
 
 
@@ -368,7 +473,7 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
         C = _band_costs(lambda a, b: Fb[a:b], lambda a, b: Bb[a:b], lo, w, P.chunk)
         # the tie-breaker matters here too: a held shot is a run of equal bins, and a path
         # wandering through it would put the next level's band in the wrong place
-        pb, _, _ = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie, P.tie_cost)
+        pb, _, _ = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie, P.tie_cost, m=mb)
         path_t, path_v = tc, (pb + 0.5) * dt
         if dt <= dt_min * 1.0001:
             break
@@ -391,7 +496,8 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
 
     C = _band_costs(fvec, bvec, lo, w, P.chunk)
     dims = int(fg.planes.shape[1] * fg.planes.shape[2])
-    p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie, P.tie_cost)
+    p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie, P.tie_cost,
+                                      cells=P.cells, m=m)
     # The footprint crop is whole pixels from a coarse placement: a fraction of a
     # fingerprint pixel of misregistration already rivals the change between
     # neighbouring frames in slow pans. Estimate the residual shift from the matched
@@ -403,7 +509,7 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
             notes.append(f"registered FG fingerprints by ({shift[0]:+.2f}, {shift[1]:+.2f}) px")
             C = _band_costs(fvec, bvec, lo, w, P.chunk)
             p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps),
-                                              P.tie, P.tie_cost)
+                                              P.tie, P.tie_cost, cells=P.cells, m=m)
     sim = (1.0 - C[np.arange(n), p2 - lo]).astype(np.float32)
     wts2 = anchor2.astype(np.float64)
 
