@@ -274,11 +274,13 @@ def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dim
 
 
 # Interval timeline (see _cell_timeline): anchors per side for the line and for the
-# quadratic, how far away they may be (rows), and rows whose regression timeline lies
-# within this much of a frame's centre are left alone.
+# quadratic, how far from the gap they may be (rows: a held shot can leave a long gap;
+# a cut or a change of speed between makes the cells inconsistent, which is detected),
+# and rows whose regression timeline lies within this much of a frame's centre are
+# left alone.
 CELL_SIDE_LINE = 20
 CELL_SIDE_QUAD = 8
-CELL_SPAN = 96
+CELL_SPAN = 256
 CELL_NEAR = 0.2
 
 
@@ -344,7 +346,7 @@ def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -
         r0 = int(rows_t[0])
         for side, deg in ((CELL_SIDE_LINE, 1), (CELL_SIDE_QUAD, 2)):
             left, right = arows[max(0, q - side):q], arows[q:q + side]
-            left, right = left[r0 - left <= CELL_SPAN], right[right - r0 <= CELL_SPAN]
+            left, right = left[r0 - left <= CELL_SPAN], right[right - rows_t[-1] <= CELL_SPAN]
             if len(left) < deg + 2 or len(right) < deg + 2:
                 break
             rows = np.concatenate([left, right])
