@@ -187,3 +187,32 @@ def test_refine_uses_given_frames(clips: dict[str, Path]) -> None:
     assert sp.last_stats["reads"] == 0
     assert (b.x, b.y, b.scale) == (a.x, a.y, a.scale)
     assert (round(b.x), round(b.y)) == (60, 40)
+
+
+def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A phone clip flagged 'rotate 90' (display matrix): ffmpeg would turn its pictures,
+    LWLibav (what renders) does not. Fingerprints, grabs and the map must follow LWLibav."""
+    from vidkompy_vs import fingerprint as fpm
+    from vidkompy_vs.sources import frame_arrays, open_video, probe
+
+    rot = tmp_path / "bg_rot.mov"
+    _ff("-i", str(clips["bg"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rot))
+    side = subprocess.run(["ffprobe", "-v", "error", "-show_streams", str(rot)], capture_output=True,
+                          text=True).stdout
+    assert "rotation=" in side  # the flag is there (ffmpeg would turn the picture)
+    p = probe(rot)
+    want = [3, 77]
+    g = fpm.Grab(want, p.width, p.height, p.pix_fmt)
+    f = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120), cache=False, grab=g)
+    vsf = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120), decoder="vs",
+                           cache=False)
+    assert sorted(f.frames) == want
+    for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
+        assert np.array_equal(f.frames[j], r)
+    # (the two paths differ in grey range, an affine change the matcher normalises away)
+    corr = np.einsum("nd,nd->n", f.vectors(), vsf.vectors())
+    assert corr.min() > 0.97
+    con, _ = _console()
+    a = align(rot, clips["silent_fg"], console=con)
+    assert a.temporal.frame_map == list(range(30, 130))
+    assert (round(a.spatial.x), round(a.spatial.y)) == (60, 40)

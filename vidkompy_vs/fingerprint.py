@@ -196,6 +196,8 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     resolution (luma plane) on another pipe; they land in ``grabbed``.
     """
     w, h = size
+    # (-noautorotate below: the frame server does not apply a display rotation, and the
+    # map, the crop and the grabbed pictures must be in its frame's coordinates)
     vf = []
     if crop is not None:
         cx, cy, cw, ch = crop
@@ -211,11 +213,12 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
         luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
         graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{sel}',{luma}[o2]"
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-filter_complex", graph,
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path, "-filter_complex", graph,
                "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
                "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
     else:
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path, "-map", "0:v:0",
+               "-an", "-sn", "-dn",
                "-fps_mode", "passthrough", "-vf", ",".join(vf), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
     fsize = w * h
     # Room for a few extra frames so a count mismatch is detected rather than truncated.

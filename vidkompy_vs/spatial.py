@@ -664,7 +664,8 @@ def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int]
     # showinfo last: it checksums every picture it passes (a third of the window's CPU
     # on full-size 1080p frames, next to nothing on the grey copies)
     vf.append("showinfo")
-    cmd = ["ffmpeg", "-nostdin", "-nostats", "-v", "info", "-skip_frame", skip, "-noaccurate_seek",
+    cmd = ["ffmpeg", "-nostdin", "-nostats", "-v", "info", "-noautorotate", "-skip_frame", skip,
+           "-noaccurate_seek",
            "-ss", f"{start + t0:.6f}", "-t", f"{(hi + 1 - lo) / fps + 1.0:.6f}", "-copyts", "-i", path,
            "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
            "-f", "rawvideo", "-pix_fmt", "gray", "-"]
