@@ -212,7 +212,9 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     # (the two paths differ in grey range, an affine change the matcher normalises away)
     corr = np.einsum("nd,nd->n", f.vectors(), vsf.vectors())
     assert corr.min() > 0.97
-    con, _ = _console()
+    assert p.rotation in (90, 270)
+    con, buf = _console()
     a = align(rot, clips["silent_fg"], console=con)
     assert a.temporal.frame_map == list(range(30, 130))
     assert (round(a.spatial.x), round(a.spatial.y)) == (60, 40)
+    assert "rotated" in buf.getvalue()

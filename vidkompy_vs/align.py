@@ -306,6 +306,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         if missing:
             raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
 
+    for name, p_ in (("BG", bp), ("FG", fp)):
+        if p_.rotation:
+            console.print(f"[yellow]note:[/] {name} is flagged to be shown rotated by {p_.rotation} degrees; "
+                          "vidkompy-vs works on the stored picture (rotate it first to composite it upright)")
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not console.is_terminal)

@@ -42,6 +42,7 @@ class Probe:
     has_audio: bool
     audio_rate: int = 0
     audio_channels: int = 0
+    rotation: int = 0  # display rotation flag (degrees); the frame server ignores it
 
     @property
     def fps(self) -> Fraction:
@@ -177,7 +178,18 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         has_audio=audio is not None,
         audio_rate=int(audio.get("sample_rate", 0)) if audio else 0,
         audio_channels=int(audio.get("channels", 0)) if audio else 0,
+        rotation=_rotation(video),
     )
+
+
+def _rotation(video: dict) -> int:
+    for sd in video.get("side_data_list", []) or []:
+        if "rotation" in sd:
+            try:
+                return int(round(float(sd["rotation"]))) % 360
+            except (TypeError, ValueError):
+                return 0
+    return 0
 
 
 def frame_arrays(clip: vs.VideoNode, indices: list[int] | range, *, gray: bool = False,
