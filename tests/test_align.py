@@ -218,3 +218,27 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     assert a.temporal.frame_map == list(range(30, 130))
     assert (round(a.spatial.x), round(a.spatial.y)) == (60, 40)
     assert "rotated" in buf.getvalue()
+
+
+def test_variable_frame_rate_fg_is_read_at_a_constant_rate(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A phone-style VFR FG (every 7th frame missing, timestamps kept): read at a constant
+    rate (missing slots repeat the frame before), so it plays at its real speed, and
+    every FG frame still lands on the BG frame it shows."""
+    from vidkompy_vs.sources import frame_arrays, open_video, probe
+
+    vfr = tmp_path / "fg_vfr.mp4"
+    _ff("-i", str(clips["bg"]), "-vf", "trim=start_frame=30:end_frame=130,setpts=PTS-STARTPTS,crop=160:120:60:40,"
+        "select='not(eq(mod(n\\,7)\\,3))'", "-fps_mode", "vfr", "-an", "-c:v", "libx264", "-crf", "16",
+        str(vfr))
+    p = probe(vfr)
+    assert p.vfr and p.fps == 25 and p.frames == 100  # 4 s at 25 fps, not 86 frames played too fast
+    con, buf = _console()
+    a = align(clips["bg"], vfr, console=con)
+    assert "variable frame rate" in buf.getvalue()
+    fg = np.stack(frame_arrays(open_video(vfr), range(p.frames), gray=True)).astype(np.float32)
+    bg = np.stack(frame_arrays(open_video(clips["bg"]), range(20, 140), gray=True))[:, 40:160, 60:220]
+    # truth: the BG frame each (constant-rate) FG frame shows, by picture
+    err = np.abs(fg[:, None] - bg[None].astype(np.float32)).mean(axis=(2, 3))
+    truth = 20 + err.argmin(axis=1)
+    assert err.min(axis=1).max() < 4.0
+    assert (np.array(a.temporal.frame_map) == truth).mean() >= 0.99

@@ -307,6 +307,9 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
 
     for name, p_ in (("BG", bp), ("FG", fp)):
+        if p_.vfr:
+            console.print(f"[yellow]note:[/] {name} has a variable frame rate; read at a constant "
+                          f"{float(p_.fps):.3f} fps (frames repeated or dropped by their timestamps)")
         if p_.rotation:
             console.print(f"[yellow]note:[/] {name} is flagged to be shown rotated by {p_.rotation} degrees; "
                           "vidkompy-vs works on the stored picture (rotate it first to composite it upright)")

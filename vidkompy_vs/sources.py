@@ -43,6 +43,7 @@ class Probe:
     audio_rate: int = 0
     audio_channels: int = 0
     rotation: int = 0  # display rotation flag (degrees); the frame server ignores it
+    vfr: bool = False  # variable frame rate, read at the constant rate ``fps``
 
     @property
     def fps(self) -> Fraction:
@@ -125,16 +126,50 @@ def _streams(path: Path) -> tuple[dict | None, dict | None]:
     return video, audio
 
 
+_STANDARD_RATES = [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001),
+                   (60, 1), (100, 1), (120, 1)]
+
+
+def _rate(v: object) -> Fraction | None:
+    try:
+        f = Fraction(str(v))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return f if f > 0 else None
+
+
+def cfr_rate(video: dict) -> tuple[int, int] | None:
+    """The constant rate a variable-frame-rate stream is read at, ``None`` for CFR.
+
+    Phones record at a variable rate: frames come when they come. Read as they are, the
+    frame server would play them at a nominal rate, too fast, and FG (the master) would
+    drift away from its own sound. Such a stream (average rate off its nominal rate by
+    more than 0.5 %) is read at a constant rate instead, frames repeated or dropped by
+    their timestamps: the nearest standard rate to its average (within 3 %), else its
+    nominal rate.
+    """
+    r, avg = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+    if r is None or avg is None or abs(float(avg / r) - 1.0) <= 0.005:
+        return None
+    best = min(_STANDARD_RATES, key=lambda q: abs(q[0] / q[1] / float(avg) - 1.0))
+    if abs(best[0] / best[1] / float(avg) - 1.0) <= 0.03:
+        return best
+    return (r.numerator, r.denominator) if float(r) <= 240 else None
+
+
 def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
-    """Open the first video stream of ``path`` as a frame-exact VapourSynth clip."""
+    """Open the first video stream of ``path`` as a frame-exact VapourSynth clip
+    (variable frame rate streams at a constant rate: see :func:`cfr_rate`)."""
     p = _check_file(path)
     video, _ = _streams(p)
     if video is None:
         raise VidkompyError(f"{p}: has no video stream")
     index = cache_dir("lwi") / f"{file_key(p)}.lwi"
+    cfr = cfr_rate(video)
+    kw = {"fpsnum": cfr[0], "fpsden": cfr[1]} if cfr else {}
     try:
         with _quiet_stderr():  # LWLibav prints "Creating lwi index file NN%" on every new file
-            clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8)
+            clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8, **kw)
     except vs.Error as e:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
     if clip.num_frames < 1:
@@ -179,6 +214,7 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         audio_rate=int(audio.get("sample_rate", 0)) if audio else 0,
         audio_channels=int(audio.get("channels", 0)) if audio else 0,
         rotation=_rotation(video),
+        vfr=cfr_rate(video) is not None,
     )
 
 
