@@ -778,7 +778,8 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
 
 
 def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None,
-                      bg_path: str | None = None) -> Placement:
+                      bg_path: str | None = None,
+                      early: Callable[[Placement, list[int], list[int]], None] | None = None) -> Placement:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
@@ -800,7 +801,14 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     :data:`KEY_PIXELS` only). Few keyframes (fewer than :data:`KEY_MIN`), a weak match
     there or on that stretch, or a partner at the stretch's edge: the whole window is
     decoded as before.
+
+    ``early(placement, fg_samples, bg_partners)`` is called as soon as the partners are
+    known, with the placement found on the mid-size copies (good to a fraction of a
+    mid-size pixel): a caller can start cutting fingerprints with it while the
+    full-resolution estimates (random reads) finish.
     """
+    import threading
+
     clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
@@ -818,12 +826,27 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
     fx, fy = sw / bw, sh / bh
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
-    fgs = [_grey(a) for a in clock.frames(fg, fidx)]
-    # FG at the mid copies' pixel size, so that scales there are scales in full pixels
-    fgm = [_resize(g, fx, fy) for g in fgs]
-    # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
-    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
-    mid_i = len(fgs) // 2
+    # FG's samples are random reads: beside BG's keyframe pass rather than before it
+    fg_read: dict[str, list[np.ndarray]] = {}
+    fg_th = threading.Thread(target=lambda: fg_read.update(f=[_grey(a) for a in clock.frames(fg, fidx)]),
+                             daemon=True)
+    fg_th.start()
+    fg_ready: dict[str, object] = {}
+
+    def fg_samples() -> tuple[list[np.ndarray], list[np.ndarray], float]:
+        """(FG samples, the same at the mid copies' pixel size, small-copy factor)."""
+        if not fg_ready:
+            fg_th.join()
+            if "f" not in fg_read:  # the read failed in the thread: once more here, raising
+                fg_read["f"] = [_grey(a) for a in clock.frames(fg, fidx)]
+            g = fg_read["f"]
+            # FG at the mid copies' pixel size, so that scales there are scales in full pixels
+            gm = [_resize(x, fx, fy) for x in g]
+            # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
+            fg_ready.update(g=g, gm=gm, ft=min(1.0, max(160 / max(sw, sh), 20 / min(gm[0].shape))))
+        return fg_ready["g"], fg_ready["gm"], fg_ready["ft"]  # type: ignore[return-value]
+
+    mid_i = len(fidx) // 2
 
     def window(a: int, b: int, skip: str = "bidir") -> dict[int, np.ndarray] | None:
         t_, c_ = time.perf_counter(), time.process_time()
@@ -834,6 +857,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
         return got
 
     res = None
+    res_mids: dict[int, np.ndarray] = {}
     got = None
     last_stats_extra: dict[str, float] = {}
     if seq:
@@ -842,6 +866,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
         # Any doubt (few keyframes, a weak match, a partner at the stretch's edge): the
         # whole window as before.
         kf = window(lo, hi, "nokey") if (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
+        fgs, fgm, ft = fg_samples()
         if kf and len(kf) >= KEY_MIN:
             kc = sorted(kf)
             if float(np.median(np.diff(kc))) <= 2:  # intra-only: that was the whole window
@@ -861,15 +886,21 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                         c2 = sorted(g2)
                         if len(c2) > 240:  # codec without B-frames: every frame came
                             c2 = c2[::math.ceil(len(c2) / 160)]
-                        r2 = _coarse_core(fgm, cand=c2, mids=[_grey(g2[j]) for j in c2], ft=ft, scale=scale,
+                        m2 = [_grey(g2[j]) for j in c2]
+                        r2 = _coarse_core(fgm, cand=c2, mids=m2, ft=ft, scale=scale,
                                           search=None, fw=fw, fh=fh, bw=bw, bh=bh, mid_i=mid_i)
                         if r2 is not None and r2[3] >= max(KEY_NCC, r1[3] - 0.05) and \
                                 all((c2[0] < j or j == lo) and (j < c2[-1] or j == hi) for j in r2[1]):
                             res = r2
+                            res_mids = dict(zip(c2, m2))
                             last_stats_extra = {"key_frames": float(len(kc)), "key_ncc": r1[3],
                                                 "stretch": float(b - a + 1)}
         if res is None and got is None:
             got = window(lo, hi)
+    fgs, fgm, ft = fg_samples()
+    mid_of: dict[int, np.ndarray] = {}
+    if res is not None:
+        mid_of = res_mids
     if res is None:
         if got:
             cand = sorted(got)
@@ -881,8 +912,18 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
             mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
         res = _coarse_core(fgm, cand=cand, mids=mids, ft=ft, scale=scale, search=None, fw=fw, fh=fh, bw=bw,
                            bh=bh, mid_i=mid_i, force=True)
+        mid_of = dict(zip(cand, mids))
     pm, picks = res[0], res[1]
     s_m = pm.scale
+    if early is not None:
+        # every FG sample on its partner's mid-size copy: their median, for the caller to
+        # start with while the full-size pictures are read
+        em = [_estimate_prior(_Img(g), _Img(mid_of[j]), pm, scale, 3.0, fallback=False)
+              for g, j in zip(fgm, picks) if j in mid_of]
+        if em:
+            pe, _, sp_e = _combine(em)
+            early(Placement(pe.x / fx, pe.y / fy, pe.scale, float(pe.confidence * math.exp(-sp_e / 2.0)),
+                            "ncc"), list(fidx), list(picks))
     # three random reads (cheaper here than a second pass through the window)
     bgf = clock.frames(bg, picks)
     prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
