@@ -271,7 +271,9 @@ def _audio_match(bp: Probe, fp: Probe, cfg: dict, console: Console):
     from .audio import load_audio, match_audio
 
     r = int(cfg.get("rate", 8000))
-    a_bg, a_fg = load_audio(bp.path, r), load_audio(fp.path, r)
+    bg_job = _Job(load_audio, bp.path, r)  # two ffmpeg decodes at once
+    a_fg = load_audio(fp.path, r)
+    a_bg = bg_job.get()
     return match_audio(a_bg, a_fg, r, windows=int(cfg.get("windows", 8)), window_s=float(cfg.get("window_s", 4.0)))
 
 
