@@ -26,7 +26,7 @@ from .sources import Probe, open_video, probe
 from .temporal import TemporalParams, TemporalResult, align_visual
 
 METHODS = ("auto", "audio", "visual")
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESET_DIR = Path(__file__).resolve().parent / "presets"  # package data (any install)
 
 _DEFAULTS: dict[str, Any] = {
     "fingerprint": {"size": [64, 36], "decoder": "ffmpeg"},
