@@ -316,6 +316,11 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         if p_.rotation:
             console.print(f"[yellow]note:[/] {name} is flagged to be shown rotated by {p_.rotation} degrees; "
                           "vidkompy-vs works on the stored picture (rotate it first to composite it upright)")
+    if bp.sar != fp.sar:
+        console.print(f"[yellow]note:[/] FG's pixels are {fp.sar.numerator}:{fp.sar.denominator} and BG's "
+                      f"{bp.sar.numerator}:{bp.sar.denominator} (non-square pixels): vidkompy-vs matches "
+                      "stored pixels with one scale for both axes; resample FG to BG's pixel shape first "
+                      "if the placement is off")
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not console.is_terminal)

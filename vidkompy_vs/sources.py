@@ -44,6 +44,7 @@ class Probe:
     audio_channels: int = 0
     rotation: int = 0  # display rotation flag (degrees); the frame server ignores it
     vfr: bool = False  # variable frame rate, read at the constant rate ``fps``
+    sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio
 
     @property
     def fps(self) -> Fraction:
@@ -126,6 +127,20 @@ def _streams(path: Path) -> tuple[dict | None, dict | None]:
     return video, audio
 
 
+def _check_subsampling(p: Path, video: dict) -> None:
+    """An odd width or height under 4:2:0/4:2:2 chroma makes VapourSynth abort the whole
+    process (no exception to catch): refuse it with a message first."""
+    fmt = str(video.get("pix_fmt", ""))
+    w, h = int(video.get("width", 0) or 0), int(video.get("height", 0) or 0)
+    sx = 2 if any(t in fmt for t in ("420", "422", "411", "nv12", "nv21", "nv16", "yuyv", "uyvy")) else 1
+    sx = 4 if "411" in fmt else sx
+    sy = 2 if any(t in fmt for t in ("420", "nv12", "nv21")) else 1
+    if (w % sx) or (h % sy):
+        raise VidkompyError(f"{p}: {w}x{h} {fmt} has an odd size for its chroma subsampling, which the "
+                            f"frame server cannot open; re-encode it to an even size first (e.g. ffmpeg -i IN "
+                            f"-vf crop=trunc(iw/{sx})*{sx}:trunc(ih/{sy})*{sy} OUT)")
+
+
 _STANDARD_RATES = [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001),
                    (60, 1), (100, 1), (120, 1)]
 
@@ -145,12 +160,15 @@ def cfr_rate(video: dict) -> tuple[int, int] | None:
     frame server would play them at a nominal rate, too fast, and FG (the master) would
     drift away from its own sound. Such a stream (average rate off its nominal rate by
     more than 0.5 %) is read at a constant rate instead, frames repeated or dropped by
-    their timestamps: the nearest standard rate to its average (within 3 %), else its
-    nominal rate.
+    their timestamps: its nominal rate when the average is up to 10 % below it (dropped
+    frames), else the nearest standard rate to its average (within 3 %), else nominal.
     """
     r, avg = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
     if r is None or avg is None or abs(float(avg / r) - 1.0) <= 0.005:
         return None
+    if float(r) <= 240 and 0.9 <= float(avg / r) <= 1.0:
+        # a nominal rate a little above the average: frames dropped here and there
+        return r.numerator, r.denominator
     best = min(_STANDARD_RATES, key=lambda q: abs(q[0] / q[1] / float(avg) - 1.0))
     if abs(best[0] / best[1] / float(avg) - 1.0) <= 0.03:
         return best
@@ -164,6 +182,7 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
     video, _ = _streams(p)
     if video is None:
         raise VidkompyError(f"{p}: has no video stream")
+    _check_subsampling(p, video)
     index = cache_dir("lwi") / f"{file_key(p)}.lwi"
     cfr = cfr_rate(video)
     kw = {"fpsnum": cfr[0], "fpsden": cfr[1]} if cfr else {}
@@ -215,6 +234,7 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         audio_channels=int(audio.get("channels", 0)) if audio else 0,
         rotation=_rotation(video),
         vfr=cfr_rate(video) is not None,
+        sar=_rate(str(video.get("sample_aspect_ratio", "1:1")).replace(":", "/")) or Fraction(1),
     )
 
 
