@@ -242,3 +242,25 @@ def test_variable_frame_rate_fg_is_read_at_a_constant_rate(clips: dict[str, Path
     truth = 20 + err.argmin(axis=1)
     assert err.min(axis=1).max() < 4.0
     assert (np.array(a.temporal.frame_map) == truth).mean() >= 0.99
+
+
+def test_audio_stream_starting_after_video_keeps_sync(clips: dict[str, Path], tmp_path: Path) -> None:
+    """FG's sound starts 0.2 s after its first frame (in sync: the first 0.2 s are cut and
+    the stream's start time says so). Time 0 is FG's first frame, so the audio offset is
+    still exactly BG's 1.2 s lead."""
+    from vidkompy_vs.audio import load_audio
+    from vidkompy_vs.sources import audio_lead
+
+    late = tmp_path / "fg_late.mp4"
+    # FG = BG frames 30..129 (1.2 s in); its audio = BG samples from 1.4 s, stamped at 0.2 s
+    _ff("-i", str(clips["bg"]), "-filter_complex",
+        "[0:v]trim=start_frame=30:end_frame=130,setpts=PTS-STARTPTS,crop=160:120:60:40[v];"
+        "[0:a]atrim=start_sample=22400:end_sample=35200,asetpts=PTS-STARTPTS+0.2/TB[a]",
+        "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-crf", "16", "-c:a", "aac", str(late))
+    # (the stream starts with the encoder's 1024 priming samples, 64 ms before 0.2 s)
+    assert 0.1 < audio_lead(late) <= 0.2
+    a = load_audio(late, 8000, cache=False)
+    assert np.abs(a[:1400]).max() < 0.02 < np.abs(a[1800:2400]).max()  # (near) silence until 0.2 s
+    con, _ = _console()
+    al = align(clips["bg"], late, method="audio", console=con)
+    assert al.temporal.offset_s == pytest.approx(1.2, abs=0.01)

@@ -21,7 +21,7 @@ from .cache import cache_dir, file_key
 from .errors import VidkompyError
 from .fsutil import atomic_save_npy
 
-AUDIO_VERSION = 1
+AUDIO_VERSION = 2  # 2: sample 0 is at the first video frame
 
 
 @dataclass
@@ -34,7 +34,9 @@ class AudioMatch:
 
 
 def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = True) -> np.ndarray:
-    """First audio stream of ``path`` as mono float32 at ``rate`` Hz (cached)."""
+    """First audio stream of ``path`` as mono float32 at ``rate`` Hz (cached), sample 0
+    at the time of the first video frame (streams may start at different times: Matroska
+    with AAC, a clip whose sound starts late): padded with silence or cut."""
     path = str(path)
     key = file_key(path, "audio", AUDIO_VERSION, rate)
     cfile = cache_dir("audio") / f"{key}.npy"
@@ -53,6 +55,13 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
         msg = out.stderr.decode(errors="replace").strip().splitlines()
         raise VidkompyError(f"{path}: cannot decode audio ({msg[-1] if msg else 'ffmpeg failed'})")
     a = np.frombuffer(out.stdout, np.float32).copy()
+    from .sources import audio_lead
+
+    lead = int(round(audio_lead(path) * rate))
+    if lead > 0:
+        a = np.concatenate([np.zeros(lead, np.float32), a])
+    elif lead < 0:
+        a = a[-lead:]
     if cache:
         atomic_save_npy(cfile, a)
     return a

@@ -155,9 +155,10 @@ def cmd_comp(args: argparse.Namespace) -> int:
     clip = filters.composite(sources.open_video(args.bg), sources.open_video(args.fg), al,
                              canvas=args.canvas, feather=args.feather)
     if choice == "fg":
-        audio = AudioPlan(fgp.path, fgp.duration)
+        audio = AudioPlan(fgp.path, fgp.duration, lead=sources.audio_lead(fgp.path))
     elif choice == "bg":
-        audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate)
+        audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate,
+                          lead=sources.audio_lead(bgp.path))
     render(clip, out, audio=audio, codec=args.codec, crf=None if args.crf < 0 else args.crf, preset=args.preset or None,
            audio_codec=args.audio_codec, console=console, progress=not args.quiet)
     console.print(f"wrote {out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "

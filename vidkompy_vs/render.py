@@ -40,17 +40,20 @@ class AudioPlan:
     duration: float
     offset_s: float = 0.0
     rate: float = 1.0
+    lead: float = 0.0  # source's first audio sample after its first video frame (s)
 
     def filter(self) -> str:
-        f = []
-        if self.offset_s > 0:
-            f.append(f"atrim=start={self.offset_s:.6f}")
-        f.append("asetpts=PTS-STARTPTS")
+        # source time is counted from its first video frame (the maps' time 0); the track
+        # starts ``lead`` after it
+        off = self.offset_s - self.lead
+        f = ["asetpts=PTS-STARTPTS"]
+        if off > 0:
+            f += [f"atrim=start={off:.6f}", "asetpts=PTS-STARTPTS"]
         if abs(self.rate - 1.0) > 1e-9:
             f.extend(_atempo_chain(self.rate))
-        if self.offset_s < 0:
+        if off < 0:
             # Silence until the source starts; the delay is in output time (after stretching).
-            f.append(f"adelay=delays={-self.offset_s / self.rate * 1000:.3f}:all=1")
+            f.append(f"adelay=delays={-off / self.rate * 1000:.3f}:all=1")
         f.append("apad")
         f.append(f"atrim=end={self.duration:.6f}")
         return ",".join(f)

@@ -196,6 +196,20 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
     return clip
 
 
+def audio_lead(path: str | os.PathLike[str]) -> float:
+    """Seconds from the first video frame to the first audio sample of ``path`` (its
+    streams' start times; negative when the sound starts first). Frame 0 is time 0 of
+    every map, so decoded audio is shifted by this much to line up with the frames."""
+    p = _check_file(path)
+    video, audio = _streams(p)
+    if video is None or audio is None:
+        return 0.0
+    try:
+        return float(audio.get("start_time", 0.0)) - float(video.get("start_time", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
     """Open the first audio stream of ``path``, or return ``None`` when it has none."""
     p = _check_file(path)
