@@ -264,3 +264,33 @@ def test_audio_stream_starting_after_video_keeps_sync(clips: dict[str, Path], tm
     con, _ = _console()
     al = align(clips["bg"], late, method="audio", console=con)
     assert al.temporal.offset_s == pytest.approx(1.2, abs=0.01)
+
+
+def test_edit_list_hidden_frames_are_not_shown(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A stream copy cut between keyframes: the MP4 keeps frames from the keyframe before
+    the cut and an edit list hiding them. Players and ffmpeg start at the cut; so must the
+    frame server (LWLibav alone shows the hidden slots as repeats of the first picture)."""
+    from conftest import decode_gray
+
+    from vidkompy_vs.sources import frame_arrays, open_video, probe
+
+    gop = tmp_path / "gop.mp4"
+    _ff("-i", str(clips["fg_off"]), "-c:v", "libx264", "-crf", "16", "-g", "250", "-sc_threshold", "0",
+        "-c:a", "copy", str(gop))
+    cut = tmp_path / "cut.mp4"
+    _ff("-ss", "0.52", "-i", str(gop), "-c", "copy", str(cut))
+    ref = decode_gray(cut, 160, 120)  # what ffmpeg (and a player) shows
+    p = probe(cut)
+    assert p.frames == len(ref) == 100 - 13
+    got = frame_arrays(open_video(cut), [0, 1, p.frames - 1], gray=True)
+
+    def unit(a: np.ndarray) -> np.ndarray:  # (ffmpeg's grey is full range: compare shapes)
+        a = a.reshape(len(a), -1).astype(np.float64)
+        a -= a.mean(axis=1, keepdims=True)
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    best = (unit(np.stack(got)) @ unit(ref).T).argmax(axis=1)
+    assert best.tolist() == [0, 1, p.frames - 1]
+    con, _ = _console()
+    a = align(clips["bg"], cut, console=con)
+    assert a.temporal.frame_map == list(range(43, 130))

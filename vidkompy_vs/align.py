@@ -507,12 +507,25 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                             abs(refined.scale - spatial0.scale) * max(fp.width, fp.height))
                 moved_fp = moved * float(cfg["fingerprint"]["size"][0]) / max(1.0, fp.width * refined.scale)
                 bcrop1, fcrop1 = _footprint(refined, bp, fp)
-                if refined.confidence >= 0.3 and moved_fp > REMATCH_FP_PX and bcrop1 is not None and \
-                        (bcrop1, fcrop1) != (bcrop, fcrop):
-                    tr1 = rematch(bcrop1, fcrop1, "refined footprint")
-                    if tr1.related:
-                        tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px)")
-                        tr = tr1
+                if moved_fp > REMATCH_FP_PX and bcrop1 is not None and (bcrop1, fcrop1) != (bcrop, fcrop):
+                    if refined.confidence >= 0.3:
+                        tr1 = rematch(bcrop1, fcrop1, "refined footprint")
+                        if tr1.related:
+                            tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px)")
+                            tr = tr1
+                    else:
+                        # Unsure on the matched pairs and elsewhere than the crop: the
+                        # crop may be what is wrong (zooming content: a neighbouring frame
+                        # fits a slightly shifted, scaled footprint, and the map follows
+                        # it, a frame or two off). Match again on the refined footprint;
+                        # keep that if the pairs it gives confirm a placement clearly.
+                        tr1 = rematch(bcrop1, fcrop1, "second footprint")
+                        r2 = _refine(bg_clip, fg_clip, [int(v) for v in tr1.frame_map], prior_pl, scale, have_fg,
+                                     have_bg, console, tr1.uncovered) if tr1.related else None
+                        if r2 is not None and r2.confidence >= max(0.3, refined.confidence + 0.2):
+                            tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px, "
+                                             f"spatial confidence {refined.confidence:.2f} -> {r2.confidence:.2f})")
+                            tr, spatial = tr1, r2
         temporal = _temporal_from(tr, bp, fp, "audio+visual" if prior is not None else "visual")
         if not tr.related:
             console.print(f"[yellow]warning:[/] FG does not match BG (confidence {tr.confidence:.2f}): "
@@ -538,6 +551,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=float(s_c), confidence=0.0,
                           method="center")
 
+    if temporal.method not in ("start", "audio") and spatial.method not in ("manual", "same-size", "center") \
+            and spatial.confidence < 0.3:
+        console.print(f"[yellow]warning:[/] FG's position is uncertain on the matched frames (spatial confidence "
+                      f"{spatial.confidence:.2f}): check the result, or give --x/--y/--scale")
     if temporal.uncovered:
         console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
                       "their BG frame is clamped to BG's first/last frame")

@@ -193,7 +193,40 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
     if clip.num_frames < 1:
         raise VidkompyError(f"{p}: video stream has no frames")
-    return clip
+    key = (str(p), p.stat().st_mtime_ns)
+    if key not in _HIDDEN:
+        _HIDDEN[key] = _hidden_frames(clip, video)
+    hidden = _HIDDEN[key]
+    return clip[hidden:] if hidden else clip
+
+
+_HIDDEN: dict[tuple[str, int], int] = {}
+
+
+def _hidden_frames(clip: vs.VideoNode, video: dict) -> int:
+    """Frames an MP4/MOV edit list hides at the start, which LWLibav shows anyway.
+
+    A stream copied from a cut between keyframes keeps the frames from the keyframe on
+    and an edit list that hides them: players and ffmpeg start at the cut, LWLibav shows
+    the hidden slots as repeats of the first visible frame. They are dropped when the
+    container's timeline is that many frames shorter than the clip and the clip's first
+    frames are indeed one picture repeated.
+    """
+    try:
+        dur = float(video.get("duration", 0.0))
+    except (TypeError, ValueError):
+        return 0
+    if dur <= 0:
+        return 0
+    hidden = clip.num_frames - int(round(dur * float(clip.fps)))
+    if hidden < 2 or hidden >= clip.num_frames:
+        return 0
+    import numpy as np
+
+    first = frame_arrays(clip, list(range(hidden + 1)), gray=True)
+    if all(np.array_equal(first[0], f) for f in first[1:]):
+        return hidden
+    return 0
 
 
 def audio_lead(path: str | os.PathLike[str]) -> float:
