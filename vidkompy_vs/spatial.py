@@ -25,6 +25,7 @@ per-sample positions (BG framing pans or zooms relative to FG) becomes a per-fra
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -624,7 +625,8 @@ KEY_NCC1 = 0.3
 KEY_NCC = 0.6
 
 
-def _start_time(path: str) -> float | None:
+@functools.lru_cache(maxsize=32)
+def _start_time(path: str, _mtime: int = 0) -> float | None:
     import subprocess
 
     try:
@@ -653,7 +655,9 @@ def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int]
     import threading
 
     if start is None:
-        start = _start_time(path)
+        import os
+
+        start = _start_time(path, os.stat(path).st_mtime_ns)  # one ffprobe per file
     if start is None or fps <= 0:
         return None
     t0 = max(0.0, (lo - 0.5) / fps)
@@ -877,11 +881,43 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                 del kf
                 if r1 is not None and r1[3] >= KEY_NCC1:
                     # a partner found among keyframes lies between that keyframe's
-                    # neighbours; decoding starts at the keyframe before anyway
-                    a = max([k for k in kc if k < min(r1[1])], default=lo)
-                    b = min([k for k in kc if k > max(r1[1])], default=hi)
-                    a, b = max(lo, a), min(hi, b)
-                    g2 = window(a, b)
+                    # neighbours; decoding starts at the keyframe before anyway. One
+                    # stretch per partner (merged where they overlap), decoded at once:
+                    # a reference-frames-only decode is a serial chain, one core each.
+                    ivs: list[list[int]] = []
+                    for pk in sorted(set(r1[1])):
+                        a = max(lo, max([k for k in kc if k < pk], default=lo))
+                        b = min(hi, min([k for k in kc if k > pk], default=hi))
+                        if ivs and a <= ivs[-1][1]:
+                            ivs[-1][1] = max(ivs[-1][1], b)
+                        else:
+                            ivs.append([a, b])
+                    # and a long stretch in two at its middle keyframe (each part from a keyframe)
+                    chunks: list[tuple[int, int]] = []
+                    for a, b in ivs:
+                        inner = [k for k in kc if a < k < b]
+                        if inner and len(ivs) < 3:
+                            m = min(inner, key=lambda k: abs(k - (a + b) / 2))
+                            chunks += [(a, m), (m, b)]
+                        else:
+                            chunks.append((a, b))
+                    parts: list[dict[int, np.ndarray] | None] = [None] * len(chunks)
+
+                    def one(k: int) -> None:
+                        parts[k] = window(*chunks[k])
+
+                    ths = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(1, len(chunks))]
+                    for th in ths:
+                        th.start()
+                    one(0)
+                    for th in ths:
+                        th.join()
+                    g2 = {} if all(parts) else None
+                    for part in parts if g2 is not None else []:
+                        g2.update(part)  # type: ignore[union-attr]
+                    # the stretches' own first and last frames (not the cuts between parts)
+                    edges = {j for a, b in ivs for j in (min(k for k in (g2 or {a: 0}) if k >= a),
+                                                         max(k for k in (g2 or {b: 0}) if k <= b))} - {lo, hi}
                     if g2 and len(g2) >= 3:
                         c2 = sorted(g2)
                         if len(c2) > 240:  # codec without B-frames: every frame came
@@ -889,12 +925,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                         m2 = [_grey(g2[j]) for j in c2]
                         r2 = _coarse_core(fgm, cand=c2, mids=m2, ft=ft, scale=scale,
                                           search=None, fw=fw, fh=fh, bw=bw, bh=bh, mid_i=mid_i)
+                        # a partner on a stretch's edge may really lie beyond it
                         if r2 is not None and r2[3] >= max(KEY_NCC, r1[3] - 0.05) and \
-                                all((c2[0] < j or j == lo) and (j < c2[-1] or j == hi) for j in r2[1]):
+                                not edges & set(r2[1]):
                             res = r2
                             res_mids = dict(zip(c2, m2))
                             last_stats_extra = {"key_frames": float(len(kc)), "key_ncc": r1[3],
-                                                "stretch": float(b - a + 1)}
+                                                "stretch": float(sum(b - a + 1 for a, b in ivs))}
         if res is None and got is None:
             got = window(lo, hi)
     fgs, fgm, ft = fg_samples()
