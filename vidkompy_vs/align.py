@@ -206,12 +206,13 @@ class _Job(threading.Thread):
 
 
 def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any,
-                  grab: list[int] | None = None, size: tuple[int, int] | None = None) -> fpm.Fingerprints:
+                  grab: list[int] | None = None, size: tuple[int, int] | None = None,
+                  nice: int = 0) -> fpm.Fingerprints:
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt) if grab else None
     return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop,
                             size=tuple(cfg["size"]) if size is None else size,
                             decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k),
-                            grab=g)
+                            grab=g, nice=nice)
 
 
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
@@ -337,8 +338,12 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             from .spatial import refine_samples
 
             samples = refine_samples(fp.frames)
+        # at a lower priority: the footprint search beside it is a chain of short steps
+        # that BG's decode waits for; FG's pass fills the idle core around them
+        searching = x is None and y is None and (fp.width, fp.height) != (bp.width, bp.height)
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
-                      prog.add_task("decoding FG", total=fp.frames), samples) if visual else None
+                      prog.add_task("decoding FG", total=fp.frames), samples,
+                      nice=10 if searching else 0) if visual else None
         have_bg: dict[int, np.ndarray] = {}
         have_fg: dict[int, np.ndarray] = {}
         audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) \

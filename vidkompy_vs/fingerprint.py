@@ -16,6 +16,7 @@ Planes are cached per file (content key + crop + size + decoder) in
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -189,7 +190,7 @@ def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out:
 
 def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
                    progress: Progress | None, grab: Grab | None = None,
-                   grabbed: dict[int, np.ndarray] | None = None) -> np.ndarray | None:
+                   grabbed: dict[int, np.ndarray] | None = None, nice: int = 0) -> np.ndarray | None:
     """All frames through one ffmpeg pipe; ``None`` when its frame count differs from ``expect``.
 
     With ``grab`` a second output of the same decode carries the wanted frames at full
@@ -220,6 +221,8 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path, "-map", "0:v:0",
                "-an", "-sn", "-dn",
                "-fps_mode", "passthrough", "-vf", ",".join(vf), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", str(int(nice)), *cmd]
     fsize = w * h
     # Room for a few extra frames so a count mismatch is detected rather than truncated.
     buf = np.empty((expect + 16) * fsize, np.uint8)
@@ -304,13 +307,15 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
 
 def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop: Crop | None = None,
                  size: tuple[int, int] = DEFAULT_SIZE, decoder: str = "ffmpeg",
-                 progress: Progress | None = None, cache: bool = True, grab: Grab | None = None) -> Fingerprints:
+                 progress: Progress | None = None, cache: bool = True, grab: Grab | None = None,
+                 nice: int = 0) -> Fingerprints:
     """Fingerprints of every frame of ``path`` (optionally cropped first), from the cache if present.
 
     ``frames`` is the LWLibav frame count the result must have (the map indexes those).
     ``grab`` asks for some frames at full resolution from the same decode (the result's
     ``frames``); from the cache, or when they cannot be had exactly, there are none and
-    the caller reads them itself.
+    the caller reads them itself. ``nice``: run the decoder at that lower CPU priority
+    (a pass that has time, beside work that everything else waits for).
     """
     path = str(path)
     size = (int(size[0]), int(size[1]))
@@ -329,10 +334,10 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
     grabbed: dict[int, np.ndarray] = {}
     if planes is None:
         if decoder == "ffmpeg":
-            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed)
+            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed, nice)
             if planes is None and grab is not None:
                 grabbed.clear()  # the grabbing output is what failed? once more without it
-                planes = _decode_ffmpeg(path, crop, size, frames, progress)
+                planes = _decode_ffmpeg(path, crop, size, frames, progress, nice=nice)
         if planes is None:
             grabbed.clear()
             planes = _decode_vs(path, crop, size, progress, grab, grabbed)
