@@ -43,6 +43,7 @@ bench: setup
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/temporal.py
 	$(PY) benchmarks/spatial.py
+	$(PY) benchmarks/robustness.py
 	$(PY) benchmarks/sources.py
 	$(PY) benchmarks/remap.py
 
