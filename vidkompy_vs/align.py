@@ -116,15 +116,14 @@ def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale:
 
 
 def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None,
-                    console: Console, early: Any = None) -> tuple[Spatial, Any]:
-    """(placement, spatial.Placement-or-None for the refinement prior). ``early``: see
-    :func:`spatial.coarse_from_clips`."""
+                    console: Console) -> tuple[Spatial, Any]:
+    """(placement, spatial.Placement-or-None for the refinement prior)."""
     if scale in (None, 1.0) and (fp.width, fp.height) == (bp.width, bp.height):
         return Spatial(x=0.0, y=0.0, scale=1.0, confidence=1.0, method="same-size"), None
     try:
         from . import spatial as sp
 
-        pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale, bg_path=bp.path, early=early)
+        pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale, bg_path=bp.path)
         return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
                        method=str(pl.method)), pl
     except VidkompyError:
@@ -351,7 +350,6 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
 
         # 1) coarse spatial: the footprint the temporal fingerprints are taken in
         prior_pl = None
-        coarse_job = None  # still finishing its full-size estimates (see on_early)
         fg_mid = None
         if audio_job is not None and x is None and y is None and (fp.width, fp.height) != (bp.width, bp.height):
             from .sources import frame_arrays
@@ -382,44 +380,20 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 from . import spatial as sp_mod
 
                 sp_mod.last_stats.clear()
-                # The footprint BG's fingerprints are cut with is known once the coarse
-                # pass has the partners (placement on its mid-size copies); BG's decode
-                # starts then, while the full-size estimates finish beside it.
-                early_evt = threading.Event()
-                early_box: dict[str, Any] = {}
-
-                def on_early(pl: Any, fidx: list[int], bpk: list[int]) -> None:
-                    early_box.update(pl=pl, picks=(fidx, bpk))
-                    early_evt.set()
-
-                coarse_job = _Job(_coarse_spatial, bg_clip, fg_clip, bp, fp, scale, console,
-                                  on_early if visual else None)
-                while not early_evt.wait(0.02) and coarse_job.is_alive():
-                    pass
-                if early_evt.is_set():
-                    pe = early_box["pl"]
-                    spatial = Spatial(x=float(pe.x), y=float(pe.y), scale=float(pe.scale),
-                                      confidence=float(pe.confidence), method="ncc")
-                    picks = early_box["picks"]
-                else:
-                    coarse_job_result = coarse_job.get()
-                    spatial, prior_pl = coarse_job_result
-                    coarse_job = None
-                    if "bg_picks" in sp_mod.last_stats:
-                        picks = (list(sp_mod.last_stats.get("fg_samples", [])),  # type: ignore[arg-type]
-                                 list(sp_mod.last_stats["bg_picks"]))  # type: ignore[arg-type]
+                spatial, prior_pl = _coarse_spatial(bg_clip, fg_clip, bp, fp, scale, console)
+                if "bg_picks" in sp_mod.last_stats:
+                    picks = (list(sp_mod.last_stats.get("fg_samples", [])),  # type: ignore[arg-type]
+                             list(sp_mod.last_stats["bg_picks"]))  # type: ignore[arg-type]
             else:
                 spatial, prior_pl = got
 
         fbg = ffg = None
         fcrop = None
         use_view = False
-        crop_sp = spatial  # the placement BG's fingerprints are cut with
-        will_prior = prior_pl is not None or coarse_job is not None
         if visual:
             bcrop, fcrop = _footprint(spatial, bp, fp)
             line = None
-            if audio_job is not None and samples and will_prior:
+            if audio_job is not None and samples and prior_pl is not None:
                 try:
                     am0 = audio_job.get()
                     if am0.confidence >= float(cfg["audio"].get("min_confidence", 0.3)):
@@ -427,16 +401,13 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 except Exception:  # noqa: BLE001 - reported below
                     line = None
             grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None) \
-                if samples and will_prior else []
+                if samples and prior_pl is not None else []
             grab_bg = [j for j in grab_bg if j not in have_bg]
-            use_view = may_refine and will_prior and bcrop is not None
+            use_view = may_refine and prior_pl is not None and bcrop is not None
             fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames),
                                 grab_bg)
             have_bg.update(fbg.frames)
             fbg.frames = {}
-            if coarse_job is not None:
-                spatial, prior_pl = coarse_job.get()
-                coarse_job = None
             ffg = fg_job.get()
             have_fg = ffg.frames
             ffg.frames = {}
@@ -471,7 +442,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         params = TemporalParams.from_dict(cfg["temporal"])
         prior = (am.offset_s, am.rate) if audio_ok else None
         tr = align_visual(ffg, fbg, prior=prior, params=params)
-        spatial0 = crop_sp
+        spatial0 = spatial
 
         def rematch(bcrop_new, fcrop_new, why: str):
             """Fingerprint BG (and FG, when its crop changed) on another footprint; match again."""

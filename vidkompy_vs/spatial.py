@@ -782,8 +782,7 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
 
 
 def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None,
-                      bg_path: str | None = None,
-                      early: Callable[[Placement, list[int], list[int]], None] | None = None) -> Placement:
+                      bg_path: str | None = None) -> Placement:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
@@ -805,11 +804,6 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     :data:`KEY_PIXELS` only). Few keyframes (fewer than :data:`KEY_MIN`), a weak match
     there or on that stretch, or a partner at the stretch's edge: the whole window is
     decoded as before.
-
-    ``early(placement, fg_samples, bg_partners)`` is called as soon as the partners are
-    known, with the placement found on the mid-size copies (good to a fraction of a
-    mid-size pixel): a caller can start cutting fingerprints with it while the
-    full-resolution estimates (random reads) finish.
     """
     import threading
 
@@ -861,7 +855,6 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
         return got
 
     res = None
-    res_mids: dict[int, np.ndarray] = {}
     got = None
     last_stats_extra: dict[str, float] = {}
     if seq:
@@ -929,15 +922,11 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                         if r2 is not None and r2[3] >= max(KEY_NCC, r1[3] - 0.05) and \
                                 not edges & set(r2[1]):
                             res = r2
-                            res_mids = dict(zip(c2, m2))
                             last_stats_extra = {"key_frames": float(len(kc)), "key_ncc": r1[3],
                                                 "stretch": float(sum(b - a + 1 for a, b in ivs))}
         if res is None and got is None:
             got = window(lo, hi)
     fgs, fgm, ft = fg_samples()
-    mid_of: dict[int, np.ndarray] = {}
-    if res is not None:
-        mid_of = res_mids
     if res is None:
         if got:
             cand = sorted(got)
@@ -949,18 +938,8 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
             mids = [_grey(a) for a in clock.frames(bg, cand, width=sw, height=sh)]
         res = _coarse_core(fgm, cand=cand, mids=mids, ft=ft, scale=scale, search=None, fw=fw, fh=fh, bw=bw,
                            bh=bh, mid_i=mid_i, force=True)
-        mid_of = dict(zip(cand, mids))
     pm, picks = res[0], res[1]
     s_m = pm.scale
-    if early is not None:
-        # every FG sample on its partner's mid-size copy: their median, for the caller to
-        # start with while the full-size pictures are read
-        em = [_estimate_prior(_Img(g), _Img(mid_of[j]), pm, scale, 3.0, fallback=False)
-              for g, j in zip(fgm, picks) if j in mid_of]
-        if em:
-            pe, _, sp_e = _combine(em)
-            early(Placement(pe.x / fx, pe.y / fy, pe.scale, float(pe.confidence * math.exp(-sp_e / 2.0)),
-                            "ncc"), list(fidx), list(picks))
     # three random reads (cheaper here than a second pass through the window)
     bgf = clock.frames(bg, picks)
     prior = Placement(pm.x / fx, pm.y / fy, s_m, pm.confidence, "ncc")
