@@ -399,7 +399,8 @@ def main() -> None:
             ref = None
     rows = []
     hdr = (f"{'case':14s} {'FG':>5s} {'BG':>5s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} "
-           f"{'ours s':>7s} {'dec s':>6s} {'ratio':>6s} {'MB':>5s} {'vk s':>6s} {'vk ratio':>8s} {'vk exact%':>9s} {'vk maxerr':>9s}")
+           f"{'xy err':>6s} {'ours s':>7s} {'dec s':>6s} {'ratio':>6s} {'MB':>5s} {'vk s':>6s} {'vk ratio':>8s} "
+           f"{'vk exact%':>9s} {'vk maxerr':>9s}")
     print(hdr)
     print("-" * len(hdr))
     for c in todo:
@@ -411,7 +412,9 @@ def main() -> None:
         unc_true = sum(s is None for s in sets)
         row = {"case": c.name, "fg": len(c.f), "bg": len(c.b), "exact": exact, "maxerr": worst,
                "uncovered": f"{len(r['uncovered'])}/{unc_true}", "conf": r["confidence"], "ours": r["seconds"],
-               "dec": dec, "ratio": r["seconds"] / dec, "mb": r["rss_kb"] / 1024, "vk": None}
+               "dec": dec, "ratio": r["seconds"] / dec, "mb": r["rss_kb"] / 1024, "vk": None,
+               # FG is BG's picture cropped at (x, y): the placement's error in BG px
+               "xy_err": float(np.hypot(r["x"] - c.crop[2], r["y"] - c.crop[3]))}
         if ref is not None and (args.vidkompy_cases == "all" or c.name in args.vidkompy_cases.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 v = ref.run_vidkompy(bg, fg, Path(tmp) / "out.mp4", timeout=args.vidkompy_timeout)
@@ -421,7 +424,8 @@ def main() -> None:
         vk = (f"{row['vk']:6.1f} {row['vk'] / dec:8.2f} {100 * row['vk_exact']:9.1f} {row['vk_err']:9d}"
               if row["vk"] is not None else f"{'-':>6s} {'-':>8s} {'-':>9s} {'-':>9s}")
         print(f"{c.name:14s} {row['fg']:5d} {row['bg']:5d} {100 * exact:7.2f} {worst:6d} {row['uncovered']:>7s} "
-              f"{row['conf']:5.2f} {row['ours']:7.2f} {dec:6.2f} {row['ratio']:6.2f} {row['mb']:5.0f} {vk}",
+              f"{row['conf']:5.2f} {row['xy_err']:6.3f} {row['ours']:7.2f} {dec:6.2f} {row['ratio']:6.2f} "
+              f"{row['mb']:5.0f} {vk}",
               flush=True)
     base = next((r for r in rows if r["case"] == "offset"), None)
     long = next((r for r in rows if r["case"] == "long10x"), None)

@@ -165,3 +165,29 @@ def test_coarse_keyframe_pass(source, tmp_path, monkeypatch) -> None:
     whole = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
     assert "key_frames" not in spatial.last_stats
     assert math.hypot(key.x - whole.x, key.y - whole.y) < 1.0
+
+
+def test_scattered_estimates_on_smooth_content_are_no_drift(source) -> None:
+    """On a blurry picture a pair correlates at 0.999 a few px off the truth, so per-sample
+    positions scatter; one fixed placement fits them all and is no drift. A real pan on
+    the same footage is not explained by any fixed placement."""
+    case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
+    sharp = frame_arrays(open_video(case.bg), [25], gray=True)[0].astype(np.float32)
+    frame = cv2.GaussianBlur(sharp, (0, 0), 6.0)
+    fw, fh = 240, 140
+    tx, ty = 61.0, 37.0
+    pairs, ests = {}, []
+    for i, d in enumerate([-2.5, 1.5, 0.0, 2.0, -1.0]):
+        bg = frame.copy()
+        pairs[i] = (bg[int(ty):int(ty) + fh, int(tx):int(tx) + fw].copy(), bg)
+        ests.append(spatial.Placement(tx + d, ty - 0.6 * d, 1.0, 0.999, "ncc+ecc"))
+    med = spatial.Placement(tx + 0.3, ty, 1.0, 0.999, "ncc+ecc")
+    got = spatial._static_fit(pairs, list(range(5)), ests, med)
+    assert got is not None and abs(got.x - tx) <= 2.5 and abs(got.y - ty) <= 1.5
+    # a pan: FG cut 6 px further right in each sample's BG, on sharp footage
+    pairs, ests = {}, []
+    for i in range(5):
+        x = int(tx) + 6 * i
+        pairs[i] = (sharp[int(ty):int(ty) + fh, x:x + fw].copy(), sharp)
+        ests.append(spatial.Placement(float(x), ty, 1.0, 0.999, "ncc+ecc"))
+    assert spatial._static_fit(pairs, list(range(5)), ests, ests[2]) is None

@@ -489,6 +489,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                         if tr1.related:
                             tr1.notes.append(f"re-matched on the refined footprint (moved {moved:.2f} px)")
                             tr = tr1
+                            # the refinement saw the first map's pairs, a frame off here and
+                            # there (a drift it reports may be theirs): once more on the new map
+                            refined_done = False
+                            prior_pl = _as_placement(refined)
                     else:
                         # Unsure on the matched pairs and elsewhere than the crop: the
                         # crop may be what is wrong (zooming content: a neighbouring frame
@@ -535,6 +539,13 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
                       "their BG frame is clamped to BG's first/last frame")
     return Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
+
+
+def _as_placement(sp: Spatial) -> Any:
+    """A refined :class:`Spatial` as the refinement's prior (its median when it tracks)."""
+    from .spatial import Placement
+
+    return Placement(float(sp.x), float(sp.y), float(sp.scale), float(sp.confidence), "refined")
 
 
 def _refine(bg_clip: Any, fg_clip: Any, fmap: list[int], prior_pl: Any, scale: float | None,

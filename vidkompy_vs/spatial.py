@@ -1072,12 +1072,14 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     if not idx:
         idx = refine_samples(nf)
     radius = max(24.0, 0.08 * min(fw, fh) * prior.scale)
+    pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # grey FG sample, its BG partner
 
     def run(ids: list[int], priors: list[Placement] | None, rad: float) -> list[Placement]:
         """Estimates for FG frames ``ids``; without ``priors``, from the middle sample
         outwards, each around its confident neighbour's result (follows a wide pan)."""
         fgs = clock.frames(fg, ids, have_fg)
         bgs = clock.frames(bg, [frame_map[i] for i in ids], have_bg)
+        pairs.update(zip(ids, zip(fgs, bgs)))
         if priors is not None:
             return [_estimate_prior(_Img(_grey(a)), _Img(_grey(b)), pr, scale, rad, fallback=False)
                     for a, b, pr in zip(fgs, bgs, priors)]
@@ -1129,7 +1131,14 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
             span = sm.max(axis=0) - sm.min(axis=0)
             d2 = av[2:] - 2 * av[1:-1] + av[:-2]
             noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
+            fixed = None
             if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
+                keep = np.flatnonzero(conf_ok)[ok]
+                fixed = _static_fit(pairs, [idx[i] for i in keep], [ests[i] for i in keep], p)
+                if fixed is not None:  # scattered, not drifting: the placement that fits all
+                    p = Placement(fixed.x, fixed.y, fixed.scale, p.confidence, fixed.method)
+                    spread = 0.0
+            if fixed is None and np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
                 keep = np.flatnonzero(conf_ok)[ok]
                 track, track_conf = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
                                            fw, fh, unc)
@@ -1150,6 +1159,27 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
                       samples=float(len(idx)))
     return Spatial(x=x, y=y, scale=s, confidence=float(conf), method=method,
                    track=None if track is None else [[float(v) for v in row] for row in track])
+
+
+def _static_fit(pairs: Mapping[int, tuple[np.ndarray, np.ndarray]], ids: list[int],
+                ests: list[Placement], median: Placement) -> Placement | None:
+    """One fixed placement that fits every sample about as well as its own fit, if any.
+
+    On smooth, low-detail content (an upscaled, blurry picture) a pair correlates at 0.999
+    a few pixels off the truth, so the per-sample positions scatter and look like drift.
+    A real drift makes any fixed placement clearly worse for the samples that moved. The
+    candidates are the samples' median (noise averages out), then their own placements,
+    best matches first; one that fits each sample within a quarter of what that sample's
+    own fit leaves unexplained wins.
+    """
+    if any(i not in pairs for i in ids):
+        return None
+    imgs = [tuple(_Img(_grey(a)) for a in pairs[i]) for i in ids]
+    own = [_score_at(f, b, e, 0) for (f, b), e in zip(imgs, ests)]
+    for c in [median] + [ests[k] for k in sorted(range(len(ests)), key=lambda k: -own[k])[:3]]:
+        if all(_score_at(f, b, c, 0) >= o - max(1e-4, 0.25 * (1.0 - o)) for (f, b), o in zip(imgs, own)):
+            return c
+    return None
 
 
 def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | None,
