@@ -214,3 +214,20 @@ def test_cell_timeline_pins_rows_near_a_boundary() -> None:
     out = tm._cell_timeline(path, anchor, tl)
     assert round(out[r]) == round(truth[r]) and abs(out[r] - truth[r]) < abs(tl[r] - truth[r])
     assert np.array_equal(out[anchor], tl[anchor])  # anchors keep their timeline
+
+
+def test_indistinct_neighbours_give_the_plain_line() -> None:
+    # a nearly still shot (the window creeps 0.04 px a frame) seen through heavy noise on
+    # FG's side: no frame tells its neighbours apart. The path must not wander after the
+    # noise (nor its timeline report a drift): the constant-rate line.
+    rng = np.random.default_rng(11)
+    world = gaussian_filter(rng.normal(size=(60, 400)), 2.5)
+    world = (world - world.min()) / np.ptp(world) * 180 + 40
+    from scipy.ndimage import shift as nd_shift
+
+    bg = np.stack([nd_shift(world, (0, -0.04 * i), order=1)[10:46, 20:84] for i in range(300)])
+    m = np.arange(40, 240)
+    fg = np.clip(bg[m] + rng.normal(0, 22, (len(m), 36, 64)), 0, 255).astype(np.uint8)
+    r = tm.align_visual(fpm.from_planes(fg, 25.0), fpm.from_planes(bg.round().astype(np.uint8), 25.0))
+    assert r.rate == pytest.approx(1.0, abs=1e-3)
+    assert (r.frame_map == m).mean() >= 0.95 and np.abs(r.frame_map - m).max() <= 1

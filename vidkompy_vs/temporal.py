@@ -388,6 +388,54 @@ def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
     return p2, timeline, anchor2
 
 
+# The plain line replaces the path when at most this share of rows is distinctly better
+# on the path (and at most PLAIN_ROWS rows).
+PLAIN_SHARE = 0.02
+PLAIN_ROWS = 3
+
+
+def _plain_line(C: np.ndarray, lo: np.ndarray, path: np.ndarray, dims: int, rate: float,
+                m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(path, timeline) of the constant-rate line at ``rate`` BG frames per FG frame that
+    fits the costs best, when the DTW path beats it distinctly on (almost) no row; else
+    ``None``.
+
+    "Distinctly" as for anchors: by more than the noise a row's own match cost implies.
+    The line's offset is searched within three frames of the path's median offset in
+    steps of a twentieth of a frame (its phase matters for fps ratios); it is the simplest
+    timeline, so it wins only where the data cannot tell it from the path.
+    """
+    n, w = C.shape
+    if n < 16:
+        return None
+    rows = np.arange(n)
+    x = rows.astype(np.float64)
+    o0 = round(float(np.median(path + 0.5 - rate * x)) * 20) / 20
+    best = None
+    for o in o0 + np.arange(-60, 61) / 20:
+        # (+1e-9: 24 + 39.99999999999999 and 25 + 39.99999999999999 floor 2 apart)
+        col = np.clip(np.floor(rate * x + o + 1e-9), 0, m - 1).astype(np.int64)
+        k = col - lo
+        inside = (k >= 0) & (k < w)
+        if inside.mean() < 0.98:
+            continue
+        cost = float(C[rows[inside], k[inside]].sum())
+        if best is None or cost < best[0]:
+            best = (cost, o, col, inside)
+    if best is None:
+        return None
+    _, o, col, inside = best
+    own = np.maximum(C[rows, path - lo], 0.0)
+    noise = np.sqrt(4.0 * own / dims)
+    thr = np.maximum(np.minimum(3.0 * noise, 0.5 * own), 1e-4)
+    gain = np.full(n, np.inf)
+    gain[inside] = C[rows[inside], (col - lo)[inside]] - own[inside]
+    distinct = int((gain > thr).sum())
+    if distinct > min(PLAIN_ROWS, PLAIN_SHARE * n):
+        return None
+    return col, rate * x + o - 0.5
+
+
 def register_shift(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, anchor: np.ndarray,
                    samples: int = 400, iters: int = 3) -> tuple[float, float]:
     """(dx, dy) in plane pixels such that FG moved by d, FG(x - d), matches BG(x) (Lucas-Kanade on pairs)."""
@@ -512,8 +560,17 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
             C = _band_costs(fvec, bvec, lo, w, P.chunk)
             p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps),
                                               P.tie, P.tie_cost, cells=P.cells, m=m)
+    # Where nothing tells neighbouring frames apart (a talking head through heavy
+    # distortion), the path follows noise and its timeline a drift that is not there: the
+    # plain line at the nominal rate wins when the path is distinctly better on almost
+    # no row.
+    line = _plain_line(C, lo, p2, dims, (bg.fps / fg.fps) * (prior[1] if prior is not None else 1.0), m)
+    if line is not None:
+        p2, timeline = line
+        anchor2 = np.zeros(n, bool)
+        notes.append("no frame told its neighbours apart: the map is the constant-rate line that fits best")
     sim = (1.0 - C[np.arange(n), p2 - lo]).astype(np.float32)
-    wts2 = anchor2.astype(np.float64)
+    wts2 = anchor2.astype(np.float64) if anchor2.any() else np.ones(n)
 
     # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG
     uncovered = np.flatnonzero((timeline < -0.5) | (timeline > m - 0.5))
