@@ -214,9 +214,12 @@ def _hidden_frames(clip: vs.VideoNode, video: dict) -> int:
     """
     try:
         dur = float(video.get("duration", 0.0))
+        stored = int(video.get("nb_frames", 0))
     except (TypeError, ValueError):
         return 0
-    if dur <= 0:
+    # the container holds exactly the frames the clip shows (not a constant-rate reading
+    # of a variable one), and its timeline is shorter: an edit list cut them
+    if dur <= 0 or stored != clip.num_frames:
         return 0
     hidden = clip.num_frames - int(round(dur * float(clip.fps)))
     if hidden < 2 or hidden >= clip.num_frames:
