@@ -210,7 +210,10 @@ def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, ta
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt) if grab else None
     return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop,
                             size=tuple(cfg["size"]) if size is None else size,
-                            decoder=cfg.get("decoder", "ffmpeg"), progress=lambda k: prog.advance(task, k),
+                            # a VFR input is read at a constant rate by the frame server only: ffmpeg's
+                            # frames could number the same and still be other frames
+                            decoder="vs" if p.vfr else cfg.get("decoder", "ffmpeg"),
+                            progress=lambda k: prog.advance(task, k),
                             grab=g, nice=nice)
 
 

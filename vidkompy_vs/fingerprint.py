@@ -29,7 +29,7 @@ from .cache import cache_dir, file_key
 from .errors import VidkompyError
 from .fsutil import atomic_save_npy
 
-FP_VERSION = 1
+FP_VERSION = 2  # 2: decoded without autorotation
 DEFAULT_SIZE = (64, 36)
 
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels

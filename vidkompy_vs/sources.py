@@ -132,9 +132,10 @@ def _check_subsampling(p: Path, video: dict) -> None:
     process (no exception to catch): refuse it with a message first."""
     fmt = str(video.get("pix_fmt", ""))
     w, h = int(video.get("width", 0) or 0), int(video.get("height", 0) or 0)
-    sx = 2 if any(t in fmt for t in ("420", "422", "411", "nv12", "nv21", "nv16", "yuyv", "uyvy")) else 1
-    sx = 4 if "411" in fmt else sx
-    sy = 2 if any(t in fmt for t in ("420", "nv12", "nv21")) else 1
+    sx = 2 if any(t in fmt for t in ("420", "422", "411", "410", "nv12", "nv21", "nv16", "yuyv", "uyvy",
+                                      "p010", "p016")) else 1
+    sx = 4 if ("411" in fmt or "410" in fmt) else sx
+    sy = 4 if "410" in fmt else 2 if any(t in fmt for t in ("420", "nv12", "nv21", "p010", "p016")) else 1
     if (w % sx) or (h % sy):
         raise VidkompyError(f"{p}: {w}x{h} {fmt} has an odd size for its chroma subsampling, which the "
                             f"frame server cannot open; re-encode it to an even size first (e.g. ffmpeg -i IN "
@@ -195,7 +196,7 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
         raise VidkompyError(f"{p}: video stream has no frames")
     key = (str(p), p.stat().st_mtime_ns)
     if key not in _HIDDEN:
-        _HIDDEN[key] = _hidden_frames(clip, video)
+        _HIDDEN[key] = _hidden_frames(clip, video, str(p))
     hidden = _HIDDEN[key]
     return clip[hidden:] if hidden else clip
 
@@ -203,14 +204,15 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
 _HIDDEN: dict[tuple[str, int], int] = {}
 
 
-def _hidden_frames(clip: vs.VideoNode, video: dict) -> int:
+def _hidden_frames(clip: vs.VideoNode, video: dict, path: str) -> int:
     """Frames an MP4/MOV edit list hides at the start, which LWLibav shows anyway.
 
     A stream copied from a cut between keyframes keeps the frames from the keyframe on
     and an edit list that hides them: players and ffmpeg start at the cut, LWLibav shows
     the hidden slots as repeats of the first visible frame. They are dropped when the
-    container's timeline is that many frames shorter than the clip and the clip's first
-    frames are indeed one picture repeated.
+    container's timeline is that many frames shorter than the clip, the demuxer flags
+    that many packets as discarded (the edit list itself), and the clip's first frames
+    are indeed one picture repeated.
     """
     try:
         dur = float(video.get("duration", 0.0))
@@ -222,14 +224,32 @@ def _hidden_frames(clip: vs.VideoNode, video: dict) -> int:
     if dur <= 0 or stored != clip.num_frames:
         return 0
     hidden = clip.num_frames - int(round(dur * float(clip.fps)))
-    if hidden < 2 or hidden >= clip.num_frames:
+    if hidden < 2 or hidden >= min(clip.num_frames, HIDDEN_MAX):
+        return 0
+    # the edit list itself: the demuxer flags the packets it hides as discarded
+    if _discarded_packets(path, hidden + 8) != hidden:
         return 0
     import numpy as np
 
-    first = frame_arrays(clip, list(range(hidden + 1)), gray=True)
-    if all(np.array_equal(first[0], f) for f in first[1:]):
-        return hidden
-    return 0
+    first = frame_arrays(clip, [0], gray=True)[0]
+    for i in range(1, hidden + 1):
+        if not np.array_equal(first, frame_arrays(clip, [i], gray=True)[0]):
+            return 0
+    return hidden
+
+
+HIDDEN_MAX = 300  # frames an edit list may hide at the start for us to drop them
+
+
+def _discarded_packets(path: str, n: int) -> int:
+    """How many of the first ``n`` video packets the demuxer flags as discarded."""
+    try:
+        r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+#{n}",
+                            "-show_entries", "packet=flags", "-of", "csv=p=0", path],
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return -1
+    return sum("D" in ln for ln in r.stdout.splitlines()) if r.returncode == 0 else -1
 
 
 def audio_lead(path: str | os.PathLike[str]) -> float:

@@ -660,7 +660,9 @@ def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int]
         start = _start_time(path, os.stat(path).st_mtime_ns)  # one ffprobe per file
     if start is None or fps <= 0:
         return None
-    t0 = max(0.0, (lo - 0.5) / fps)
+    # (-noaccurate_seek lands on the keyframe at or before the time: just after lo's own
+    # time, so a window starting on a keyframe starts there, not a GOP earlier)
+    t0 = max(0.0, (lo + 0.25) / fps)
     vf = ["select='not(mod(n," + str(every) + "))'" if every > 1 else "null"]
     # full size: the luma plane as it is (8-bit YUV input: equal to the frame server's
     # grey); reduced: any grey will do
@@ -826,8 +828,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
     # FG's samples are random reads: beside BG's keyframe pass rather than before it
     fg_read: dict[str, list[np.ndarray]] = {}
-    fg_th = threading.Thread(target=lambda: fg_read.update(f=[_grey(a) for a in clock.frames(fg, fidx)]),
-                             daemon=True)
+    def read_fg() -> None:
+        try:
+            fg_read["f"] = [_grey(a) for a in clock.frames(fg, fidx)]
+        except Exception:  # noqa: BLE001 - read again (and raise) on the caller's thread
+            pass
+
+    fg_th = threading.Thread(target=read_fg, daemon=True)
     fg_th.start()
     fg_ready: dict[str, object] = {}
 

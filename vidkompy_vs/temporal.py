@@ -282,6 +282,7 @@ CELL_SIDE_LINE = 20
 CELL_SIDE_QUAD = 8
 CELL_SPAN = 256
 CELL_NEAR = 0.2
+CELL_GAPS = 400  # at most this many gaps (a linear program or two each, ~2 ms) per call
 
 
 def _cell_vertices(d: np.ndarray, k: np.ndarray, deg: int) -> tuple[np.ndarray, float] | None:
@@ -339,10 +340,17 @@ def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -
     # near a boundary between two frames only: those are the rows whose choice the
     # regression's error can flip
     frac = np.abs(timeline[todo] - np.round(timeline[todo]))
-    todo = todo[frac > CELL_NEAR]
-    gap = np.searchsorted(arows, todo)  # rows in one gap share their anchors
-    for q in np.unique(gap):
-        rows_t = todo[gap == q]
+    sel = frac > CELL_NEAR
+    todo, frac = todo[sel], frac[sel]
+    gap = np.searchsorted(arows, todo)  # rows in one gap share their anchors (todo is sorted)
+    qs, first = np.unique(gap, return_index=True)
+    bounds = list(zip(qs, first, list(first[1:]) + [len(todo)]))
+    if len(bounds) > CELL_GAPS:  # a budget: the gaps whose rows lie nearest a boundary
+        nearest = np.maximum.reduceat(frac, first)
+        keep = np.sort(np.argsort(-nearest, kind="stable")[:CELL_GAPS])
+        bounds = [bounds[i] for i in keep]
+    for q, a, b in bounds:
+        rows_t = todo[a:b]
         r0 = int(rows_t[0])
         for side, deg in ((CELL_SIDE_LINE, 1), (CELL_SIDE_QUAD, 2)):
             left, right = arows[max(0, q - side):q], arows[q:q + side]
@@ -417,7 +425,7 @@ def _plain_line(C: np.ndarray, lo: np.ndarray, path: np.ndarray, dims: int, rate
         col = np.clip(np.floor(rate * x + o + 1e-9), 0, m - 1).astype(np.int64)
         k = col - lo
         inside = (k >= 0) & (k < w)
-        if inside.mean() < 0.98:
+        if not inside.all():  # every row's cost must be known (and the map stays in the band)
             continue
         cost = float(C[rows[inside], k[inside]].sum())
         if best is None or cost < best[0]:
