@@ -101,16 +101,10 @@ def _template_placement(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale:
         x0, y0 = max(0, int(x) - rad), max(0, int(y) - rad)
         x1, y1 = min(bp.width, int(x) + rad + fw + 1), min(bp.height, int(y) + rad + fh + 1)
         if x1 - x0 >= fw and y1 - y0 >= fh:
-            r = cv2.matchTemplate(full[y0:y1, x0:x1], ftpl, cv2.TM_CCOEFF_NORMED)
-            _, v, _, (px, py) = cv2.minMaxLoc(r)
+            from .spatial import _peak  # maximum with a parabolic sub-pixel fit
 
-            def sub(a: float, b: float, c: float) -> float:
-                den = a - 2 * b + c
-                return 0.0 if abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-
-            dx = sub(r[py, px - 1], r[py, px], r[py, px + 1]) if 0 < px < r.shape[1] - 1 else 0.0
-            dy = sub(r[py - 1, px], r[py, px], r[py + 1, px]) if 0 < py < r.shape[0] - 1 else 0.0
-            x, y = x0 + px + dx, y0 + py + dy
+            v, px, py = _peak(cv2.matchTemplate(full[y0:y1, x0:x1], ftpl, cv2.TM_CCOEFF_NORMED))
+            x, y = x0 + px, y0 + py
             best = (v, *best[1:])
     return Spatial(x=float(x), y=float(y), scale=scale, confidence=float(max(best[0], 0.0)), method="template")
 

@@ -197,8 +197,6 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     resolution (luma plane) on another pipe; they land in ``grabbed``.
     """
     w, h = size
-    # (-noautorotate below: the frame server does not apply a display rotation, and the
-    # map, the crop and the grabbed pictures must be in its frame's coordinates)
     vf = []
     if crop is not None:
         cx, cy, cw, ch = crop
@@ -206,6 +204,9 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     # area scaling averages every source pixel: no aliasing from fine texture or noise
     vf.append(f"scale={w}:{h}:flags=area,format=gray")
     gidx = grab.wanted(expect) if grab is not None and grab.pix_fmt in _LUMA8 else []
+    # -noautorotate: the frame server does not apply a display rotation, and the map,
+    # the crop and the grabbed pictures must be in its frame's coordinates
+    head = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path]
     rfd = wfd = -1
     if gidx:
         rfd, wfd = os.pipe()
@@ -214,13 +215,12 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
         luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
         graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{sel}',{luma}[o2]"
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path, "-filter_complex", graph,
+        cmd = [*head, "-filter_complex", graph,
                "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
                "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
     else:
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path, "-map", "0:v:0",
-               "-an", "-sn", "-dn",
-               "-fps_mode", "passthrough", "-vf", ",".join(vf), "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+        cmd = [*head, "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
+               "-f", "rawvideo", "-pix_fmt", "gray", "-"]
     if nice and shutil.which("nice"):
         cmd = ["nice", "-n", str(int(nice)), *cmd]
     fsize = w * h

@@ -611,9 +611,6 @@ def _estimate_prior(fg: _Img, bg: _Img, prior: Placement, scale: float | None,
 
 
 # -- sequential window reads (ffmpeg pipe) ------------------------------------------------
-# Pixel formats whose luma plane is what VapourSynth's GRAY8 conversion gives, byte for byte.
-_LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
-          "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
 # Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
 WINDOW_MAX = 3000
 # Keyframe pass of the coarse search (:func:`coarse_from_clips`): used with at least
@@ -807,7 +804,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     there or on that stretch, or a partner at the stretch's edge: the whole window is
     decoded as before.
     """
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     clock = _Clock()
     nf, nb = fg.num_frames, bg.num_frames
@@ -827,30 +824,8 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     fx, fy = sw / bw, sh / bh
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
     # FG's samples are random reads: beside BG's keyframe pass rather than before it
-    fg_read: dict[str, list[np.ndarray]] = {}
-    def read_fg() -> None:
-        try:
-            fg_read["f"] = [_grey(a) for a in clock.frames(fg, fidx)]
-        except Exception:  # noqa: BLE001 - read again (and raise) on the caller's thread
-            pass
-
-    fg_th = threading.Thread(target=read_fg, daemon=True)
-    fg_th.start()
-    fg_ready: dict[str, object] = {}
-
-    def fg_samples() -> tuple[list[np.ndarray], list[np.ndarray], float]:
-        """(FG samples, the same at the mid copies' pixel size, small-copy factor)."""
-        if not fg_ready:
-            fg_th.join()
-            if "f" not in fg_read:  # the read failed in the thread: once more here, raising
-                fg_read["f"] = [_grey(a) for a in clock.frames(fg, fidx)]
-            g = fg_read["f"]
-            # FG at the mid copies' pixel size, so that scales there are scales in full pixels
-            gm = [_resize(x, fx, fy) for x in g]
-            # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
-            fg_ready.update(g=g, gm=gm, ft=min(1.0, max(160 / max(sw, sh), 20 / min(gm[0].shape))))
-        return fg_ready["g"], fg_ready["gm"], fg_ready["ft"]  # type: ignore[return-value]
-
+    pool = ThreadPoolExecutor(max_workers=4)
+    fg_read = pool.submit(clock.frames, fg, fidx)
     mid_i = len(fidx) // 2
 
     def window(a: int, b: int, skip: str = "bidir") -> dict[int, np.ndarray] | None:
@@ -864,13 +839,17 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     res = None
     got = None
     last_stats_extra: dict[str, float] = {}
+    # Keyframes first (a small fraction of the decode): scale, position and rough
+    # partners; then reference frames of only the stretch around those partners.
+    # Any doubt (few keyframes, a weak match, a partner at the stretch's edge): the
+    # whole window as before.
+    kf = window(lo, hi, "nokey") if seq and (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
+    fgs = [_grey(a) for a in fg_read.result()]
+    # FG at the mid copies' pixel size, so that scales there are scales in full pixels
+    fgm = [_resize(g, fx, fy) for g in fgs]
+    # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
+    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
     if seq:
-        # Keyframes first (a small fraction of the decode): scale, position and rough
-        # partners; then reference frames of only the stretch around those partners.
-        # Any doubt (few keyframes, a weak match, a partner at the stretch's edge): the
-        # whole window as before.
-        kf = window(lo, hi, "nokey") if (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
-        fgs, fgm, ft = fg_samples()
         if kf and len(kf) >= KEY_MIN:
             kc = sorted(kf)
             if float(np.median(np.diff(kc))) <= 2:  # intra-only: that was the whole window
@@ -901,25 +880,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                             chunks += [(a, m), (m, b)]
                         else:
                             chunks.append((a, b))
-                    parts: list[dict[int, np.ndarray] | None] = [None] * len(chunks)
-
-                    def one(k: int) -> None:
-                        parts[k] = window(*chunks[k])
-
-                    ths = [threading.Thread(target=one, args=(k,), daemon=True) for k in range(1, len(chunks))]
-                    for th in ths:
-                        th.start()
-                    one(0)
-                    for th in ths:
-                        th.join()
-                    g2 = {} if all(parts) else None
-                    for part in parts if g2 is not None else []:
-                        g2.update(part)  # type: ignore[union-attr]
-                    # the stretches' own first and last frames (not the cuts between parts)
-                    edges = {j for a, b in ivs for j in (min(k for k in (g2 or {a: 0}) if k >= a),
-                                                         max(k for k in (g2 or {b: 0}) if k <= b))} - {lo, hi}
-                    if g2 and len(g2) >= 3:
+                    parts = list(pool.map(lambda ab: window(*ab), chunks))
+                    g2 = {j: img for part in parts for j, img in part.items()} if all(parts) else {}
+                    if len(g2) >= 3:
                         c2 = sorted(g2)
+                        # the stretches' own first and last frames (not the cuts between parts)
+                        edges = {j for a, b in ivs for j in (min(k for k in c2 if k >= a),
+                                                             max(k for k in c2 if k <= b))} - {lo, hi}
                         if len(c2) > 240:  # codec without B-frames: every frame came
                             c2 = c2[::math.ceil(len(c2) / 160)]
                         m2 = [_grey(g2[j]) for j in c2]
@@ -933,7 +900,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                                                 "stretch": float(sum(b - a + 1 for a, b in ivs))}
         if res is None and got is None:
             got = window(lo, hi)
-    fgs, fgm, ft = fg_samples()
+    pool.shutdown(wait=False)
     if res is None:
         if got:
             cand = sorted(got)
@@ -1138,19 +1105,17 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
             span = sm.max(axis=0) - sm.min(axis=0)
             d2 = av[2:] - 2 * av[1:-1] + av[:-2]
             noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
-            fixed = None
             if np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
                 keep = np.flatnonzero(conf_ok)[ok]
                 fixed = _static_fit(pairs, [idx[i] for i in keep], [ests[i] for i in keep], p)
                 if fixed is not None:  # scattered, not drifting: the placement that fits all
                     p = Placement(fixed.x, fixed.y, fixed.scale, p.confidence, fixed.method)
                     spread = 0.0
-            if fixed is None and np.any((span > 0.5) & (span > 6 * np.maximum(noise, 0.02))):
-                keep = np.flatnonzero(conf_ok)[ok]
-                track, track_conf = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
-                                           fw, fh, unc)
-                inl = np.zeros(len(ests), bool)
-                inl[keep] = True
+                else:
+                    track, track_conf = _track(run, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
+                                               fw, fh, unc)
+                    inl = np.zeros(len(ests), bool)
+                    inl[keep] = True
     med_rho = float(np.median([e.confidence for e in np.array(ests, dtype=object)[inl]]))
     med_rho *= float(inl.sum()) / len(ests)  # share of samples that agree
     if track is not None:

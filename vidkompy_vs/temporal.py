@@ -243,6 +243,17 @@ def fit_timeline(x: np.ndarray, y: np.ndarray, wts: np.ndarray, sigma0: float,
     return out, slope, icpt
 
 
+def _distinct_gap(cost: np.ndarray, dims: int) -> np.ndarray:
+    """Per row, the cost difference that tells one column from another beyond noise.
+
+    With FG-BG noise energy e (cost ~ e/2) spread over D dims, the dot-product noise is
+    ~ sqrt(4 cost / D); three times that is real. Where FG and BG differ systematically
+    (binned levels, grading) the noise model overstates; half the match's own cost is
+    then distinct enough.
+    """
+    return np.maximum(np.minimum(3.0 * np.sqrt(4.0 * cost / dims), 0.5 * cost), 1e-4)
+
+
 def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dims: int,
               m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fitted BG position per FG row from the path's distinct, well-matched rows (anchors).
@@ -257,13 +268,7 @@ def _timeline(C: np.ndarray, lo: np.ndarray, path: np.ndarray, sigma: float, dim
     sim = 1.0 - C[np.arange(n), k]
     gap = _distinctness(C, k)
     good = sim > 0.5
-    # A gap is real when it beats what noise alone would give: with FG-BG noise energy e
-    # (cost ~ e/2) spread over D dims, the dot-product noise is ~ sqrt(4 cost / D).
-    # Where FG and BG differ systematically (binned levels, grading) the noise model
-    # overstates; a gap of half the match's own cost is then distinct enough.
-    cost = np.maximum(1.0 - sim, 0.0)
-    noise = np.sqrt(4.0 * cost / dims)
-    anchor = good & (gap >= np.maximum(np.minimum(3.0 * noise, 0.5 * cost), 1e-4))
+    anchor = good & (gap >= _distinct_gap(np.maximum(1.0 - sim, 0.0), dims))
     if m is not None and anchor.sum() > 2:
         inner = anchor & (path > 0) & (path < m - 1)
         if inner.sum() >= 2:
@@ -424,21 +429,17 @@ def _plain_line(C: np.ndarray, lo: np.ndarray, path: np.ndarray, dims: int, rate
         # (+1e-9: 24 + 39.99999999999999 and 25 + 39.99999999999999 floor 2 apart)
         col = np.clip(np.floor(rate * x + o + 1e-9), 0, m - 1).astype(np.int64)
         k = col - lo
-        inside = (k >= 0) & (k < w)
-        if not inside.all():  # every row's cost must be known (and the map stays in the band)
+        if not ((k >= 0) & (k < w)).all():  # every row's cost must be known (the map stays in the band)
             continue
-        cost = float(C[rows[inside], k[inside]].sum())
-        if best is None or cost < best[0]:
-            best = (cost, o, col, inside)
+        cost = C[rows, k]
+        total = float(cost.sum())
+        if best is None or total < best[0]:
+            best = (total, cost, o, col)
     if best is None:
         return None
-    _, o, col, inside = best
+    _, line_cost, o, col = best
     own = np.maximum(C[rows, path - lo], 0.0)
-    noise = np.sqrt(4.0 * own / dims)
-    thr = np.maximum(np.minimum(3.0 * noise, 0.5 * own), 1e-4)
-    gain = np.full(n, np.inf)
-    gain[inside] = C[rows[inside], (col - lo)[inside]] - own[inside]
-    distinct = int((gain > thr).sum())
+    distinct = int((line_cost - own > _distinct_gap(own, dims)).sum())
     if distinct > min(PLAIN_ROWS, PLAIN_SHARE * n):
         return None
     return col, rate * x + o - 0.5
