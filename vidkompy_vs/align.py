@@ -217,17 +217,20 @@ GRAB_BYTES = 96 << 20
 
 
 def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, float] | None,
-                 picks: tuple[list[int], list[int]] | None) -> list[int]:
+                 picks: tuple[list[int], list[int]] | None, spread: float = 0.0) -> list[int]:
     """BG frames likely to lie under FG frames ``samples`` once the map exists: around the
-    audio line (±1 frame), or around the coarse pass's picks at the nominal rate (a window
-    that widens with the distance from them, for drift); bounded by :data:`GRAB_BYTES`."""
+    audio line (±1 frame; with a rate known only to ``spread``, a window that widens
+    with the distance from FG's middle), or around the coarse pass's picks at the nominal
+    rate (a window that widens with the distance from them, for drift); bounded by
+    :data:`GRAB_BYTES`."""
     if not samples:
         return []
     r0 = float(bp.fps) / float(fp.fps)
     if line is not None:
         off, rate = line
         centre = {i: (off + rate * (i + 0.5) / float(fp.fps)) * float(bp.fps) - 0.5 for i in samples}
-        half = {i: 1 for i in samples}
+        mid = (fp.frames - 1) / 2
+        half = {i: 1 + (1 + int(math.ceil(spread * r0 * abs(i - mid))) if spread else 0) for i in samples}
     elif picks is not None and picks[0]:
         fidx, bpk = picks
         o = float(np.median([b + 0.5 - r0 * (f + 0.5) for f, b in zip(fidx, bpk)]))
@@ -246,6 +249,82 @@ def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, fl
         c = int(round(centre[i]))
         out.update(j for j in range(c - half[i], c + half[i] + 1) if 0 <= j < bp.frames)
     return sorted(out)
+
+
+def _coarse_samples(nf: int) -> list[int]:
+    from .spatial import coarse_samples
+
+    return coarse_samples(nf)
+
+
+# at most this many BG frames of the scanned window are anchored (one dot product each
+# against every FG fingerprint)
+ANCHOR_FRAMES = 40
+
+
+def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None, fg_job: _Job,
+                      cfg: dict, have_bg: dict[int, np.ndarray], have_fg: dict[int, np.ndarray]
+                      ) -> tuple[Spatial, Any, tuple[float, float]] | None:
+    """Footprint without sound: BG's window around FG's middle at mid size (keyframes of
+    a large one) gives a rough footprint (:func:`spatial.scan_window`); those BG frames,
+    cropped to it, are then found among all of FG's fingerprints (:func:`temporal.anchor_line`),
+    and the best frame pair gives the exact footprint, as the audio line's pair does.
+    The line also says which BG frames to keep for the refinement. ``None``: no clear
+    anchors (the coarse search decides)."""
+    import cv2
+
+    from . import spatial as sp
+    from .sources import frame_arrays
+    from .temporal import anchor_line
+
+    idx = sp.coarse_samples(fp.frames)
+    box: dict[str, Any] = {}
+
+    def fg_imgs() -> list[np.ndarray] | None:
+        box["fp"] = ffg = fg_job.get()
+        miss = [i for i in idx if i not in ffg.frames]  # none kept: fingerprints from the cache
+        got = dict(zip(miss, frame_arrays(fg_clip, miss, gray=True))) if miss else {}
+        return [ffg.frames[i] if i in ffg.frames else got[i] for i in idx]
+
+    scan = sp.scan_window(bg_clip, fg_clip, fg_imgs, bg_path=bp.path, scale=scale)
+    if scan is None or "fp" not in box:
+        return None
+    ffg = box["fp"]
+    p = scan.placement
+    w, h = tuple(cfg["fingerprint"]["size"])
+    ks = sorted(scan.frames)
+    ks = [ks[int(round(q))] for q in np.linspace(0, len(ks) - 1, min(len(ks), ANCHOR_FRAMES))]
+    planes = []
+    for k in ks:
+        img = scan.frames[k]
+        x0, y0 = p.x * scan.fx, p.y * scan.fy
+        x1, y1 = x0 + fp.width * p.scale * scan.fx, y0 + fp.height * p.scale * scan.fy
+        if x0 < -1 or y0 < -1 or x1 > img.shape[1] + 1 or y1 > img.shape[0] + 1:
+            return None  # FG sticks out of BG: its fingerprints are not the footprint's
+        c = img[max(0, int(round(y0))):int(round(y1)), max(0, int(round(x0))):int(round(x1))]
+        if min(c.shape) < 4:
+            return None
+        planes.append(cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA))
+    got = anchor_line(np.stack(planes), ks, float(bp.fps), ffg)
+    if got is None:
+        return None
+    off, rate, anchors = got
+    for k, _, _ in anchors[:2]:
+        # the FG frame the line (a median of many anchors) puts there: a single anchor
+        # may land a few frames off, and a pair apart in time shifts the estimate
+        f = int(round(((k + 0.5) / float(bp.fps) - off) / rate * float(fp.fps) - 0.5))
+        if not 0 <= f < fp.frames:
+            continue
+        bimg = frame_arrays(bg_clip, [k], gray=True)[0]
+        fimg = ffg.frames.get(f)
+        if fimg is None:
+            fimg = frame_arrays(fg_clip, [f], gray=True)[0]
+        pl = sp.estimate(fimg, bimg, scale=scale, prior=sp.Placement(p.x, p.y, p.scale, p.confidence))
+        if pl.confidence >= 0.6:
+            have_bg[k], have_fg[f] = bimg, fimg
+            return (Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                            method=str(pl.method)), pl, (off, rate))
+    return None
 
 
 # The refined footprint is fingerprinted again (a second BG decode) when it moved by more
@@ -274,6 +353,17 @@ def _audio_match(bp: Probe, fp: Probe, cfg: dict, console: Console):
     return match_audio(a_bg, a_fg, r, windows=int(cfg.get("windows", 8)), window_s=float(cfg.get("window_s", 4.0)))
 
 
+def _warm_imports() -> None:
+    import importlib
+
+    for m in ("cv2", "scipy.fft", "scipy.ndimage", "vidkompy_vs.spatial", "scipy.interpolate", "scipy.optimize",
+              "scipy.spatial"):
+        try:
+            importlib.import_module(m)
+        except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
+            return
+
+
 def _start_map(bp: Probe, fp: Probe) -> tuple[list[int], list[int]]:
     return realtime_map(fp.frames, fp.fps_num, fp.fps_den, bp.frames, bp.fps_num, bp.fps_den)
 
@@ -293,6 +383,9 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
+    # scipy and OpenCV take about half a second to import: load them while the inputs are
+    # probed (ffprobe and index builds leave a core idle) rather than on the first use
+    threading.Thread(target=_warm_imports, daemon=True).start()
     # probing builds each input's index (a demux pass): both at once
     bp_job = _Job(probe, bg)
     fp = probe(fg)
@@ -337,13 +430,18 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # at a lower priority: the footprint search beside it is a chain of short steps
         # that BG's decode waits for; FG's pass fills the idle core around them
         searching = x is None and y is None and (fp.width, fp.height) != (bp.width, bp.height)
+        use_audio = method in ("auto", "audio") and bp.has_audio and fp.has_audio
+        # Without sound, FG's own fingerprints say which FG frame a few BG frames show
+        # (anchors): FG's pass goes first, at full speed, while BG's window is read, and
+        # keeps FG's middle frames for the footprint search
+        anchored = visual and searching and not use_audio and cfg["spatial"].get("anchors", True)
+        fg_grab = sorted(set(samples) | (set(_coarse_samples(fp.frames)) if anchored else set()))
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
-                      prog.add_task("decoding FG", total=fp.frames), samples,
-                      nice=10 if searching else 0) if visual else None
+                      prog.add_task("decoding FG", total=fp.frames), fg_grab,
+                      nice=10 if searching and not anchored else 0) if visual else None
         have_bg: dict[int, np.ndarray] = {}
         have_fg: dict[int, np.ndarray] = {}
-        audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) \
-            if method in ("auto", "audio") and bp.has_audio and fp.has_audio else None
+        audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) if use_audio else None
 
         # 1) coarse spatial: the footprint the temporal fingerprints are taken in
         prior_pl = None
@@ -373,6 +471,17 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                     console.print(f"[yellow]note:[/] audio-guided footprint skipped ({type(e).__name__}: {e})")
                     got = None
             picks = None
+            anchor_line = None
+            if got is None and anchored:
+                try:
+                    found = _anchored_spatial(bg_clip, fg_clip, bp, fp, scale, fg_job, cfg, have_bg, have_fg)
+                except VidkompyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - the search below is the fallback
+                    console.print(f"[yellow]note:[/] anchored footprint skipped ({type(e).__name__}: {e})")
+                    found = None
+                if found is not None:
+                    got, anchor_line = found[:2], found[2]
             if got is None:
                 from . import spatial as sp_mod
 
@@ -397,7 +506,12 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                         line = (am0.offset_s, am0.rate)
                 except Exception:  # noqa: BLE001 - reported below
                     line = None
-            grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None) \
+            spread = 0.0
+            if line is None and anchor_line is not None:
+                # a line from a few anchors near FG's middle: its rate is known to a few
+                # tenths of a percent, so the partners far from there get wider windows
+                line, spread = anchor_line, 0.004
+            grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None, spread) \
                 if samples and prior_pl is not None else []
             grab_bg = [j for j in grab_bg if j not in have_bg]
             use_view = may_refine and prior_pl is not None and bcrop is not None
@@ -406,7 +520,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             have_bg.update(fbg.frames)
             fbg.frames = {}
             ffg = fg_job.get()
-            have_fg = ffg.frames
+            have_fg.update(ffg.frames)
             ffg.frames = {}
             if fcrop is not None:
                 ffg = _fingerprints(fp, fcrop, cfg["fingerprint"], prog,

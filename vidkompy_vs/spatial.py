@@ -28,15 +28,12 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from scipy import fft
-from scipy.interpolate import PchipInterpolator
-from scipy.ndimage import median_filter
 
 from .alignment import Spatial
 from .errors import VidkompyError
@@ -552,6 +549,8 @@ def _estimate_full(fg: _Img, bg: _Img, scale: float | None) -> Placement:
 
 def _pc_spectra(crops: np.ndarray) -> np.ndarray:
     """Windowed, zero-mean spectra of ``crops`` (N, h, w) for :func:`_pc_peaks`."""
+    from scipy import fft  # (scipy's imports cost a third of a second: only where used)
+
     n, h, w = crops.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     b = (crops - crops.mean(axis=(1, 2), keepdims=True, dtype=np.float32)) * win
@@ -560,6 +559,8 @@ def _pc_spectra(crops: np.ndarray) -> np.ndarray:
 
 def _pc_peaks(tpl: np.ndarray, spectra: np.ndarray) -> np.ndarray:
     """Phase-correlation peak height of ``tpl`` against each crop behind ``spectra``."""
+    from scipy import fft
+
     h, w = tpl.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     fa = fft.rfft2(((tpl - tpl.mean()) * win).astype(np.float32))
@@ -780,6 +781,84 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
     return Placement(float(med[0]), float(med[1]), float(med[2]), conf, ""), inl, spread
 
 
+def coarse_samples(nf: int) -> list[int]:
+    """FG frames the coarse search matches: FG's middle, the part most likely inside BG."""
+    return sorted({int(round(q * (nf - 1))) for q in (0.4, 0.5, 0.6)})
+
+
+def _window_plan(nf: int, nb: int, fps: float) -> tuple[list[int], int, int]:
+    """(FG samples, first and last BG frame of the window searched for them): several
+    seconds either side of the proportional time (BG may start earlier or later)."""
+    fidx = coarse_samples(nf)
+    centres = [int(round(i * nb / nf)) for i in fidx]
+    half = max(8, int(round(4.0 * fps)))
+    return fidx, max(0, min(centres) - half), min(nb - 1, max(centres) + half)
+
+
+def _mid_size(bw: int, bh: int, fw: int, fh: int) -> tuple[int, int, float, float]:
+    """Mid-size BG copies (zimg or ffmpeg resizes while decoding): long side ~480, FG's
+    footprint at scale 1 at least 48 px on its short side. (width, height, fx, fy)."""
+    fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
+    sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
+    return sw, sh, sw / bw, sh / bh
+
+
+@dataclass
+class Scan:
+    """BG frames around FG's middle at mid size, and FG's rough footprint among them."""
+
+    frames: dict[int, np.ndarray]  # BG frame number -> grey picture at mid size
+    fx: float  # mid size / full size, across and down
+    fy: float
+    placement: Placement  # in full BG pixels; good to a few pixels
+
+
+def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[np.ndarray] | None], *,
+                bg_path: str, scale: float | None = None) -> Scan | None:
+    """The first half of :func:`coarse_from_clips`, for a caller that then finds the
+    frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
+    one sequential decode at mid size (only the keyframes when the window is large; only
+    the reference frames otherwise), and the multi-scale NCC search of FG's middle frames
+    on them. ``fg_imgs()`` gives those (full-size grey pictures of :func:`coarse_samples`,
+    or ``None``); it is called once BG's window is in, so it may wait for a decode that
+    runs meanwhile.
+
+    ``None`` when the window cannot be read that way (too long, not numbered by constant
+    rate timestamps, fewer than :data:`KEY_MIN` keyframes) or no footprint stands out.
+    """
+    nf, nb = fg.num_frames, bg.num_frames
+    bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
+    _check_fit(fw, fh, bw, bh, scale)
+    fps = float(bg.fps) if bg.fps.numerator else 25.0
+    fidx, lo, hi = _window_plan(nf, nb, fps)
+    if hi - lo + 1 > WINDOW_MAX:
+        return None
+    sw, sh, fx, fy = _mid_size(bw, bh, fw, fh)
+    if (hi - lo + 1) * bw * bh >= KEY_PIXELS:
+        got = window_frames(bg_path, lo, hi, fps, (sw, sh), src_size=(bw, bh), skip="nokey")
+        if not got or len(got) < KEY_MIN:
+            return None
+    else:
+        got = window_frames(bg_path, lo, hi, fps, (sw, sh), src_size=(bw, bh),
+                            every=max(1, math.ceil((hi - lo + 1) / 640)))
+        if not got or len(got) < 3:
+            return None
+    cand = sorted(got)
+    if len(cand) > 240:  # codec without B-frames: every frame came
+        cand = cand[::math.ceil(len(cand) / 160)]
+    imgs = fg_imgs()
+    if not imgs or len(imgs) != len(fidx):
+        return None
+    fgm = [_resize(_grey(g), fx, fy) for g in imgs]
+    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
+    r = _coarse_core(fgm, cand=cand, mids=[_grey(got[j]) for j in cand], ft=ft, scale=scale, search=None,
+                     fw=fw, fh=fh, bw=bw, bh=bh, mid_i=len(fgm) // 2)
+    if r is None or r[3] < KEY_NCC1:
+        return None
+    pm = r[0]
+    return Scan({j: got[j] for j in cand}, fx, fy, Placement(pm.x / fx, pm.y / fy, pm.scale, pm.confidence, "scan"))
+
+
 def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None,
                       bg_path: str | None = None) -> Placement:
     """Placement before the temporal map exists.
@@ -811,17 +890,10 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     _check_fit(fw, fh, bw, bh, scale)
     fps = float(bg.fps) if bg.fps.numerator else 25.0
-    fidx = sorted({int(round(q * (nf - 1))) for q in (0.4, 0.5, 0.6)})
-    centres = [int(round(i * nb / nf)) for i in fidx]
-    half = max(8, int(round(4.0 * fps)))
-    lo, hi = max(0, min(centres) - half), min(nb - 1, max(centres) + half)
+    fidx, lo, hi = _window_plan(nf, nb, fps)
     stride = max(1, math.ceil((hi - lo + 1) / 160))
     cand = list(range(lo, hi + 1, stride))
-    # Mid-size BG copies (zimg resizes while decoding): long side ~480, FG's footprint at
-    # scale 1 at least 48 px on its short side.
-    fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
-    sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
-    fx, fy = sw / bw, sh / bh
+    sw, sh, fx, fy = _mid_size(bw, bh, fw, fh)
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
     # FG's samples are random reads: beside BG's keyframe pass rather than before it
     pool = ThreadPoolExecutor(max_workers=4)
@@ -1034,6 +1106,8 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     if len(frame_map) != nf:
         raise VidkompyError(f"frame map has {len(frame_map)} entries; FG has {nf} frames")
     _check_fit(fg.width, fg.height, bg.width, bg.height, scale)
+    from scipy.ndimage import median_filter
+
     fh, fw = fg.height, fg.width
     have_fg = dict((frames or {}).get("fg") or {})
     have_bg = dict((frames or {}).get("bg") or {})
@@ -1160,6 +1234,9 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
 
     Returns the track and its confidence (median sample confidence times the share of
     samples kept)."""
+    from scipy.interpolate import PchipInterpolator
+    from scipy.ndimage import median_filter
+
     step = max(1, int(round(nf / 32)))
     dense = sorted((set(range(0, nf, step)) | {nf - 1}) - (unc or set()) | set(idx))
     have = dict(zip(idx, ests))

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from .fingerprint import Fingerprints, area_reduce, normalise
 
@@ -73,6 +72,72 @@ class TemporalResult:
     timeline: np.ndarray  # (N,) float64 smooth fitted BG frame position per FG frame
     related: bool = True
     notes: list[str] = field(default_factory=list)
+
+
+# -- anchors before the map --------------------------------------------------------------
+def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerprints, *,
+                min_score: float = 0.75, min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
+    """A rough time line from a few BG frames alone: each plane (BG frame ``idx[i]``,
+    cropped to FG's footprint, at FG's fingerprint size) against every FG fingerprint,
+    both reduced 4x each way: the footprint is only good to a fingerprint pixel or two
+    (measured: a 64x36 match put 3 of 8 BG frames on wrong FG frames with a crop 1.5
+    cells off; at 16x9 all 8 landed on their true frames).
+
+    A BG frame anchors when its best FG frame is clearly better than any FG frame more
+    than half a second away (``min_gap``; a held shot anchors nothing) and correlates
+    at ``min_score`` at least. The line through the anchors (constant rate: the nominal
+    one when the anchors agree with it, else a robust fit of three or more) is returned
+    as ``(offset_s, rate, anchors)`` with BG time = offset_s + rate * FG time and
+    anchors = (BG frame, FG frame, score) on the line, best first; ``None`` without two
+    agreeing anchors. It only guides what to decode; the map comes from the full match.
+    """
+    if len(planes) == 0 or fg.n < 2:
+        return None
+    size = (max(4, planes.shape[2] // 4), max(4, planes.shape[1] // 4))
+    v = normalise(area_reduce(planes, size).reshape(len(planes), -1))
+    s = np.empty((len(v), fg.n), np.float32)  # (K, N), FG in chunks: never all of it as floats
+    for lo in range(0, fg.n, 8192):
+        s[:, lo:lo + 8192] = v @ fg.vectors(lo, lo + 8192, size=size).T
+    far = max(2, int(round(0.5 * fg.fps)))
+    anchors = []
+    for i, row in enumerate(s):
+        f = int(np.argmax(row))
+        best = float(row[f])
+        rest = np.concatenate([row[:max(0, f - far)], row[f + far + 1:]])
+        gap = best - float(rest.max()) if len(rest) else best
+        # FG's first or last frame may only be the nearest to a BG frame outside FG
+        if best >= min_score and gap >= min_gap and 0 < f < fg.n - 1:
+            anchors.append((int(idx[i]), f, best))
+    if len(anchors) < 2:
+        return None
+    tb = np.array([(k + 0.5) / bg_fps for k, _, _ in anchors])
+    tf = np.array([(f + 0.5) / fg.fps for _, f, _ in anchors])
+    # a BG frame matched at this size lands within a few FG frames of its partner
+    # (measured: up to 5 at 60 fps); the line is the median of many
+    tol = max(2.0 / bg_fps, 6.0 / fg.fps)
+
+    def on_line(off: float, rate: float) -> np.ndarray:
+        return np.abs(tb - (off + rate * tf)) <= tol
+
+    need = max(2, int(math.ceil(0.5 * len(anchors))))
+    off1 = float(np.median(tb - tf))
+    ok = on_line(off1, 1.0)
+    line = (float(np.median((tb - tf)[ok])), 1.0) if ok.sum() >= need else None
+    if line is None and len(anchors) >= 3:
+        # a drift or an fps mismatch nobody declared: Theil-Sen over pairs well apart
+        i, j = np.triu_indices(len(anchors), 1)
+        far_ = np.abs(tf[j] - tf[i]) >= 0.5
+        if far_.any():
+            rate = float(np.median((tb[j] - tb[i])[far_] / (tf[j] - tf[i])[far_]))
+            if 0.5 <= rate <= 2.0:
+                off = float(np.median(tb - rate * tf))
+                ok = on_line(off, rate)
+                if ok.sum() >= max(3, need):
+                    line = (off, rate)
+    if line is None:
+        return None
+    good = sorted((a for a, o in zip(anchors, ok) if o), key=lambda a: -a[2])
+    return line[0], line[1], good
 
 
 # -- DP core ---------------------------------------------------------------------------
@@ -198,6 +263,8 @@ def _distinctness(C: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _local_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-weighted local linear regression of y on x; also the effective weight count."""
+    from scipy.ndimage import gaussian_filter1d
+
     g = lambda a: gaussian_filter1d(a, sigma, mode="constant")  # noqa: E731
     xc = x - x.mean()
     sw, swx, swy = g(w), g(w * xc), g(w * y)
