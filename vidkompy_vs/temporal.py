@@ -75,26 +75,31 @@ class TemporalResult:
 
 
 # -- anchors before the map --------------------------------------------------------------
-def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerprints, *,
+def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerprints, *, rough: bool = True,
                 min_score: float = 0.75, min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
-    """A rough time line from a few BG frames alone: each plane (BG frame ``idx[i]``,
-    cropped to FG's footprint, at FG's fingerprint size) against every FG fingerprint,
-    both reduced 4x each way: the footprint is only good to a fingerprint pixel or two
-    (measured: a 64x36 match put 3 of 8 BG frames on wrong FG frames with a crop 1.5
-    cells off; at 16x9 all 8 landed on their true frames).
+    """A time line from a few BG frames alone: each plane (BG frame ``idx[i]``, cropped
+    to FG's footprint, at FG's fingerprint size) against every FG fingerprint.
+
+    ``rough``: the footprint is only good to a fingerprint pixel or two, so both sides
+    are reduced 4x each way first (measured: at 64x36 a crop 1.5 cells off put 3 of 8
+    BG frames on wrong FG frames; at 16x9 all 8 landed on or next to their true frames),
+    and an anchor may then be a few FG frames off its partner.
 
     A BG frame anchors when its best FG frame is clearly better than any FG frame more
     than half a second away (``min_gap``; a held shot anchors nothing) and correlates
-    at ``min_score`` at least. The line through the anchors (constant rate: the nominal
-    one when the anchors agree with it, else a robust fit of three or more) is returned
-    as ``(offset_s, rate, anchors)`` with BG time = offset_s + rate * FG time and
-    anchors = (BG frame, FG frame, score) on the line, best first; ``None`` without two
-    agreeing anchors. It only guides what to decode; the map comes from the full match.
+    at ``min_score`` at least. Of the lines through the anchors (constant rate: the
+    nominal one, and a robust Theil-Sen fit of three or more for a drift or an fps
+    mismatch nobody declared) the one most anchors agree with is returned as
+    ``(offset_s, rate, anchors)``, with BG time = offset_s + rate * FG time and the
+    agreeing anchors (BG frame, FG frame, score), best first; ``None`` without half of
+    them, and two at least, agreeing. It only guides what to decode and which frames
+    to pair for the footprint; the map comes from the full match.
     """
     if len(planes) == 0 or fg.n < 2:
         return None
-    size = (max(4, planes.shape[2] // 4), max(4, planes.shape[1] // 4))
-    v = normalise(area_reduce(planes, size).reshape(len(planes), -1))
+    size = (max(4, planes.shape[2] // 4), max(4, planes.shape[1] // 4)) if rough else None
+    red = area_reduce(planes, size) if size is not None else planes
+    v = normalise(red.reshape(len(planes), -1))
     s = np.empty((len(v), fg.n), np.float32)  # (K, N), FG in chunks: never all of it as floats
     for lo in range(0, fg.n, 8192):
         s[:, lo:lo + 8192] = v @ fg.vectors(lo, lo + 8192, size=size).T
@@ -112,32 +117,29 @@ def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerpri
         return None
     tb = np.array([(k + 0.5) / bg_fps for k, _, _ in anchors])
     tf = np.array([(f + 0.5) / fg.fps for _, f, _ in anchors])
-    # a BG frame matched at this size lands within a few FG frames of its partner
-    # (measured: up to 5 at 60 fps); the line is the median of many
-    tol = max(2.0 / bg_fps, 6.0 / fg.fps)
-
-    def on_line(off: float, rate: float) -> np.ndarray:
-        return np.abs(tb - (off + rate * tf)) <= tol
-
-    need = max(2, int(math.ceil(0.5 * len(anchors))))
-    off1 = float(np.median(tb - tf))
-    ok = on_line(off1, 1.0)
-    line = (float(np.median((tb - tf)[ok])), 1.0) if ok.sum() >= need else None
-    if line is None and len(anchors) >= 3:
-        # a drift or an fps mismatch nobody declared: Theil-Sen over pairs well apart
+    # rough anchors land within a few FG frames of their partners (measured: up to 5 at
+    # 60 fps), exact ones within one; each line's offset is the median of its anchors
+    tol = max(2.0 / bg_fps, 6.0 / fg.fps) if rough else max(1.0 / bg_fps, 1.5 / fg.fps)
+    lines = [(float(np.median(tb - tf)), 1.0)]
+    if len(anchors) >= 3:
         i, j = np.triu_indices(len(anchors), 1)
-        far_ = np.abs(tf[j] - tf[i]) >= 0.5
-        if far_.any():
-            rate = float(np.median((tb[j] - tb[i])[far_] / (tf[j] - tf[i])[far_]))
+        apart = np.abs(tf[j] - tf[i]) >= 0.5
+        if apart.any():
+            rate = float(np.median((tb[j] - tb[i])[apart] / (tf[j] - tf[i])[apart]))
             if 0.5 <= rate <= 2.0:
-                off = float(np.median(tb - rate * tf))
-                ok = on_line(off, rate)
-                if ok.sum() >= max(3, need):
-                    line = (off, rate)
-    if line is None:
+                lines.append((float(np.median(tb - rate * tf)), rate))
+    best_line, best_ok = None, np.zeros(len(anchors), bool)
+    for off, rate in lines:
+        ok = np.abs(tb - (off + rate * tf)) <= tol
+        if ok.sum() >= 2:
+            off = float(np.median((tb - rate * tf)[ok]))  # once more on its own anchors
+            ok = np.abs(tb - (off + rate * tf)) <= tol
+        if ok.sum() > best_ok.sum() + (1 if best_line is not None and rate != 1.0 else 0):
+            best_line, best_ok = (off, rate), ok
+    if best_line is None or best_ok.sum() < max(2, int(math.ceil(0.5 * len(anchors)))):
         return None
-    good = sorted((a for a, o in zip(anchors, ok) if o), key=lambda a: -a[2])
-    return line[0], line[1], good
+    good = sorted((a for a, o in zip(anchors, best_ok) if o), key=lambda a: -a[2])
+    return best_line[0], best_line[1], good
 
 
 # -- DP core ---------------------------------------------------------------------------
