@@ -391,6 +391,18 @@ def _audio_match(bp: Probe, fp: Probe, cfg: dict, console: Console):
     return match_audio(a_bg, a_fg, r, windows=int(cfg.get("windows", 8)), window_s=float(cfg.get("window_s", 4.0)))
 
 
+_T0 = [0.0]
+
+
+def _trace(what: str) -> None:
+    """Stage times on stderr with VIDKOMPY_VS_TRACE=1 (where the time goes)."""
+    if os.environ.get("VIDKOMPY_VS_TRACE"):
+        import sys
+        import time
+
+        print(f"[trace] {time.perf_counter() - _T0[0]:6.2f} s  {what}", file=sys.stderr)
+
+
 def _warm_imports() -> None:
     import importlib
 
@@ -415,6 +427,9 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     ``x``/``y``/``scale`` override the spatial search by hand. Messages and progress go
     to ``console`` (stderr by default).
     """
+    import time
+
+    _T0[0] = time.perf_counter()
     console = console or Console(stderr=True)
     if method not in METHODS:
         raise VidkompyError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -449,6 +464,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                       f"{bp.sar.numerator}:{bp.sar.denominator} (non-square pixels): vidkompy-vs matches "
                       "stored pixels with one scale for both axes; resample FG to BG's pixel shape first "
                       "if the placement is off")
+    _trace("probed")
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not console.is_terminal)
@@ -474,6 +490,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # keeps FG's middle frames for the footprint search
         anchored = visual and searching and not use_audio and cfg["spatial"].get("anchors", True)
         fg_grab = sorted(set(samples) | (set(_coarse_samples(fp.frames)) if anchored else set()))
+        _trace("FG pass starts")
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
                       prog.add_task("decoding FG", total=fp.frames), fg_grab,
                       nice=10 if searching and not anchored else 0) if visual else None
@@ -553,8 +570,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 if samples and prior_pl is not None else []
             grab_bg = [j for j in grab_bg if j not in have_bg]
             use_view = may_refine and prior_pl is not None and bcrop is not None
+            _trace(f"footprint found ({spatial.method}); BG pass starts")
             fbg = _fingerprints(bp, bcrop, cfg["fingerprint"], prog, prog.add_task("decoding BG", total=bp.frames),
                                 grab_bg)
+            _trace("BG pass done")
             have_bg.update(fbg.frames)
             fbg.frames = {}
             ffg = fg_job.get()
@@ -590,7 +609,9 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # 3) visual map on the footprint
         params = TemporalParams.from_dict(cfg["temporal"])
         prior = (am.offset_s, am.rate) if audio_ok else None
+        _trace("FG pass done" if fg_job is not None else "audio")
         tr = align_visual(ffg, fbg, prior=prior, params=params)
+        _trace("matched")
         spatial0 = spatial
 
         def rematch(bcrop_new, fcrop_new, why: str):
@@ -687,6 +708,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if temporal.uncovered:
         console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
                       "their BG frame is clamped to BG's first/last frame")
+    _trace("refined")
     return Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
 
 
