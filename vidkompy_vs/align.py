@@ -200,15 +200,37 @@ class _Job(threading.Thread):
 
 def _fingerprints(p: Probe, crop: fpm.Crop | None, cfg: dict, prog: Progress, task: Any,
                   grab: list[int] | None = None, size: tuple[int, int] | None = None,
-                  nice: int = 0) -> fpm.Fingerprints:
-    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt) if grab else None
+                  nice: int = 0, watch: _Watch | None = None) -> fpm.Fingerprints:
+    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
     return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop,
                             size=tuple(cfg["size"]) if size is None else size,
                             # a VFR input is read at a constant rate by the frame server only: ffmpeg's
                             # frames could number the same and still be other frames
                             decoder="vs" if p.vfr else cfg.get("decoder", "ffmpeg"),
                             progress=lambda k: prog.advance(task, k),
-                            grab=g, nice=nice)
+                            grab=g, nice=nice, live=watch.live if watch else None)
+
+
+class _Watch:
+    """A fingerprint pass as it goes: the pictures it keeps, as they arrive, and the
+    planes decoded so far (``live``)."""
+
+    def __init__(self) -> None:
+        self.live = fpm.Live()
+        self.frames: dict[int, np.ndarray] = {}
+
+    def on_frame(self, i: int, img: np.ndarray) -> None:
+        self.frames[i] = img
+
+    def wait(self, ids: list[int], job: _Job) -> bool:
+        """Until the pictures ``ids`` are in (True) or the pass has ended (False if not)."""
+        import time
+
+        while not all(i in self.frames for i in ids):
+            if not job.is_alive():
+                return all(i in self.frames for i in ids)
+            time.sleep(0.01)
+        return True
 
 
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
@@ -263,14 +285,18 @@ ANCHOR_FRAMES = 40
 
 
 def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None, fg_job: _Job,
-                      cfg: dict, have_bg: dict[int, np.ndarray], have_fg: dict[int, np.ndarray]
+                      watch: _Watch, cfg: dict, have_bg: dict[int, np.ndarray], have_fg: dict[int, np.ndarray]
                       ) -> tuple[Spatial, Any, tuple[float, float]] | None:
     """Footprint without sound: BG's window around FG's middle at mid size (keyframes of
     a large one) gives a rough footprint (:func:`spatial.scan_window`); those BG frames,
     cropped to it, are then found among all of FG's fingerprints (:func:`temporal.anchor_line`),
     and the best frame pair gives the exact footprint, as the audio line's pair does.
     The line also says which BG frames to keep for the refinement. ``None``: no clear
-    anchors (the coarse search decides)."""
+    anchors (the coarse search decides).
+
+    FG's pass (``fg_job``, seen through ``watch``) is still running: the anchors are
+    first sought in the part decoded so far, so that BG's pass can start before FG's
+    ends; only when they are unclear there does this wait for all of FG."""
     import cv2
 
     from . import spatial as sp
@@ -279,18 +305,18 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     from .temporal import anchor_line
 
     idx = sp.coarse_samples(fp.frames)
-    box: dict[str, Any] = {}
 
     def fg_imgs() -> list[np.ndarray] | None:
-        box["fp"] = ffg = fg_job.get()
-        miss = [i for i in idx if i not in ffg.frames]  # none kept: fingerprints from the cache
-        got = dict(zip(miss, frame_arrays(fg_clip, miss, gray=True))) if miss else {}
-        return [ffg.frames[i] if i in ffg.frames else got[i] for i in idx]
+        if not watch.wait(idx, fg_job):
+            fg_job.get()  # its error, if it failed; else none kept (fingerprints from the cache)
+        return [read_fg(i) for i in idx]
+
+    def read_fg(f: int) -> np.ndarray:
+        return watch.frames[f] if f in watch.frames else frame_arrays(fg_clip, [f], gray=True)[0]
 
     scan = sp.scan_window(bg_clip, fg_clip, fg_imgs, bg_path=bp.path, scale=scale)
-    if scan is None or "fp" not in box:
+    if scan is None:
         return None
-    ffg = box["fp"]
     w, h = tuple(cfg["fingerprint"]["size"])
     ks = sorted(scan.frames)
     ks = [ks[int(round(q))] for q in np.linspace(0, len(ks) - 1, min(len(ks), ANCHOR_FRAMES))]
@@ -313,11 +339,19 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     def fg_at(k: int, off: float, rate: float) -> int:
         return int(round(((k + 0.5) / bfps - off) / rate * ffps - 0.5))
 
-    def read_fg(f: int) -> np.ndarray:
-        return ffg.frames[f] if f in ffg.frames else frame_arrays(fg_clip, [f], gray=True)[0]
-
     rough = planes_at(scan.placement)
-    got = anchor_line(rough, ks, bfps, ffg) if rough is not None else None
+    if rough is None:
+        return None
+    got = None
+    complete = not fg_job.is_alive()
+    if not complete:
+        ffg = fpm.Fingerprints(planes=watch.live.prefix(), phash=np.zeros(0, np.uint64),
+                               energy=np.zeros(0, np.float32), fps=ffps)
+        got = anchor_line(rough, ks, bfps, ffg, complete=False) if ffg.n > 2 * ffps else None
+    _trace(f"anchors on FG's first {ffg.n if not complete else 0} frames: {'none' if got is None else len(got[2])}")
+    if got is None:
+        ffg, complete = fg_job.get(), True
+        got = anchor_line(rough, ks, bfps, ffg)
     if got is None:
         return None
     off, rate, anchors = got
@@ -335,8 +369,8 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         # The footprint is good to a pixel or two now: which FG frame BG's frame k shows,
         # exactly (its full-size picture cut there against FG's fingerprints nearby) ...
         c = crop(bimg, pl, 1.0, 1.0)
-        if c is not None:
-            lo_, hi_ = max(0, f - 8), min(fp.frames, f + 9)
+        if c is not None and f + 9 <= ffg.n:
+            lo_, hi_ = max(0, f - 8), f + 9
             near = normalise(ffg.planes[lo_:hi_].reshape(hi_ - lo_, -1)) @ normalise(c.reshape(1, -1))[0]
             f2 = lo_ + int(np.argmax(near))
             if f2 != f:
@@ -347,7 +381,8 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         # ... and the line again from all the window's frames cut there, at full
         # fingerprint size: the BG frames kept for the refinement follow it
         fine_planes = planes_at(pl)
-        fine = anchor_line(fine_planes, ks, bfps, ffg, rough=False) if fine_planes is not None else None
+        fine = anchor_line(fine_planes, ks, bfps, ffg, rough=False, complete=complete) \
+            if fine_planes is not None else None
         if fine is not None:
             off, rate = fine[0], fine[1]
             # A pair a frame apart on a pan fits almost as well, a pixel or so off, and
@@ -381,12 +416,12 @@ def _snap(offset: float, rate: float, bp: Probe, fp: Probe) -> tuple[float, floa
     return offset, rate
 
 
-def _audio_match(bp: Probe, fp: Probe, cfg: dict, console: Console):
+def _audio_match(bg: str, fg: str, cfg: dict):
     from .audio import load_audio, match_audio
 
     r = int(cfg.get("rate", 8000))
-    bg_job = _Job(load_audio, bp.path, r)  # two ffmpeg decodes at once
-    a_fg = load_audio(fp.path, r)
+    bg_job = _Job(load_audio, bg, r)  # two ffmpeg decodes at once
+    a_fg = load_audio(fg, r)
     a_bg = bg_job.get()
     return match_audio(a_bg, a_fg, r, windows=int(cfg.get("windows", 8)), window_s=float(cfg.get("window_s", 4.0)))
 
@@ -406,8 +441,8 @@ def _trace(what: str) -> None:
 def _warm_imports() -> None:
     import importlib
 
-    for m in ("cv2", "scipy.fft", "scipy.ndimage", "vidkompy_vs.spatial", "scipy.interpolate", "scipy.optimize",
-              "scipy.spatial"):
+    # what every run uses (the rest, e.g. scipy.optimize for ramps, loads where it is used)
+    for m in ("cv2", "vidkompy_vs.spatial", "scipy.fft", "scipy.ndimage"):
         try:
             importlib.import_module(m)
         except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
@@ -439,6 +474,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     # scipy and OpenCV take about half a second to import: load them while the inputs are
     # probed (ffprobe and index builds leave a core idle) rather than on the first use
     threading.Thread(target=_warm_imports, daemon=True).start()
+    # the sound needs no probe (without one, ffmpeg fails at once and the job says so;
+    # it is used only when both inputs turn out to have audio): start it first
+    early_audio = _Job(_audio_match, os.fspath(bg), os.fspath(fg), cfg["audio"]) \
+        if method in ("auto", "audio") else None
     # probing builds each input's index (a demux pass): both at once
     bp_job = _Job(probe, bg)
     fp = probe(fg)
@@ -491,12 +530,13 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         anchored = visual and searching and not use_audio and cfg["spatial"].get("anchors", True)
         fg_grab = sorted(set(samples) | (set(_coarse_samples(fp.frames)) if anchored else set()))
         _trace("FG pass starts")
+        fg_watch = _Watch()
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
                       prog.add_task("decoding FG", total=fp.frames), fg_grab,
-                      nice=10 if searching and not anchored else 0) if visual else None
+                      nice=10 if searching and not anchored else 0, watch=fg_watch) if visual else None
         have_bg: dict[int, np.ndarray] = {}
         have_fg: dict[int, np.ndarray] = {}
-        audio_job = _Job(_audio_match, bp, fp, cfg["audio"], console) if use_audio else None
+        audio_job = early_audio if use_audio else None
 
         # 1) coarse spatial: the footprint the temporal fingerprints are taken in
         prior_pl = None
@@ -529,7 +569,8 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             anchor_line = None
             if got is None and anchored:
                 try:
-                    found = _anchored_spatial(bg_clip, fg_clip, bp, fp, scale, fg_job, cfg, have_bg, have_fg)
+                    found = _anchored_spatial(bg_clip, fg_clip, bp, fp, scale, fg_job, fg_watch, cfg, have_bg,
+                                              have_fg)
                 except VidkompyError:
                     raise
                 except Exception as e:  # noqa: BLE001 - the search below is the fallback

@@ -152,6 +152,23 @@ class Grab:
         return sorted({int(i) for i in self.indices if 0 <= int(i) < frames})
 
 
+@dataclass
+class Live:
+    """The planes of a pass still under way: ``planes[:count]`` are final (a caller in
+    another thread may start on FG's beginning before its end is decoded)."""
+
+    planes: np.ndarray | None = None
+    count: int = 0
+
+    def start(self, planes: np.ndarray) -> None:
+        self.count = 0
+        self.planes = planes
+
+    def prefix(self) -> np.ndarray:
+        n = self.count
+        return np.zeros((0, 1, 1), np.uint8) if self.planes is None else self.planes[:n].copy()
+
+
 MAX_RUNS = 32
 
 
@@ -190,7 +207,8 @@ def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out:
 
 def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
                    progress: Progress | None, grab: Grab | None = None,
-                   grabbed: dict[int, np.ndarray] | None = None, nice: int = 0) -> np.ndarray | None:
+                   grabbed: dict[int, np.ndarray] | None = None, nice: int = 0,
+                   live: Live | None = None) -> np.ndarray | None:
     """All frames through one ffmpeg pipe; ``None`` when its frame count differs from ``expect``.
 
     With ``grab`` a second output of the same decode carries the wanted frames at full
@@ -226,6 +244,8 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     fsize = w * h
     # Room for a few extra frames so a count mismatch is detected rather than truncated.
     buf = np.empty((expect + 16) * fsize, np.uint8)
+    if live is not None:
+        live.start(buf.reshape(expect + 16, h, w))
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
                                 pass_fds=(wfd,) if gidx else ())
@@ -261,6 +281,8 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         got += k
         if progress is not None and got // fsize > before:
             progress(got // fsize - before)
+        if live is not None:
+            live.count = min(expect, got // fsize)
     if overflow:
         proc.kill()
     proc.wait()
@@ -276,7 +298,8 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
 
 
 def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Progress | None,
-               grab: Grab | None = None, grabbed: dict[int, np.ndarray] | None = None) -> np.ndarray:
+               grab: Grab | None = None, grabbed: dict[int, np.ndarray] | None = None,
+               live: Live | None = None) -> np.ndarray:
     """All frames through VapourSynth/LWLibav (the renderer's own frame numbering)."""
     import vapoursynth as vs
 
@@ -292,6 +315,8 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
     node = vs.core.resize.Bilinear(clip, width=size[0], height=size[1], format=vs.GRAY8, **kw)
     out = np.empty((node.num_frames, size[1], size[0]), np.uint8)
     want = set(grab.wanted(node.num_frames)) if grab is not None else set()
+    if live is not None:
+        live.start(out)
     for n, f in enumerate(node.frames(close=True)):
         out[n] = np.asarray(f[0])
         if n in want and full is not None and grabbed is not None:
@@ -302,20 +327,23 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
                 grab.on_frame(n, img)
         if progress is not None:
             progress(1)
+        if live is not None:
+            live.count = n + 1
     return out
 
 
 def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop: Crop | None = None,
                  size: tuple[int, int] = DEFAULT_SIZE, decoder: str = "ffmpeg",
                  progress: Progress | None = None, cache: bool = True, grab: Grab | None = None,
-                 nice: int = 0) -> Fingerprints:
+                 nice: int = 0, live: Live | None = None) -> Fingerprints:
     """Fingerprints of every frame of ``path`` (optionally cropped first), from the cache if present.
 
     ``frames`` is the LWLibav frame count the result must have (the map indexes those).
     ``grab`` asks for some frames at full resolution from the same decode (the result's
     ``frames``); from the cache, or when they cannot be had exactly, there are none and
     the caller reads them itself. ``nice``: run the decoder at that lower CPU priority
-    (a pass that has time, beside work that everything else waits for).
+    (a pass that has time, beside work that everything else waits for). ``live``: where
+    another thread can read the frames decoded so far.
     """
     path = str(path)
     size = (int(size[0]), int(size[1]))
@@ -327,20 +355,24 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
             planes = np.load(cfile, allow_pickle=False)
             if planes.shape != (frames, size[1], size[0]):
                 planes = None
-            elif progress is not None:
-                progress(frames)
+            else:
+                if progress is not None:
+                    progress(frames)
+                if live is not None:
+                    live.start(planes)
+                    live.count = frames
         except (OSError, ValueError):
             planes = None
     grabbed: dict[int, np.ndarray] = {}
     if planes is None:
         if decoder == "ffmpeg":
-            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed, nice)
+            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed, nice, live)
             if planes is None and grab is not None:
                 grabbed.clear()  # the grabbing output is what failed? once more without it
-                planes = _decode_ffmpeg(path, crop, size, frames, progress, nice=nice)
+                planes = _decode_ffmpeg(path, crop, size, frames, progress, nice=nice, live=live)
         if planes is None:
             grabbed.clear()
-            planes = _decode_vs(path, crop, size, progress, grab, grabbed)
+            planes = _decode_vs(path, crop, size, progress, grab, grabbed, live)
         if planes.shape[0] != frames:
             raise VidkompyError(f"{path}: decoded {planes.shape[0]} frames, expected {frames}")
         if cache:

@@ -76,14 +76,16 @@ class TemporalResult:
 
 # -- anchors before the map --------------------------------------------------------------
 def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerprints, *, rough: bool = True,
-                min_score: float = 0.75, min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
+                complete: bool = True, min_score: float = 0.75, min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
     """A time line from a few BG frames alone: each plane (BG frame ``idx[i]``, cropped
     to FG's footprint, at FG's fingerprint size) against every FG fingerprint.
 
     ``rough``: the footprint is only good to a fingerprint pixel or two, so both sides
     are reduced 4x each way first (measured: at 64x36 a crop 1.5 cells off put 3 of 8
     BG frames on wrong FG frames; at 16x9 all 8 landed on or next to their true frames),
-    and an anchor may then be a few FG frames off its partner.
+    and an anchor may then be a few FG frames off its partner. ``complete=False``: ``fg``
+    is FG's beginning only (its pass is under way), and a best frame near its end may
+    have a better one beyond.
 
     A BG frame anchors when its best FG frame is clearly better than any FG frame more
     than half a second away (``min_gap``; a held shot anchors nothing) and correlates
@@ -111,7 +113,7 @@ def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerpri
         rest = np.concatenate([row[:max(0, f - far)], row[f + far + 1:]])
         gap = best - float(rest.max()) if len(rest) else best
         # FG's first or last frame may only be the nearest to a BG frame outside FG
-        if best >= min_score and gap >= min_gap and 0 < f < fg.n - 1:
+        if best >= min_score and gap >= min_gap and 0 < f < fg.n - (1 if complete else far):
             anchors.append((int(idx[i]), f, best))
     if len(anchors) < 2:
         return None
