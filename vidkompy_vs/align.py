@@ -442,7 +442,7 @@ def _warm_imports() -> None:
     import importlib
 
     # what every run uses (the rest, e.g. scipy.optimize for ramps, loads where it is used)
-    for m in ("cv2", "vidkompy_vs.spatial", "scipy.fft", "scipy.ndimage"):
+    for m in ("cv2", "vidkompy_vs.spatial"):
         try:
             importlib.import_module(m)
         except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
@@ -471,7 +471,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
-    # scipy and OpenCV take about half a second to import: load them while the inputs are
+    # OpenCV and the spatial engine take a while to import: load them while the inputs are
     # probed (ffprobe and index builds leave a core idle) rather than on the first use
     threading.Thread(target=_warm_imports, daemon=True).start()
     # the sound needs no probe (without one, ffmpeg fails at once and the job says so;

@@ -68,9 +68,17 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
 
 
 def _next_fast(n: int) -> int:
-    from scipy.fft import next_fast_len
-
-    return int(next_fast_len(n, real=True))
+    """The smallest 2-3-5-smooth size >= n (a fast FFT length)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))  # times the power of 2 reaching n
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def gcc_phat(bg: np.ndarray, fg: np.ndarray, *, lag_min: int | None = None,
@@ -80,7 +88,7 @@ def gcc_phat(bg: np.ndarray, fg: np.ndarray, *, lag_min: int | None = None,
     Returns (lag, peak, confidence), confidence = 1 - second peak / peak, the second peak
     taken ``exclude`` samples or more away. ``lag_min``/``lag_max`` bound the search.
     """
-    from scipy.fft import irfft, rfft
+    from numpy.fft import irfft, rfft
 
     n = _next_fast(len(bg) + len(fg))
     B = rfft(bg, n)

@@ -99,6 +99,14 @@ def _resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
     return cv2.resize(img, None, fx=fx, fy=fy, interpolation=interp)
 
 
+def _median_nearest(a: np.ndarray, k: int) -> np.ndarray:
+    """Running median of ``k`` along axis 0, edges repeated: scipy.ndimage.median_filter
+    with mode="nearest" over axis 0 only, without scipy's import on every run."""
+    r = k // 2
+    pad = np.concatenate([np.repeat(a[:1], r, axis=0), a, np.repeat(a[-1:], r, axis=0)])
+    return np.median(np.lib.stride_tricks.sliding_window_view(pad, k, axis=0), axis=-1)
+
+
 def _grad(img: np.ndarray) -> np.ndarray:
     """Gradient magnitude: edges survive colour shifts, gamma and dark grading."""
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
@@ -549,24 +557,20 @@ def _estimate_full(fg: _Img, bg: _Img, scale: float | None) -> Placement:
 
 def _pc_spectra(crops: np.ndarray) -> np.ndarray:
     """Windowed, zero-mean spectra of ``crops`` (N, h, w) for :func:`_pc_peaks`."""
-    from scipy import fft  # (scipy's imports cost a third of a second: only where used)
-
     n, h, w = crops.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
     b = (crops - crops.mean(axis=(1, 2), keepdims=True, dtype=np.float32)) * win
-    return fft.rfft2(b.astype(np.float32), axes=(1, 2), workers=-1)
+    return np.fft.rfft2(b.astype(np.float32), axes=(1, 2))
 
 
 def _pc_peaks(tpl: np.ndarray, spectra: np.ndarray) -> np.ndarray:
     """Phase-correlation peak height of ``tpl`` against each crop behind ``spectra``."""
-    from scipy import fft
-
     h, w = tpl.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    fa = fft.rfft2(((tpl - tpl.mean()) * win).astype(np.float32))
+    fa = np.fft.rfft2(((tpl - tpl.mean()) * win).astype(np.float32))
     r = spectra * np.conj(fa)
     r /= np.abs(r) + 1e-6
-    c = fft.irfft2(r, s=(h, w), axes=(1, 2), workers=-1)
+    c = np.fft.irfft2(r, s=(h, w), axes=(1, 2))
     # A sub-pixel shift splits the peak over its neighbours: sum the 3x3 around the
     # maximum, so that the height does not depend on the shift's fractional part.
     n = len(spectra)
@@ -1106,8 +1110,6 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     if len(frame_map) != nf:
         raise VidkompyError(f"frame map has {len(frame_map)} entries; FG has {nf} frames")
     _check_fit(fg.width, fg.height, bg.width, bg.height, scale)
-    from scipy.ndimage import median_filter
-
     fh, fw = fg.height, fg.width
     have_fg = dict((frames or {}).get("fg") or {})
     have_bg = dict((frames or {}).get("bg") or {})
@@ -1169,13 +1171,13 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
         # found on content that is not FG can look like a drift.
         mults = np.array([1.0, 1.0, float(max(fw, fh))])
         ts, av = t[conf_ok], a[conf_ok] * mults
-        dev = np.abs(av - median_filter(av, size=(3, 1), mode="nearest")).max(axis=1)
+        dev = np.abs(av - _median_nearest(av, 3)).max(axis=1)
         ok = dev <= max(0.75, 4 * 1.4826 * float(np.median(dev)))
         if ok.sum() >= 5:
             av = av[ok]
             # span of the 3-median: one odd sample (a scale that did not snap, a window on
             # a moving object) is no drift; a real one moves several samples
-            sm = median_filter(av, size=(3, 1), mode="nearest")
+            sm = _median_nearest(av, 3)
             span = sm.max(axis=0) - sm.min(axis=0)
             d2 = av[2:] - 2 * av[1:-1] + av[:-2]
             noise = 1.4826 * np.median(np.abs(d2), axis=0) / math.sqrt(6)
@@ -1235,7 +1237,6 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
     Returns the track and its confidence (median sample confidence times the share of
     samples kept)."""
     from scipy.interpolate import PchipInterpolator
-    from scipy.ndimage import median_filter
 
     step = max(1, int(round(nf / 32)))
     dense = sorted((set(range(0, nf, step)) | {nf - 1}) - (unc or set()) | set(idx))
@@ -1256,7 +1257,7 @@ def _track(run, ests: list[Placement], idx: list[int], nf: int, scale: float | N
     # drop outliers against a 5-sample running median before interpolating
     ok = c >= 0.5 * np.median(c)
     for j in range(3):
-        ref = median_filter(a[:, j], size=5, mode="nearest")
+        ref = _median_nearest(a[:, j], 5)
         tol = 1.5 if j < 2 else 1.5 / max(fw, fh)
         ok &= np.abs(a[:, j] - ref) <= tol
     if ok.sum() < 2:
