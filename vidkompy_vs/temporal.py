@@ -23,6 +23,7 @@ The DP loops in Python once per FG row (vectorised over the band), never per cel
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -383,31 +384,59 @@ CELL_NEAR = 0.2
 CELL_GAPS = 400  # at most this many gaps (a linear program or two each, ~2 ms) per call
 
 
+@functools.lru_cache(maxsize=16)
+def _subsets(n: int, r: int) -> np.ndarray:
+    """All r-subsets of range(n), one per row."""
+    from itertools import combinations
+
+    return np.array(list(combinations(range(n), r)), dtype=np.intp)
+
+
+def _det(M: np.ndarray) -> np.ndarray:
+    """Determinants of a stack of 2x2 or 3x3 matrices."""
+    if M.shape[1] == 2:
+        return M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] * M[:, 1, 0]
+    return (M[:, 0, 0] * (M[:, 1, 1] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 1])
+            - M[:, 0, 1] * (M[:, 1, 0] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 0])
+            + M[:, 0, 2] * (M[:, 1, 0] * M[:, 2, 1] - M[:, 1, 1] * M[:, 2, 0]))
+
+
 def _cell_vertices(d: np.ndarray, k: np.ndarray, deg: int) -> tuple[np.ndarray, float] | None:
     """Vertices of the polytope of polynomials (degree ``deg``, coefficients of
     ``(d/s)**e``) passing through every cell ``[k - 0.5, k + 0.5)`` at offsets ``d``; and
-    ``s``. ``None`` when no such polynomial exists."""
-    from scipy.optimize import linprog
-    from scipy.spatial import HalfspaceIntersection
+    ``s``. ``None`` when no such polynomial exists (or only a degenerate one).
 
+    At most a few dozen half-spaces in 2 or 3 dimensions: every vertex is where ``deg+1``
+    of their planes meet, so all such points are solved for at once and the feasible ones
+    kept (numpy; a linear program and qhull gave the same vertices but scipy.optimize
+    alone takes half a second to import)."""
     s = float(max(1.0, np.abs(d).max()))
     u = d / s
     A = np.stack([u ** e for e in range(deg + 1)], axis=1)
     a_ub = np.vstack([A, -A])
     b_ub = np.concatenate([k + 0.5 - 1e-6, -(k - 0.5)])
-    # the Chebyshev centre: an interior point, and whether there is an interior at all
-    norm = np.linalg.norm(a_ub, axis=1)
-    c = np.zeros(deg + 2)
-    c[-1] = -1.0
-    r = linprog(c, A_ub=np.hstack([a_ub, norm[:, None]]), b_ub=b_ub,
-                bounds=[(None, None)] * (deg + 1) + [(0, None)], method="highs")
-    if r.status != 0 or r.x[-1] <= 1e-9:
+    idx = _subsets(len(a_ub), deg + 1)
+    M, b = a_ub[idx], b_ub[idx]
+    # Cramer's rule on every (deg+1)-subset at once (closed-form 2x2/3x3 determinants:
+    # LAPACK per tiny matrix is ten times slower)
+    det = _det(M)
+    ok = np.abs(det) > 1e-12
+    if not ok.any():
         return None
-    try:
-        hs = HalfspaceIntersection(np.hstack([a_ub, -b_ub[:, None]]), r.x[:-1])
-    except Exception:  # noqa: BLE001 - qhull on a degenerate polytope: no sharper answer
+    M, b, det = M[ok], b[ok], det[ok]
+    pts = np.empty((len(M), deg + 1))
+    for j in range(deg + 1):
+        Mj = M.copy()
+        Mj[:, :, j] = b
+        pts[:, j] = _det(Mj) / det
+    scale = np.maximum(np.abs(b_ub), 1.0)
+    feas = ((pts @ a_ub.T - b_ub) <= 1e-9 * scale).all(axis=1)
+    v = pts[feas]
+    # an interior (the cells overlap in more than a point or an edge): its vertices span
+    # every dimension
+    if len(v) < deg + 2 or np.linalg.matrix_rank(v[1:] - v[0], tol=1e-9) < deg + 1:
         return None
-    return hs.intersections, s
+    return v, s
 
 
 def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -> np.ndarray:
