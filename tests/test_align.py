@@ -294,3 +294,48 @@ def test_edit_list_hidden_frames_are_not_shown(clips: dict[str, Path], tmp_path:
     con, _ = _console()
     a = align(clips["bg"], cut, console=con)
     assert a.temporal.frame_map == list(range(43, 130))
+
+
+def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # No sound: BG frames around FG's middle are found among FG's own fingerprints, and
+    # the exact pair they give places FG; the coarse search through BG never runs.
+    import vidkompy_vs.align as A
+
+    took: list[bool] = []
+    real = A._anchored_spatial
+
+    def spy(*a, **k):
+        r = real(*a, **k)
+        took.append(r is not None)
+        return r
+
+    def no_search(*a, **k):
+        raise AssertionError("the coarse search ran")
+
+    monkeypatch.setattr(A, "_anchored_spatial", spy)
+    monkeypatch.setattr(A, "_coarse_spatial", no_search)
+    con, _ = _console()
+    a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
+    assert took == [True]
+    assert a.temporal.frame_map == list(range(30, 130))
+    # (as before this path existed: the centre exact, the scale free and 0.4 % off on this
+    # synthetic picture)
+    s = a.spatial
+    assert abs(s.x + 80 * s.scale - 140) < 0.1 and abs(s.y + 60 * s.scale - 100) < 0.1
+    assert s.scale == pytest.approx(1.0, abs=0.005)
+
+
+def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidkompy_vs.align as A
+
+    con, buf = _console()
+    a = align(clips["bg"], clips["fg50"], console=con)
+    decodes: list[int] = []
+    real = A._fingerprints
+    monkeypatch.setattr(A, "_fingerprints", lambda *x, **k: decodes.append(1) or real(*x, **k))
+    b = align(clips["bg"], clips["fg50"], console=con)
+    assert decodes == [] and "from the cache" in buf.getvalue()
+    assert b.to_dict() == a.to_dict()
+    # another setting is another result
+    c = align(clips["bg"], clips["fg50"], method="visual", preset="precise", console=con)
+    assert decodes and c.temporal.frame_map == a.temporal.frame_map

@@ -231,3 +231,90 @@ def test_indistinct_neighbours_give_the_plain_line() -> None:
     r = tm.align_visual(fpm.from_planes(fg, 25.0), fpm.from_planes(bg.round().astype(np.uint8), 25.0))
     assert r.rate == pytest.approx(1.0, abs=1e-3)
     assert (r.frame_map == m).mean() >= 0.95 and np.abs(r.frame_map - m).max() <= 1
+
+
+def test_anchor_line_from_a_few_bg_frames() -> None:
+    # FG at 50 fps; BG at 25 shows FG frame 2k - 20 at its frame k (BG time = 0.41 s +
+    # FG time). A few BG frames found among all of FG give that line, with and without
+    # the 4x reduction for a footprint that is only roughly known.
+    fg = fpm.from_planes(SRC[:600], 50.0)
+    ks = list(range(40, 200, 9))
+    planes = SRC[[2 * k - 20 for k in ks]]
+    for rough in (True, False):
+        got = tm.anchor_line(planes, ks, 25.0, fg, rough=rough)
+        assert got is not None
+        off, rate, anchors = got
+        assert off == pytest.approx(0.41, abs=0.005) and rate == 1.0
+        # the partner or a frame with the same picture (the walk stands still at times);
+        # reduced 4x, a frame may also land next to it: the line is their median
+        assert all(np.array_equal(SRC[f], SRC[2 * k - 20]) or (rough and abs(f - (2 * k - 20)) <= 3)
+                   for k, f, _ in anchors)
+    # FG still decoding: only its first 200 frames are known; anchors beyond are not made up
+    part = fpm.Fingerprints(planes=SRC[:200], phash=np.zeros(0, np.uint64), energy=np.zeros(0, np.float32), fps=50.0)
+    got = tm.anchor_line(planes, ks, 25.0, part, complete=False)
+    assert got is not None and got[0] == pytest.approx(0.41, abs=0.005)
+    assert all(f < 200 - 25 and np.array_equal(SRC[f], SRC[2 * k - 20]) for k, f, _ in got[2])
+    # a drift nobody declared (BG 3 % slower), anchors on an exact footprint: the fitted
+    # rate, not the nominal one (rough anchors allow a few frames each, and take the
+    # nominal line while it holds them all: the fine pass follows in align)
+    ks2 = list(range(10, 300, 12))
+    fs = [int(round((k + 0.5) / 1.03 - 0.5)) for k in ks2]
+    got = tm.anchor_line(SRC[fs], ks2, 25.0, fpm.from_planes(SRC[:400], 25.0), rough=False)
+    assert got is not None and got[1] == pytest.approx(1.03, abs=0.003)
+    # a held shot anchors nothing
+    held = np.repeat(SRC[:1], 30, axis=0)
+    assert tm.anchor_line(held[:10], list(range(10)), 25.0, fpm.from_planes(held, 25.0)) is None
+
+
+def test_numeric_helpers_equal_scipy() -> None:
+    # the hot path avoids scipy's import (a third of a CPU second per run); these stand in
+    from scipy.fft import next_fast_len
+    from scipy.ndimage import gaussian_filter1d, median_filter, shift
+
+    from vidkompy_vs import spatial as sp
+
+    rng = np.random.default_rng(4)
+    a = rng.random(500)
+    for sigma in (0.7, 3.0, 40.0, 300.0):
+        assert np.allclose(tm._gauss1d(a, sigma), gaussian_filter1d(a, sigma, mode="constant"), atol=1e-12)
+    p = SRC[:5]
+    for d in ((0.3, -0.7), (2.6, 1.2)):
+        want = shift(p.astype(np.float32), (0, d[1], d[0]), order=1, mode="nearest")
+        assert np.allclose(tm._shift_planes(p, *d), want, atol=1e-3)
+    m = rng.random((11, 3))
+    assert np.array_equal(sp._median_nearest(m, 3), median_filter(m, size=(3, 1), mode="nearest"))
+    assert np.array_equal(sp._median_nearest(m[:, 0], 5), median_filter(m[:, 0], size=5, mode="nearest"))
+    for n in (1, 7, 97, 48001, 123457):
+        assert au._next_fast(n) == next_fast_len(n, real=True)
+
+
+def test_cell_vertices_match_a_linear_program() -> None:
+    # the polytope's vertices by brute force equal linprog + qhull's (what it replaced)
+    from scipy.optimize import linprog
+    from scipy.spatial import HalfspaceIntersection
+
+    rng = np.random.default_rng(2)
+    for trial in range(60):
+        deg = 1 + trial % 2
+        side = 20 if deg == 1 else 8
+        rows = np.concatenate([np.sort(rng.choice(np.arange(-60, 0), side, replace=False)),
+                               np.sort(rng.choice(np.arange(3, 60), side, replace=False))]).astype(float)
+        pos = rng.uniform(0, 1) + rng.uniform(0.3, 2.5) * rows + (rng.uniform(-0.004, 0.004) * rows ** 2 if deg == 2 else 0)
+        k = np.round(pos + (rng.normal(0, 0.3, len(rows)) if trial % 7 == 0 else 0))
+        got = tm._cell_vertices(rows, k, deg)
+        s = float(max(1.0, np.abs(rows).max()))
+        A = np.stack([(rows / s) ** e for e in range(deg + 1)], axis=1)
+        a_ub, b_ub = np.vstack([A, -A]), np.concatenate([k + 0.5 - 1e-6, -(k - 0.5)])
+        c = np.zeros(deg + 2)
+        c[-1] = -1.0
+        r = linprog(c, A_ub=np.hstack([a_ub, np.linalg.norm(a_ub, axis=1)[:, None]]), b_ub=b_ub,
+                    bounds=[(None, None)] * (deg + 1) + [(0, None)], method="highs")
+        if r.status != 0 or r.x[-1] <= 1e-9:
+            assert got is None
+            continue
+        want = HalfspaceIntersection(np.hstack([a_ub, -b_ub[:, None]]), r.x[:-1]).intersections
+        assert got is not None
+        u = np.linspace(-0.2, 0.2, 9)
+        val = lambda v: sum(v[:, e][:, None] * u[None, :] ** e for e in range(deg + 1))  # noqa: E731
+        assert np.allclose(val(got[0]).min(0), val(want).min(0), atol=1e-6)
+        assert np.allclose(val(got[0]).max(0), val(want).max(0), atol=1e-6)

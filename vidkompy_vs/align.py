@@ -8,6 +8,7 @@ Inputs that do not match fall back to the start-aligned map with a warning.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -456,11 +457,12 @@ def _start_map(bp: Probe, fp: Probe) -> tuple[list[int], list[int]]:
 # -- the entry point ----------------------------------------------------------------------
 def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str = "default",
           method: str = "auto", x: float | None = None, y: float | None = None,
-          scale: float | None = None, console: Console | None = None) -> Alignment:
+          scale: float | None = None, console: Console | None = None, cache: bool = True) -> Alignment:
     """Align ``fg`` to ``bg`` and return the :class:`Alignment`.
 
     ``x``/``y``/``scale`` override the spatial search by hand. Messages and progress go
-    to ``console`` (stderr by default).
+    to ``console`` (stderr by default). ``cache``: reuse (and keep) the result for the
+    same input contents, settings and code (a re-run only probes the inputs).
     """
     import time
 
@@ -471,13 +473,16 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
+    rkey = _result_key(bg, fg, cfg, method, x, y, scale) if cache else None
+    cached = rkey is not None and (_results_dir() / f"{rkey}.json").is_file()
     # OpenCV and the spatial engine take a while to import: load them while the inputs are
     # probed (ffprobe and index builds leave a core idle) rather than on the first use
-    threading.Thread(target=_warm_imports, daemon=True).start()
+    if not cached:
+        threading.Thread(target=_warm_imports, daemon=True).start()
     # the sound needs no probe (without one, ffmpeg fails at once and the job says so;
     # it is used only when both inputs turn out to have audio): start it first
     early_audio = _Job(_audio_match, os.fspath(bg), os.fspath(fg), cfg["audio"]) \
-        if method in ("auto", "audio") else None
+        if method in ("auto", "audio") and not cached else None
     # probing builds each input's index (a demux pass): both at once
     bp_job = _Job(probe, bg)
     fp = probe(fg)
@@ -504,6 +509,11 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                       "stored pixels with one scale for both axes; resample FG to BG's pixel shape first "
                       "if the placement is off")
     _trace("probed")
+    hit = _cached_result(rkey, bp, fp) if rkey and cached else None
+    if hit is not None:
+        console.print("[dim]note: same inputs and settings as an earlier run: its alignment, from the cache[/]")
+        _report(hit.spatial, hit.temporal, console)
+        return hit
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not console.is_terminal)
@@ -719,8 +729,6 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                             tr, spatial = tr1, r2
         temporal = _temporal_from(tr, bp, fp, "audio+visual" if prior is not None else "visual")
         if not tr.related:
-            console.print(f"[yellow]warning:[/] FG does not match BG (confidence {tr.confidence:.2f}): "
-                          "are these the same footage? falling back to a start-aligned map")
             fmap, unc = _start_map(bp, fp)
             temporal = Temporal(frame_map=fmap, similarity=[0.0] * n, confidence=round(float(tr.confidence), 4),
                                 method="start", offset_s=0.0, rate=1.0, uncovered=unc)
@@ -742,6 +750,19 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=float(s_c), confidence=0.0,
                           method="center")
 
+    _report(spatial, temporal, console)
+    _trace("refined")
+    result = Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
+    if rkey:
+        _keep_result(rkey, result)
+    return result
+
+
+def _report(spatial: Spatial, temporal: Temporal, console: Console) -> None:
+    """The warnings a result calls for (the same for a fresh and a cached one)."""
+    if temporal.method == "start":
+        console.print(f"[yellow]warning:[/] FG does not match BG (confidence {temporal.confidence:.2f}): "
+                      "are these the same footage? falling back to a start-aligned map")
     if temporal.method not in ("start", "audio") and spatial.method not in ("manual", "same-size", "center") \
             and spatial.confidence < 0.3:
         console.print(f"[yellow]warning:[/] FG's position is uncertain on the matched frames (spatial confidence "
@@ -749,8 +770,54 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if temporal.uncovered:
         console.print(f"[yellow]note:[/] {len(temporal.uncovered)} FG frame(s) lie outside BG; "
                       "their BG frame is clamped to BG's first/last frame")
-    _trace("refined")
-    return Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
+
+
+# -- whole results, cached --------------------------------------------------------------
+# Fingerprints and audio are cached per file, but the spatial refinement reads full-size
+# pictures (random access: most of a re-run's time). The result itself is cached under
+# the inputs' contents, every setting and the code that made it.
+@functools.lru_cache(maxsize=1)
+def _code_key() -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(f.name.encode() + b"|" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _results_dir() -> Path:
+    from .cache import cache_dir
+
+    return cache_dir("results")
+
+
+def _result_key(bg: str | os.PathLike[str], fg: str | os.PathLike[str], cfg: dict, method: str,
+                x: float | None, y: float | None, scale: float | None) -> str | None:
+    from .cache import file_key
+
+    try:
+        return file_key(bg, "result", file_key(fg), _code_key(), json.dumps(cfg, sort_keys=True), method, x, y, scale)
+    except (OSError, TypeError, ValueError):
+        return None  # not a readable file: the probe says so
+
+
+def _cached_result(key: str, bp: Probe, fp: Probe) -> Alignment | None:
+    f = _results_dir() / f"{key}.json"
+    try:
+        al = Alignment.from_dict(json.loads(f.read_text()))
+    except (OSError, ValueError, VidkompyError):
+        return None
+    # the same contents may live at other paths now
+    al.bg, al.fg = MediaInfo.from_probe(bp), MediaInfo.from_probe(fp)
+    return al
+
+
+def _keep_result(key: str, al: Alignment) -> None:
+    try:
+        al.save(_results_dir() / f"{key}.json")
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run its time
 
 
 def _as_placement(sp: Spatial) -> Any:
