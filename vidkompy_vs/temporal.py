@@ -98,8 +98,16 @@ def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerpri
     them, and two at least, agreeing. It only guides what to decode and which frames
     to pair for the footprint; the map comes from the full match.
     """
+    anchors = frame_anchors(planes, idx, fg, rough=rough, complete=complete, min_score=min_score, min_gap=min_gap)
+    return line_through(anchors, bg_fps, fg.fps, rough=rough)
+
+
+def frame_anchors(planes: np.ndarray, idx: list[int], fg: Fingerprints, *, rough: bool = True,
+                  complete: bool = True, min_score: float = 0.75,
+                  min_gap: float = 0.05) -> list[tuple[int, int, float]]:
+    """The (BG frame, FG frame, score) matches of :func:`anchor_line`, before any line."""
     if len(planes) == 0 or fg.n < 2:
-        return None
+        return []
     size = (max(4, planes.shape[2] // 4), max(4, planes.shape[1] // 4)) if rough else None
     red = area_reduce(planes, size) if size is not None else planes
     v = normalise(red.reshape(len(planes), -1))
@@ -116,13 +124,19 @@ def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerpri
         # FG's first or last frame may only be the nearest to a BG frame outside FG
         if best >= min_score and gap >= min_gap and 0 < f < fg.n - (1 if complete else far):
             anchors.append((int(idx[i]), f, best))
+    return anchors
+
+
+def line_through(anchors: list[tuple[int, int, float]], bg_fps: float, fg_fps: float, *,
+                 rough: bool = True) -> tuple[float, float, list[tuple[int, int, float]]] | None:
+    """The line :func:`anchor_line` fits through ``anchors``."""
     if len(anchors) < 2:
         return None
     tb = np.array([(k + 0.5) / bg_fps for k, _, _ in anchors])
-    tf = np.array([(f + 0.5) / fg.fps for _, f, _ in anchors])
+    tf = np.array([(f + 0.5) / fg_fps for _, f, _ in anchors])
     # rough anchors land within a few FG frames of their partners (measured: up to 5 at
     # 60 fps), exact ones within one; each line's offset is the median of its anchors
-    tol = max(2.0 / bg_fps, 6.0 / fg.fps) if rough else max(1.0 / bg_fps, 1.5 / fg.fps)
+    tol = max(2.0 / bg_fps, 6.0 / fg_fps) if rough else max(1.0 / bg_fps, 1.5 / fg_fps)
     lines = [(float(np.median(tb - tf)), 1.0)]
     if len(anchors) >= 3:
         i, j = np.triu_indices(len(anchors), 1)
