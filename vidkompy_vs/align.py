@@ -274,10 +274,15 @@ def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, fl
     return sorted(out)
 
 
+# FG's frames the anchored footprint search starts from: a little before FG's middle, so
+# that FG's pass (which they come from) reaches them sooner
+ANCHOR_AT = (0.3, 0.4, 0.5)
+
+
 def _coarse_samples(nf: int) -> list[int]:
     from .spatial import coarse_samples
 
-    return coarse_samples(nf)
+    return coarse_samples(nf, ANCHOR_AT)
 
 
 # at most this many BG frames of the scanned window are anchored (one dot product each
@@ -305,7 +310,7 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     from .sources import frame_arrays
     from .temporal import anchor_line, frame_anchors, line_through
 
-    idx = sp.coarse_samples(fp.frames)
+    idx = sp.coarse_samples(fp.frames, ANCHOR_AT)
 
     def fg_imgs() -> list[np.ndarray] | None:
         if not watch.wait(idx, fg_job):
@@ -315,7 +320,7 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     def read_fg(f: int) -> np.ndarray:
         return watch.frames[f] if f in watch.frames else frame_arrays(fg_clip, [f], gray=True)[0]
 
-    scan = sp.scan_window(bg_clip, fg_clip, fg_imgs, bg_path=bp.path, scale=scale)
+    scan = sp.scan_window(bg_clip, fg_clip, fg_imgs, bg_path=bp.path, scale=scale, at=ANCHOR_AT)
     if scan is None:
         return None
     w, h = tuple(cfg["fingerprint"]["size"])

@@ -167,8 +167,9 @@ class Live:
         self.planes = planes
 
     def prefix(self) -> np.ndarray:
+        """The final part, as a view (a copy would double an hour-long pass's memory)."""
         n = self.count
-        return np.zeros((0, 1, 1), np.uint8) if self.planes is None else self.planes[:n].copy()
+        return np.zeros((0, 1, 1), np.uint8) if self.planes is None else self.planes[:n]
 
 
 MAX_RUNS = 32
@@ -231,6 +232,10 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     if gidx:
         rfd, wfd = os.pipe()
         runs = _runs(gidx)[:MAX_RUNS]  # ffmpeg's expression parser nests: keep it short
+        # ffmpeg (5.1) holds each selected picture back until the next one is selected
+        # (measured: frame 180 came out when the pass was at 223, the next one asked for):
+        # one more frame after each run pushes the run's last one out in time
+        runs = [(a, min(b + 1, expect - 1)) for a, b in runs]
         gidx = [i for a, b in runs for i in range(a, b + 1)]
         sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
         luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"

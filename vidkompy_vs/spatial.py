@@ -785,15 +785,19 @@ def _combine(ps: list[Placement]) -> tuple[Placement, np.ndarray, float]:
     return Placement(float(med[0]), float(med[1]), float(med[2]), conf, ""), inl, spread
 
 
-def coarse_samples(nf: int) -> list[int]:
-    """FG frames the coarse search matches: FG's middle, the part most likely inside BG."""
-    return sorted({int(round(q * (nf - 1))) for q in (0.4, 0.5, 0.6)})
+COARSE_AT = (0.4, 0.5, 0.6)
 
 
-def _window_plan(nf: int, nb: int, fps: float) -> tuple[list[int], int, int]:
+def coarse_samples(nf: int, at: tuple[float, ...] = COARSE_AT) -> list[int]:
+    """FG frames the coarse search matches (at these fractions of FG): by default FG's
+    middle, the part most likely inside BG."""
+    return sorted({int(round(q * (nf - 1))) for q in at})
+
+
+def _window_plan(nf: int, nb: int, fps: float, at: tuple[float, ...] = COARSE_AT) -> tuple[list[int], int, int]:
     """(FG samples, first and last BG frame of the window searched for them): several
     seconds either side of the proportional time (BG may start earlier or later)."""
-    fidx = coarse_samples(nf)
+    fidx = coarse_samples(nf, at)
     centres = [int(round(i * nb / nf)) for i in fidx]
     half = max(8, int(round(4.0 * fps)))
     return fidx, max(0, min(centres) - half), min(nb - 1, max(centres) + half)
@@ -818,12 +822,12 @@ class Scan:
 
 
 def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[np.ndarray] | None], *,
-                bg_path: str, scale: float | None = None) -> Scan | None:
+                bg_path: str, scale: float | None = None, at: tuple[float, ...] = COARSE_AT) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
     one sequential decode at mid size (only the keyframes when the window is large; only
     the reference frames otherwise), and the multi-scale NCC search of FG's middle frames
-    on them. ``fg_imgs()`` gives those (full-size grey pictures of :func:`coarse_samples`,
+    on them. ``fg_imgs()`` gives those (full-size grey pictures of :func:`coarse_samples` ``at``,
     or ``None``); it is called once BG's window is in, so it may wait for a decode that
     runs meanwhile.
 
@@ -834,7 +838,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     _check_fit(fw, fh, bw, bh, scale)
     fps = float(bg.fps) if bg.fps.numerator else 25.0
-    fidx, lo, hi = _window_plan(nf, nb, fps)
+    fidx, lo, hi = _window_plan(nf, nb, fps, at)
     if hi - lo + 1 > WINDOW_MAX:
         return None
     sw, sh, fx, fy = _mid_size(bw, bh, fw, fh)
