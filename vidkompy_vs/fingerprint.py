@@ -187,8 +187,9 @@ def _runs(idx: list[int]) -> list[tuple[int, int]]:
 
 
 def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out: dict[int, np.ndarray],
-                on_frame: Grabbed | None) -> None:
-    """Read the selected full-size frames (in index order) from ``stream`` into ``out``."""
+                on_frame: Grabbed | None, keep: set[int] | None = None) -> None:
+    """Read the selected full-size frames (in index order) from ``stream`` into ``out``
+    (those in ``keep`` only, when given)."""
     for i in idx:
         buf = bytearray(fsize)
         view = memoryview(buf)
@@ -200,6 +201,8 @@ def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out:
             got += k
         if got < fsize:
             break
+        if keep is not None and i not in keep:
+            continue
         img = np.frombuffer(buf, np.uint8).reshape(shape)
         out[i] = img
         if on_frame is not None:
@@ -235,6 +238,7 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         # ffmpeg (5.1) holds each selected picture back until the next one is selected
         # (measured: frame 180 came out when the pass was at 223, the next one asked for):
         # one more frame after each run pushes the run's last one out in time
+        keep = {i for a, b in runs for i in range(a, b + 1)}
         runs = [(a, min(b + 1, expect - 1)) for a, b in runs]
         gidx = [i for a, b in runs for i in range(a, b + 1)]
         sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
@@ -271,7 +275,7 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         mine: dict[int, np.ndarray] = {}
         gt = threading.Thread(target=_read_grabs, daemon=True,
                               args=(gstream, gidx, grab.width * grab.height, (grab.height, grab.width), mine,
-                                    grab.on_frame))
+                                    grab.on_frame, keep))
         gt.start()
     got = 0
     view = memoryview(buf)
@@ -299,7 +303,7 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         gstream.close()
     if overflow or proc.returncode != 0 or got % fsize or got // fsize != expect:
         return None
-    if gt is not None and grabbed is not None and len(mine) == len(gidx):
+    if gt is not None and grabbed is not None and len(mine) == len(keep):
         grabbed.update(mine)
     return buf[:got].reshape(expect, h, w)
 
