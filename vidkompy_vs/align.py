@@ -370,9 +370,10 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         bimg = frame_arrays(bg_clip, [k], gray=True)[0]
         fimg = read_fg(f)
         pl = sp.estimate(fimg, bimg, scale=scale, prior=scan.placement)
-        if pl.confidence < 0.9 or (scale is None and abs(pl.scale - 1.0) > 0.005):
-            # a weak fit, or a scale other than 1 (a search around a prior can slide into
-            # one): the whole search decides, as on the audio line's pair (a blurry pair
+        if 0.6 <= pl.confidence < 0.9 or (scale is None and abs(pl.scale - 1.0) > 0.005 and pl.confidence >= 0.6):
+            # a middling fit, or a scale other than 1 (a search around a prior can slide
+            # into one; below 0.6 the estimate searched everything itself): the whole
+            # search decides, as on the audio line's pair (a blurry pair
             # settled 10 px off at 4.7 % scale, confidence 0.994; the whole search found
             # the truth within 0.13 px at scale 1, 0.998)
             full = sp.estimate(fimg, bimg, scale=scale)
