@@ -339,3 +339,25 @@ def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: 
     # another setting is another result
     c = align(clips["bg"], clips["fg50"], method="visual", preset="precise", console=con)
     assert decodes and c.temporal.frame_map == a.temporal.frame_map
+
+
+def test_result_cache_survives_a_bad_entry_and_keeps_no_fallbacks(clips: dict[str, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidkompy_vs.align as A
+    import vidkompy_vs.spatial as S
+
+    con, buf = _console()
+    # an unreadable entry is a miss: the run is made in full, with its sound
+    key = A._result_key(clips["bg"], clips["fg_off"], load_preset("fast"), "auto", None, None, None)
+    (A._results_dir() / f"{key}.json").write_text("{not json")
+    a = align(clips["bg"], clips["fg_off"], preset="fast", console=con)
+    assert a.temporal.method == "audio+visual" and a.temporal.frame_map == list(range(30, 130))
+    # a result made while an engine failed (a note says so) is not kept
+    def broken(*x, **k):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(S, "refine_from_clips", broken)
+    align(clips["bg"], clips["fg50"], preset="robust", console=con)
+    assert "spatial refinement skipped" in buf.getvalue()
+    key2 = A._result_key(clips["bg"], clips["fg50"], load_preset("robust"), "auto", None, None, None)
+    assert not (A._results_dir() / f"{key2}.json").exists()

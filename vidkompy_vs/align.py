@@ -8,6 +8,7 @@ Inputs that do not match fall back to the start-aligned map with a warning.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import math
@@ -124,7 +125,7 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
     except VidkompyError:
         raise
     except Exception as e:  # the spatial engine is optional here: never block the map on it
-        console.print(f"[yellow]note:[/] spatial engine unavailable ({type(e).__name__}: {e}); using template match")
+        _fell_back(console, f"spatial engine unavailable ({type(e).__name__}: {e}); using template match")
         return _template_placement(bg_clip, fg_clip, bp, fp, 1.0 if scale is None else scale), None
 
 
@@ -240,11 +241,13 @@ GRAB_BYTES = 96 << 20
 
 
 def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, float] | None,
-                 picks: tuple[list[int], list[int]] | None, spread: float = 0.0) -> list[int]:
+                 picks: tuple[list[int], list[int]] | None, spread: float = 0.0,
+                 pivot: float | None = None) -> list[int]:
     """BG frames likely to lie under FG frames ``samples`` once the map exists: around the
     audio line (±1 frame; with a rate known only to ``spread``, a window that widens
     with the distance from FG's middle), or around the coarse pass's picks at the nominal
-    rate (a window that widens with the distance from them, for drift); bounded by
+    rate (a window that widens with the distance from them, for drift); ``pivot``: the FG
+    frame the line's rate is exact at (default FG's middle); bounded by
     :data:`GRAB_BYTES`."""
     if not samples:
         return []
@@ -252,7 +255,7 @@ def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, fl
     if line is not None:
         off, rate = line
         centre = {i: (off + rate * (i + 0.5) / float(fp.fps)) * float(bp.fps) - 0.5 for i in samples}
-        mid = (fp.frames - 1) / 2
+        mid = (fp.frames - 1) / 2 if pivot is None else pivot
         half = {i: 1 + (1 + int(math.ceil(spread * r0 * abs(i - mid))) if spread else 0) for i in samples}
     elif picks is not None and picks[0]:
         fidx, bpk = picks
@@ -279,7 +282,7 @@ def _bg_partners(samples: list[int], bp: Probe, fp: Probe, line: tuple[float, fl
 ANCHOR_AT = (0.3, 0.4, 0.5)
 
 
-def _coarse_samples(nf: int) -> list[int]:
+def _anchor_samples(nf: int) -> list[int]:
     from .spatial import coarse_samples
 
     return coarse_samples(nf, ANCHOR_AT)
@@ -292,7 +295,7 @@ ANCHOR_FRAMES = 40
 
 def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: float | None, fg_job: _Job,
                       watch: _Watch, cfg: dict, have_bg: dict[int, np.ndarray], have_fg: dict[int, np.ndarray]
-                      ) -> tuple[Spatial, Any, tuple[float, float]] | None:
+                      ) -> tuple[Spatial, Any, tuple[float, float, float]] | None:
     """Footprint without sound: BG's window around FG's middle at mid size (keyframes of
     a large one) gives a rough footprint (:func:`spatial.scan_window`); those BG frames,
     cropped to it, are then found among all of FG's fingerprints (:func:`temporal.anchor_line`),
@@ -310,15 +313,20 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     from .sources import frame_arrays
     from .temporal import anchor_line, frame_anchors, line_through
 
-    idx = sp.coarse_samples(fp.frames, ANCHOR_AT)
+    idx = _anchor_samples(fp.frames)
 
-    def fg_imgs() -> list[np.ndarray] | None:
-        if not watch.wait(idx, fg_job):
-            fg_job.get()  # its error, if it failed; else none kept (fingerprints from the cache)
+    def fg_imgs() -> list[np.ndarray]:
+        # (no pictures come from an FG that ffmpeg cannot hand over as they are; the pass
+        # then ends without them, and they are read here)
+        if not (fpm.grabs_exact(fp.pix_fmt) or fp.vfr) or not watch.wait(idx, fg_job):
+            if not fg_job.is_alive():
+                fg_job.get()  # its error, if it failed; else none kept (fingerprints from the cache)
         return [read_fg(i) for i in idx]
 
     def read_fg(f: int) -> np.ndarray:
-        return watch.frames[f] if f in watch.frames else frame_arrays(fg_clip, [f], gray=True)[0]
+        if f in watch.frames and not watch.live.failed:
+            return watch.frames[f]
+        return frame_arrays(fg_clip, [f], gray=True)[0]
 
     scan = sp.scan_window(bg_clip, fg_clip, fg_imgs, bg_path=bp.path, scale=scale, at=ANCHOR_AT)
     if scan is None:
@@ -354,13 +362,15 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         ffg = fpm.Fingerprints(planes=watch.live.prefix(), phash=np.zeros(0, np.uint64),
                                energy=np.zeros(0, np.float32), fps=ffps)
         got = anchor_line(rough, ks, bfps, ffg, complete=False) if ffg.n > 2 * ffps else None
-    _trace(f"anchors on FG's first {ffg.n if not complete else 0} frames: {'none' if got is None else len(got[2])}")
+    if not complete:
+        _trace(f"anchors on FG's first {ffg.n} frames: {'none' if got is None else len(got[2])}")
     if got is None:
         ffg, complete = fg_job.get(), True
         got = anchor_line(rough, ks, bfps, ffg)
     if got is None:
         return None
     off, rate, anchors = got
+    pivot = float(np.median([f for _, f, _ in anchors]))
     for k, _, _ in anchors[:2]:
         # the FG frame the line (a median of many anchors) puts there: a single rough
         # anchor may land a few frames off, and a pair apart in time biases the estimate
@@ -398,16 +408,22 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         fine_planes = planes_at(pl)
         exact = frame_anchors(fine_planes, ks, ffg, rough=False, complete=complete) \
             if fine_planes is not None else []
-        if len(exact) < max(3, (len(anchors) + 1) // 2):
-            # On the right footprint the window's frames match FG's exactly, and more of
-            # them than roughly; few do when the pair was wrong and its estimate only fit
-            # (measured: a smooth, blurry shot placed 20 px off at confidence 0.999, 2
-            # exact anchors against 5 rough ones): the coarse search decides instead
-            _trace(f"anchored footprint rejected: {len(exact)} exact anchors, {len(anchors)} rough")
-            continue
         fine = line_through(exact, bfps, ffps, rough=False)
+        need = max(3, (len(anchors) + 1) // 2)
+        # On the right footprint the window's frames match FG's exactly, more of them than
+        # roughly, and in order: on one line, or (a speed ramp) at least rising together.
+        # A wrong pair whose estimate only fit leaves few (measured: a smooth, blurry shot
+        # placed 20 px off at confidence 0.999, 2 exact anchors against 5 rough ones); a
+        # shot that recurs leaves them out of order. Then the coarse search decides.
+        ordered = sorted(exact)
+        rising = all(b[1] > a[1] for a, b in zip(ordered, ordered[1:]))
+        if not ((fine is not None and len(fine[2]) >= need) or (fine is None and len(exact) >= need and rising)):
+            _trace(f"anchored footprint rejected: {len(exact)} exact anchors, "
+                   f"{0 if fine is None else len(fine[2])} on a line, {len(anchors)} rough")
+            continue
         if fine is not None:
             off, rate = fine[0], fine[1]
+            pivot = float(np.median([f for _, f, _ in fine[2]]))
             # A pair a frame apart on a pan fits almost as well, a pixel or so off, and
             # the crop cut there then favours it: the line, made from every anchor,
             # has the last word when its pair fits better (measured: 1.35 px -> 0.00)
@@ -417,9 +433,11 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
                 pl3 = sp.estimate(fimg3, bimg, scale=scale, prior=pl)
                 if pl3.confidence > pl.confidence:
                     f, fimg, pl = f3, fimg3, pl3
+        if watch.live.failed:
+            return None  # FG's first decode was thrown away: what it showed may be misnumbered
         have_bg[k], have_fg[f] = bimg, fimg
         return (Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
-                        method=str(pl.method)), pl, (off, rate))
+                        method=str(pl.method)), pl, (off, rate, pivot))
     return None
 
 
@@ -441,7 +459,13 @@ def _snap(offset: float, rate: float, bp: Probe, fp: Probe) -> tuple[float, floa
 
 def _audio_match(bg: str, fg: str, cfg: dict):
     from .audio import load_audio, match_audio
+    from .sources import has_audio
 
+    # (started before the probes: one ffprobe each first, so that a track that cannot be
+    # used is not decoded beside the work without sound)
+    for name, path in (("BG", bg), ("FG", fg)):
+        if not has_audio(path):
+            raise VidkompyError(f"{name} has no audio")
     r = int(cfg.get("rate", 8000))
     bg_job = _Job(load_audio, bg, r)  # two ffmpeg decodes at once
     a_fg = load_audio(fg, r)
@@ -450,6 +474,16 @@ def _audio_match(bg: str, fg: str, cfg: dict):
 
 
 _T0 = [0.0]
+# Fallbacks taken in this align() call (an engine failed and a simpler path stood in): a
+# result made that way is not cached, so fixing the cause fixes the next run.
+_FALLBACKS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("vk_fallbacks", default=None)
+
+
+def _fell_back(console: Console, msg: str) -> None:
+    console.print(f"[yellow]note:[/] {msg}")
+    got = _FALLBACKS.get()
+    if got is not None:
+        got.append(msg)
 
 
 def _trace(what: str) -> None:
@@ -464,7 +498,7 @@ def _trace(what: str) -> None:
 def _warm_imports() -> None:
     import importlib
 
-    # what every run uses (the rest, e.g. scipy.optimize for ramps, loads where it is used)
+    # (what every run uses; nothing of scipy's is on the common path any more)
     for m in ("cv2", "vidkompy_vs.spatial"):
         try:
             importlib.import_module(m)
@@ -489,6 +523,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     import time
 
     _T0[0] = time.perf_counter()
+    _FALLBACKS.set([])
     console = console or Console(stderr=True)
     if method not in METHODS:
         raise VidkompyError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -496,7 +531,8 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
     rkey = _result_key(bg, fg, cfg, method, x, y, scale) if cache else None
-    cached = rkey is not None and (_results_dir() / f"{rkey}.json").is_file()
+    hit = _cached_result(rkey) if rkey else None
+    cached = hit is not None
     # OpenCV and the spatial engine take a while to import: load them while the inputs are
     # probed (ffprobe and index builds leave a core idle) rather than on the first use
     if not cached:
@@ -531,10 +567,11 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                       "stored pixels with one scale for both axes; resample FG to BG's pixel shape first "
                       "if the placement is off")
     _trace("probed")
-    hit = _cached_result(rkey, bp, fp) if rkey and cached else None
     if hit is not None:
+        # the same contents may live at other paths now
+        hit.bg, hit.fg = MediaInfo.from_probe(bp), MediaInfo.from_probe(fp)
         console.print("[dim]note: same inputs and settings as an earlier run: its alignment, from the cache[/]")
-        _report(hit.spatial, hit.temporal, console)
+        _report(hit.spatial, hit.temporal, console, float(cfg["audio"].get("min_confidence", 0.3)))
         return hit
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -560,7 +597,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # (anchors): FG's pass goes first, at full speed, while BG's window is read, and
         # keeps FG's middle frames for the footprint search
         anchored = visual and searching and not use_audio and cfg["spatial"].get("anchors", True)
-        fg_grab = sorted(set(samples) | (set(_coarse_samples(fp.frames)) if anchored else set()))
+        fg_grab = sorted(set(samples) | (set(_anchor_samples(fp.frames)) if anchored else set()))
         _trace("FG pass starts")
         fg_watch = _Watch()
         fg_job = _Job(_fingerprints, fp, None, cfg["fingerprint"], prog,
@@ -595,10 +632,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 except VidkompyError:
                     got = None
                 except Exception as e:  # noqa: BLE001 - the search below is the fallback
-                    console.print(f"[yellow]note:[/] audio-guided footprint skipped ({type(e).__name__}: {e})")
+                    _fell_back(console, f"audio-guided footprint skipped ({type(e).__name__}: {e})")
                     got = None
             picks = None
-            anchor_line = None
+            anchored_line = None
             if got is None and anchored:
                 try:
                     found = _anchored_spatial(bg_clip, fg_clip, bp, fp, scale, fg_job, fg_watch, cfg, have_bg,
@@ -606,10 +643,10 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 except VidkompyError:
                     raise
                 except Exception as e:  # noqa: BLE001 - the search below is the fallback
-                    console.print(f"[yellow]note:[/] anchored footprint skipped ({type(e).__name__}: {e})")
+                    _fell_back(console, f"anchored footprint skipped ({type(e).__name__}: {e})")
                     found = None
                 if found is not None:
-                    got, anchor_line = found[:2], found[2]
+                    got, anchored_line = found[:2], found[2]
             if got is None:
                 from . import spatial as sp_mod
 
@@ -634,12 +671,12 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                         line = (am0.offset_s, am0.rate)
                 except Exception:  # noqa: BLE001 - reported below
                     line = None
-            spread = 0.0
-            if line is None and anchor_line is not None:
-                # a line from a few anchors near FG's middle: its rate is known to a few
-                # tenths of a percent, so the partners far from there get wider windows
-                line, spread = anchor_line, 0.004
-            grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None, spread) \
+            spread, pivot = 0.0, None
+            if line is None and anchored_line is not None:
+                # a line from anchors in a window of FG: its rate is known to a few tenths
+                # of a percent, so the partners far from them get wider windows
+                line, spread, pivot = anchored_line[:2], 0.004, anchored_line[2]
+            grab_bg = _bg_partners(samples, bp, fp, line, picks if line is None else None, spread, pivot) \
                 if samples and prior_pl is not None else []
             grab_bg = [j for j in grab_bg if j not in have_bg]
             use_view = may_refine and prior_pl is not None and bcrop is not None
@@ -664,15 +701,12 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
             except VidkompyError as e:
                 if method == "audio":
                     raise
-                console.print(f"[yellow]note:[/] audio skipped: {e}")
+                _fell_back(console, f"audio skipped: {e}")
     audio_ok = am is not None and am.confidence >= float(cfg["audio"].get("min_confidence", 0.3))
 
     n = fp.frames
     refined_done = False
     if method == "audio":
-        if not audio_ok:
-            console.print(f"[yellow]warning:[/] audio match is weak (confidence {am.confidence:.2f}); "
-                          "the inputs may not share a soundtrack")
         off, rate = _snap(am.offset_s, am.rate, bp, fp)
         fmap, unc = realtime_map(n, fp.fps_num, fp.fps_den, bp.frames, bp.fps_num, bp.fps_den, off, rate)
         temporal = Temporal(frame_map=fmap, similarity=[0.0] * n, confidence=float(am.confidence), method="audio",
@@ -682,7 +716,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # 3) visual map on the footprint
         params = TemporalParams.from_dict(cfg["temporal"])
         prior = (am.offset_s, am.rate) if audio_ok else None
-        _trace("FG pass done" if fg_job is not None else "audio")
+        _trace("matching")
         tr = align_visual(ffg, fbg, prior=prior, params=params)
         _trace("matched")
         spatial0 = spatial
@@ -772,16 +806,19 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=float(s_c), confidence=0.0,
                           method="center")
 
-    _report(spatial, temporal, console)
+    _report(spatial, temporal, console, float(cfg["audio"].get("min_confidence", 0.3)))
     _trace("refined")
     result = Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
-    if rkey:
+    if rkey and not _FALLBACKS.get():
         _keep_result(rkey, result)
     return result
 
 
-def _report(spatial: Spatial, temporal: Temporal, console: Console) -> None:
+def _report(spatial: Spatial, temporal: Temporal, console: Console, audio_min: float) -> None:
     """The warnings a result calls for (the same for a fresh and a cached one)."""
+    if temporal.method == "audio" and temporal.confidence < audio_min:
+        console.print(f"[yellow]warning:[/] audio match is weak (confidence {temporal.confidence:.2f}); "
+                      "the inputs may not share a soundtrack")
     if temporal.method == "start":
         console.print(f"[yellow]warning:[/] FG does not match BG (confidence {temporal.confidence:.2f}): "
                       "are these the same footage? falling back to a start-aligned map")
@@ -824,15 +861,11 @@ def _result_key(bg: str | os.PathLike[str], fg: str | os.PathLike[str], cfg: dic
         return None  # not a readable file: the probe says so
 
 
-def _cached_result(key: str, bp: Probe, fp: Probe) -> Alignment | None:
-    f = _results_dir() / f"{key}.json"
+def _cached_result(key: str) -> Alignment | None:
     try:
-        al = Alignment.from_dict(json.loads(f.read_text()))
+        return Alignment.from_dict(json.loads((_results_dir() / f"{key}.json").read_text()))
     except (OSError, ValueError, VidkompyError):
-        return None
-    # the same contents may live at other paths now
-    al.bg, al.fg = MediaInfo.from_probe(bp), MediaInfo.from_probe(fp)
-    return al
+        return None  # none, unreadable or unwritable cache: the run makes its own
 
 
 def _keep_result(key: str, al: Alignment) -> None:
@@ -862,7 +895,7 @@ def _refine(bg_clip: Any, fg_clip: Any, fmap: list[int], prior_pl: Any, scale: f
     except VidkompyError:
         raise
     except Exception as e:  # noqa: BLE001 - the coarse placement stands
-        console.print(f"[yellow]note:[/] spatial refinement skipped ({type(e).__name__}: {e})")
+        _fell_back(console, f"spatial refinement skipped ({type(e).__name__}: {e})")
         return None
 
 

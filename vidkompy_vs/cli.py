@@ -33,6 +33,8 @@ def _add_align_opts(p: argparse.ArgumentParser, preset_flag: str) -> None:
     g.add_argument("--x", type=float, help="FG's left edge in BG pixels (skip the spatial search)")
     g.add_argument("--y", type=float, help="FG's top edge in BG pixels (skip the spatial search)")
     g.add_argument("--scale", type=float, help="FG scale factor in BG (default: found, or 1)")
+    g.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="align afresh, even when the same inputs and settings were aligned before")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +99,7 @@ def _get_alignment(args: argparse.Namespace, bgp, fgp):
 
     t0 = time.perf_counter()
     al = align(args.bg, args.fg, preset=args.align_preset, method=args.method, x=args.x, y=args.y,
-               scale=args.scale, console=console)
+               scale=args.scale, console=console, cache=args.cache)
     _summary(al, time.perf_counter() - t0)
     return al
 

@@ -135,6 +135,11 @@ _LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "
           "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
 
 
+def grabs_exact(pix_fmt: str) -> bool:
+    """Whether ffmpeg's pass can hand over full-size pictures equal to the frame server's."""
+    return pix_fmt in _LUMA8
+
+
 @dataclass
 class Grab:
     """Full-resolution grey frames to keep from a fingerprint pass.
@@ -161,15 +166,19 @@ class Live:
 
     planes: np.ndarray | None = None
     count: int = 0
+    # set when a decode attempt was thrown away (its frame count was not the frame
+    # server's) and another started: what was seen of it, planes or pictures handed to
+    # Grab.on_frame, may be numbered differently
+    failed: bool = False
 
     def start(self, planes: np.ndarray) -> None:
-        self.count = 0
+        self.count = 0  # before the new buffer: a reader never pairs an old count with it
         self.planes = planes
 
     def prefix(self) -> np.ndarray:
         """The final part, as a view (a copy would double an hour-long pass's memory)."""
-        n = self.count
-        return np.zeros((0, 1, 1), np.uint8) if self.planes is None else self.planes[:n]
+        planes = self.planes  # before the count (see start)
+        return np.zeros((0, 1, 1), np.uint8) if planes is None else planes[:self.count]
 
 
 MAX_RUNS = 32
@@ -227,7 +236,7 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
         vf.append(f"crop={cw}:{ch}:{cx}:{cy}:exact=1")
     # area scaling averages every source pixel: no aliasing from fine texture or noise
     vf.append(f"scale={w}:{h}:flags=area,format=gray")
-    gidx = grab.wanted(expect) if grab is not None and grab.pix_fmt in _LUMA8 else []
+    gidx = grab.wanted(expect) if grab is not None and grabs_exact(grab.pix_fmt) else []
     # -noautorotate: the frame server does not apply a display rotation, and the map,
     # the crop and the grabbed pictures must be in its frame's coordinates
     head = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path]
@@ -378,6 +387,8 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
     if planes is None:
         if decoder == "ffmpeg":
             planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed, nice, live)
+            if planes is None and live is not None:
+                live.failed = True
             if planes is None and grab is not None:
                 grabbed.clear()  # the grabbing output is what failed? once more without it
                 planes = _decode_ffmpeg(path, crop, size, frames, progress, nice=nice, live=live)

@@ -252,6 +252,14 @@ def _discarded_packets(path: str, n: int) -> int:
     return sum("D" in ln for ln in r.stdout.splitlines()) if r.returncode == 0 else -1
 
 
+def has_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` has an audio stream (False for anything ffprobe cannot read)."""
+    try:
+        return _streams(_check_file(path))[1] is not None
+    except VidkompyError:
+        return False
+
+
 def audio_lead(path: str | os.PathLike[str]) -> float:
     """Seconds from the first video frame to the first audio sample of ``path`` (its
     streams' start times; negative when the sound starts first). Frame 0 is time 0 of

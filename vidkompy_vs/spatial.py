@@ -811,6 +811,12 @@ def _mid_size(bw: int, bh: int, fw: int, fh: int) -> tuple[int, int, float, floa
     return sw, sh, sw / bw, sh / bh
 
 
+def _thin(cand: list[int]) -> list[int]:
+    """At most ~160 candidates: a codec without B-frames hands over every frame of the
+    window, not only its reference frames."""
+    return cand[::math.ceil(len(cand) / 160)] if len(cand) > 240 else cand
+
+
 @dataclass
 class Scan:
     """BG frames around FG's middle at mid size, and FG's rough footprint among them."""
@@ -831,7 +837,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     or ``None``); it is called once BG's window is in, so it may wait for a decode that
     runs meanwhile.
 
-    ``None`` when the window cannot be read that way (too long, not numbered by constant
+    ``None`` when the window cannot be read that way (not numbered by constant
     rate timestamps, fewer than :data:`KEY_MIN` keyframes) or no footprint stands out.
     """
     nf, nb = fg.num_frames, bg.num_frames
@@ -839,8 +845,9 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     _check_fit(fw, fh, bw, bh, scale)
     fps = float(bg.fps) if bg.fps.numerator else 25.0
     fidx, lo, hi = _window_plan(nf, nb, fps, at)
-    if hi - lo + 1 > WINDOW_MAX:
-        return None
+    if hi - lo + 1 > WINDOW_MAX:  # (long inputs) the middle of it: its keyframes are read
+        lo = max(0, (lo + hi) // 2 - WINDOW_MAX // 2)
+        hi = min(nb - 1, lo + WINDOW_MAX - 1)
     sw, sh, fx, fy = _mid_size(bw, bh, fw, fh)
     if (hi - lo + 1) * bw * bh >= KEY_PIXELS:
         got = window_frames(bg_path, lo, hi, fps, (sw, sh), src_size=(bw, bh), skip="nokey")
@@ -851,9 +858,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
                             every=max(1, math.ceil((hi - lo + 1) / 640)))
         if not got or len(got) < 3:
             return None
-    cand = sorted(got)
-    if len(cand) > 240:  # codec without B-frames: every frame came
-        cand = cand[::math.ceil(len(cand) / 160)]
+    cand = _thin(sorted(got))
     imgs = fg_imgs()
     if not imgs or len(imgs) != len(fidx):
         return None
@@ -967,8 +972,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
                         # the stretches' own first and last frames (not the cuts between parts)
                         edges = {j for a, b in ivs for j in (min(k for k in c2 if k >= a),
                                                              max(k for k in c2 if k <= b))} - {lo, hi}
-                        if len(c2) > 240:  # codec without B-frames: every frame came
-                            c2 = c2[::math.ceil(len(c2) / 160)]
+                        c2 = _thin(c2)
                         m2 = [_grey(g2[j]) for j in c2]
                         r2 = _coarse_core(fgm, cand=c2, mids=m2, ft=ft, scale=scale,
                                           search=None, fw=fw, fh=fh, bw=bw, bh=bh, mid_i=mid_i)
@@ -983,9 +987,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     pool.shutdown(wait=False)
     if res is None:
         if got:
-            cand = sorted(got)
-            if len(cand) > 240:  # codec without B-frames: every frame came
-                cand = cand[::math.ceil(len(cand) / 160)]
+            cand = _thin(sorted(got))
             mids = [_grey(got[j]) for j in cand]
             del got
         else:
