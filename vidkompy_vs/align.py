@@ -120,8 +120,7 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
         from . import spatial as sp
 
         pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale, bg_path=bp.path)
-        return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
-                       method=str(pl.method)), pl
+        return _spatial_of(pl), pl
     except VidkompyError:
         raise
     except Exception as e:  # the spatial engine is optional here: never block the map on it
@@ -151,8 +150,7 @@ def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: floa
     pl = sp.estimate(fimg, bimg, scale=scale)
     if pl.confidence < 0.6:
         return None
-    return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
-                   method=str(pl.method)), pl
+    return _spatial_of(pl), pl
 
 
 def _footprint(sp: Spatial, bp: Probe, fp: Probe) -> tuple[fpm.Crop | None, fpm.Crop | None]:
@@ -353,6 +351,16 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
     def fg_at(k: int, off: float, rate: float) -> int:
         return int(round(((k + 0.5) / bfps - off) / rate * ffps - 0.5))
 
+    def other_pair(f2: int, f: int, fimg: np.ndarray, pl: Any, bimg: np.ndarray, ties: bool) -> tuple:
+        """(FG frame, its picture, placement): FG frame ``f2`` over the same BG frame
+        instead, when its placement fits better (or as well, with ``ties``)."""
+        if f2 == f or not 0 <= f2 < fp.frames:
+            return f, fimg, pl
+        fimg2 = read_fg(f2)
+        pl2 = sp.estimate(fimg2, bimg, scale=scale, prior=pl)
+        better = pl2.confidence >= pl.confidence if ties else pl2.confidence > pl.confidence
+        return (f2, fimg2, pl2) if better else (f, fimg, pl)
+
     rough = planes_at(scan.placement)
     if rough is None:
         return None
@@ -362,7 +370,6 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         ffg = fpm.Fingerprints(planes=watch.live.prefix(), phash=np.zeros(0, np.uint64),
                                energy=np.zeros(0, np.float32), fps=ffps)
         got = anchor_line(rough, ks, bfps, ffg, complete=False) if ffg.n > 2 * ffps else None
-    if not complete:
         _trace(f"anchors on FG's first {ffg.n} frames: {'none' if got is None else len(got[2])}")
     if got is None:
         ffg, complete = fg_job.get(), True
@@ -380,7 +387,7 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         bimg = frame_arrays(bg_clip, [k], gray=True)[0]
         fimg = read_fg(f)
         pl = sp.estimate(fimg, bimg, scale=scale, prior=scan.placement)
-        if 0.6 <= pl.confidence < 0.9 or (scale is None and abs(pl.scale - 1.0) > 0.005 and pl.confidence >= 0.6):
+        if pl.confidence >= 0.6 and (pl.confidence < 0.9 or (scale is None and abs(pl.scale - 1.0) > 0.005)):
             # a middling fit, or a scale other than 1 (a search around a prior can slide
             # into one; below 0.6 the estimate searched everything itself): the whole
             # search decides, as on the audio line's pair (a blurry pair
@@ -397,12 +404,7 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         if c is not None and f + 9 <= ffg.n:
             lo_, hi_ = max(0, f - 8), f + 9
             near = normalise(ffg.planes[lo_:hi_].reshape(hi_ - lo_, -1)) @ normalise(c.reshape(1, -1))[0]
-            f2 = lo_ + int(np.argmax(near))
-            if f2 != f:
-                fimg2 = read_fg(f2)
-                pl2 = sp.estimate(fimg2, bimg, scale=scale, prior=pl)
-                if pl2.confidence >= pl.confidence:
-                    f, fimg, pl = f2, fimg2, pl2
+            f, fimg, pl = other_pair(lo_ + int(np.argmax(near)), f, fimg, pl, bimg, ties=True)
         # ... and the line again from all the window's frames cut there, at full
         # fingerprint size: the BG frames kept for the refinement follow it
         fine_planes = planes_at(pl)
@@ -427,17 +429,11 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
             # A pair a frame apart on a pan fits almost as well, a pixel or so off, and
             # the crop cut there then favours it: the line, made from every anchor,
             # has the last word when its pair fits better (measured: 1.35 px -> 0.00)
-            f3 = fg_at(k, off, rate)
-            if f3 != f and 0 <= f3 < fp.frames:
-                fimg3 = read_fg(f3)
-                pl3 = sp.estimate(fimg3, bimg, scale=scale, prior=pl)
-                if pl3.confidence > pl.confidence:
-                    f, fimg, pl = f3, fimg3, pl3
+            f, fimg, pl = other_pair(fg_at(k, off, rate), f, fimg, pl, bimg, ties=False)
         if watch.live.failed:
             return None  # FG's first decode was thrown away: what it showed may be misnumbered
         have_bg[k], have_fg[f] = bimg, fimg
-        return (Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
-                        method=str(pl.method)), pl, (off, rate, pivot))
+        return _spatial_of(pl), pl, (off, rate, pivot)
     return None
 
 
@@ -530,17 +526,34 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     if scale is not None and (not math.isfinite(scale) or scale <= 0):
         raise VidkompyError(f"--scale must be a positive number, got {scale}")
     cfg = load_preset(preset)
+    audio_min = float(cfg["audio"].get("min_confidence", 0.3))
     rkey = _result_key(bg, fg, cfg, method, x, y, scale) if cache else None
     hit = _cached_result(rkey) if rkey else None
     cached = hit is not None
     # OpenCV and the spatial engine take a while to import: load them while the inputs are
     # probed (ffprobe and index builds leave a core idle) rather than on the first use
-    if not cached:
-        threading.Thread(target=_warm_imports, daemon=True).start()
+    warm = None if cached else threading.Thread(target=_warm_imports, daemon=True)
+    if warm is not None:
+        warm.start()
     # the sound needs no probe (without one, ffmpeg fails at once and the job says so;
     # it is used only when both inputs turn out to have audio): start it first
     early_audio = _Job(_audio_match, os.fspath(bg), os.fspath(fg), cfg["audio"]) \
         if method in ("auto", "audio") and not cached else None
+    try:
+        return _align(bg, fg, method, x, y, scale, console, cfg, audio_min, rkey, hit, early_audio)
+    finally:
+        # nothing started before the probes outlives the call, however it ends (an error
+        # in a probe, FG larger than BG): a daemon thread still decoding or importing
+        # when the interpreter exits can take the process down with it
+        for t in (warm, early_audio):
+            if t is not None:
+                t.join()
+
+
+def _align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], method: str, x: float | None,
+           y: float | None, scale: float | None, console: Console, cfg: dict, audio_min: float,
+           rkey: str | None, hit: Alignment | None, early_audio: _Job | None) -> Alignment:
+    """:func:`align` after its settings are checked and its early jobs started."""
     # probing builds each input's index (a demux pass): both at once
     bp_job = _Job(probe, bg)
     fp = probe(fg)
@@ -571,7 +584,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         # the same contents may live at other paths now
         hit.bg, hit.fg = MediaInfo.from_probe(bp), MediaInfo.from_probe(fp)
         console.print("[dim]note: same inputs and settings as an earlier run: its alignment, from the cache[/]")
-        _report(hit.spatial, hit.temporal, console, float(cfg["audio"].get("min_confidence", 0.3)))
+        _report(hit.spatial, hit.temporal, console, audio_min)
         return hit
     bg_clip, fg_clip = open_video(bp.path), open_video(fp.path)
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -702,7 +715,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
                 if method == "audio":
                     raise
                 _fell_back(console, f"audio skipped: {e}")
-    audio_ok = am is not None and am.confidence >= float(cfg["audio"].get("min_confidence", 0.3))
+    audio_ok = am is not None and am.confidence >= audio_min
 
     n = fp.frames
     refined_done = False
@@ -806,7 +819,7 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         spatial = Spatial(x=(bp.width - fw) / 2, y=(bp.height - fh) / 2, scale=float(s_c), confidence=0.0,
                           method="center")
 
-    _report(spatial, temporal, console, float(cfg["audio"].get("min_confidence", 0.3)))
+    _report(spatial, temporal, console, audio_min)
     _trace("refined")
     result = Alignment(bg=MediaInfo.from_probe(bp), fg=MediaInfo.from_probe(fp), spatial=spatial, temporal=temporal)
     if rkey and not _FALLBACKS.get():
@@ -873,6 +886,12 @@ def _keep_result(key: str, al: Alignment) -> None:
         al.save(_results_dir() / f"{key}.json")
     except OSError:
         pass  # a cache that cannot be written only costs the next run its time
+
+
+def _spatial_of(pl: Any) -> Spatial:
+    """A spatial.Placement as the alignment file's :class:`Spatial` (the inverse of :func:`_as_placement`)."""
+    return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                   method=str(pl.method))
 
 
 def _as_placement(sp: Spatial) -> Any:

@@ -811,6 +811,12 @@ def _mid_size(bw: int, bh: int, fw: int, fh: int) -> tuple[int, int, float, floa
     return sw, sh, sw / bw, sh / bh
 
 
+def _small_factor(sw: int, sh: int, fg_mid: np.ndarray) -> float:
+    """Mid size -> the small copies of the exhaustive search: long side ~160, FG's
+    footprint (``fg_mid``, FG at mid size) at least 20 px."""
+    return min(1.0, max(160 / max(sw, sh), 20 / min(fg_mid.shape)))
+
+
 def _thin(cand: list[int]) -> list[int]:
     """At most ~160 candidates: a codec without B-frames hands over every frame of the
     window, not only its reference frames."""
@@ -863,7 +869,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     if not imgs or len(imgs) != len(fidx):
         return None
     fgm = [_resize(_grey(g), fx, fy) for g in imgs]
-    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
+    ft = _small_factor(sw, sh, fgm[0])
     r = _coarse_core(fgm, cand=cand, mids=[_grey(got[j]) for j in cand], ft=ft, scale=scale, search=None,
                      fw=fw, fh=fh, bw=bw, bh=bh, mid_i=len(fgm) // 2)
     if r is None or r[3] < KEY_NCC1:
@@ -932,8 +938,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     fgs = [_grey(a) for a in fg_read.result()]
     # FG at the mid copies' pixel size, so that scales there are scales in full pixels
     fgm = [_resize(g, fx, fy) for g in fgs]
-    # Small copies for the exhaustive search: long side ~160, footprint >= 20 px.
-    ft = min(1.0, max(160 / max(sw, sh), 20 / min(fgm[0].shape)))
+    ft = _small_factor(sw, sh, fgm[0])
     if seq:
         if kf and len(kf) >= KEY_MIN:
             kc = sorted(kf)
