@@ -12,7 +12,7 @@ PYTHON312 ?= $(shell \
   PYENV_VERSION=$$(ls $$(pyenv root 2>/dev/null)/versions 2>/dev/null | grep '^3\.12' | tail -1) python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null && exit 0; \
   command -v python3.12)
 
-.PHONY: all setup demo test bench clean ffmpeg
+.PHONY: all setup demo test lint bench clean ffmpeg
 
 all: test
 
@@ -38,6 +38,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(VENV)/bin/ruff check vidkompy_vs tests benchmarks scripts
 
 bench: setup
 	$(PY) benchmarks/render.py

@@ -11,11 +11,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import VidkompyError
 from .fsutil import atomic_write_text
-from .sources import Probe
+
+if TYPE_CHECKING:  # loading an alignment file must not load VapourSynth
+    from .sources import Probe
 
 SCHEMA = "vidkompy-vs/alignment@1"
 
@@ -80,12 +82,41 @@ class Temporal:
 
 
 @dataclass
+class Shot:
+    """One FG shot: FG frames ``fg_start`` to ``fg_end`` (end exclusive) lie over BG frames
+    ``bg_start`` to ``bg_end`` (end exclusive, the span the map uses), with FG placed at
+    (``x``, ``y``, ``scale``) at the shot's start, matched with ``confidence`` (0..1).
+    ``active`` is FG's picture area ``[x, y, w, h]`` in FG pixels (bars excluded), or None
+    for the whole frame.
+    """
+
+    fg_start: int
+    fg_end: int
+    bg_start: int
+    bg_end: int
+    x: float
+    y: float
+    scale: float = 1.0
+    confidence: float = 0.0
+    active: list[int] | None = None
+
+
+@dataclass
 class Alignment:
     bg: MediaInfo
     fg: MediaInfo
     spatial: Spatial
     temporal: Temporal
+    shots: list[Shot] = field(default_factory=list)
     schema: str = SCHEMA
+
+    def shot_index(self) -> list[int]:
+        """The shot number of each FG frame (0 for every frame when no shots are recorded)."""
+        out = [0] * self.fg.frames
+        for k, sh in enumerate(self.shots):
+            for i in range(max(sh.fg_start, 0), min(sh.fg_end, self.fg.frames)):
+                out[i] = k
+        return out
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -111,6 +142,8 @@ class Alignment:
         d = {"schema": d.pop("schema"), **d}
         if d["spatial"]["track"] is None:
             del d["spatial"]["track"]
+        if not d["shots"]:
+            del d["shots"]
         return d
 
     def to_json(self) -> str:
@@ -258,4 +291,30 @@ def _parse(d: Any) -> Alignment:
         rate=_num(td.get("rate", 1.0), "temporal.rate", positive=True),
         uncovered=unc,
     )
-    return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal)
+    return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal, shots=_shots(d.get("shots", []), bg, fg))
+
+
+def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
+    if not isinstance(v, list):
+        raise VidkompyError("shots must be a list")
+    out: list[Shot] = []
+    prev_end = 0
+    for i, sd in enumerate(v):
+        w = f"shots[{i}]"
+        fs = _int(_need(sd, "fg_start", w), f"{w}.fg_start", lo=prev_end, hi=fg.frames - 1)
+        fe = _int(_need(sd, "fg_end", w), f"{w}.fg_end", lo=fs + 1, hi=fg.frames)
+        bs = _int(_need(sd, "bg_start", w), f"{w}.bg_start", lo=0, hi=bg.frames - 1)
+        be = _int(_need(sd, "bg_end", w), f"{w}.bg_end", lo=bs + 1, hi=bg.frames)
+        act = sd.get("active")
+        if act is not None:
+            if not isinstance(act, list) or len(act) != 4:
+                raise VidkompyError(f"{w}.active must be [x, y, w, h]")
+            ax = _int(act[0], f"{w}.active[0]", lo=0, hi=fg.width - 1)
+            ay = _int(act[1], f"{w}.active[1]", lo=0, hi=fg.height - 1)
+            act = [ax, ay, _int(act[2], f"{w}.active[2]", lo=1, hi=fg.width - ax),
+                   _int(act[3], f"{w}.active[3]", lo=1, hi=fg.height - ay)]
+        out.append(Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
+                        scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
+                        confidence=_num(sd.get("confidence", 0.0), f"{w}.confidence"), active=act))
+        prev_end = fe
+    return out
