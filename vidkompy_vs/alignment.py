@@ -21,6 +21,17 @@ if TYPE_CHECKING:  # loading an alignment file must not load VapourSynth
 
 SCHEMA = "vidkompy-vs/alignment@1"
 
+# Sanity limits for loaded files. A value outside them cannot come from an alignment of
+# real inputs, and some would make ``comp`` build an absurd graph (FG scaled to nothing,
+# a resize to millions of pixels) that hangs or crashes instead of failing.
+MAX_SIDE = 1 << 16  # pixels
+MAX_FRAMES = 1 << 28
+FPS_RANGE = (0.1, 1000.0)
+MIN_FG_PX = 2.0  # FG's smaller side after scaling
+MAX_FG_OVER_BG = 16.0  # FG's scaled sides against BG's
+RATE_RANGE = (0.01, 100.0)  # BG seconds per FG second
+SLACK = 1e-3  # for values rounded on the way to the file (float32 similarities)
+
 
 @dataclass
 class MediaInfo:
@@ -208,11 +219,13 @@ def _need(d: Any, key: str, where: str) -> Any:
     return d[key]
 
 
-def _num(v: Any, where: str, *, positive: bool = False) -> float:
+def _num(v: Any, where: str, *, positive: bool = False, lo: float | None = None, hi: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise VidkompyError(f"{where} must be a finite number, got {v!r}")
     if positive and v <= 0:
         raise VidkompyError(f"{where} must be > 0, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise VidkompyError(f"{where} = {v!r} is out of range [{lo:g}, {hi:g}]")
     return float(v)
 
 
@@ -224,15 +237,58 @@ def _int(v: Any, where: str, *, lo: int | None = None, hi: int | None = None) ->
     return v
 
 
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str) or len(v) > 4096:
+        raise VidkompyError(f"{where} must be a string (up to 4096 characters)")
+    return v
+
+
+def _unit(v: Any, where: str) -> float:
+    """A confidence or similarity: 0..1 (similarities -1..1), a little rounding allowed."""
+    return _num(v, where, lo=-1.0 - SLACK, hi=1.0 + SLACK)
+
+
+def check_placement(x: float, y: float, scale: float, bg: MediaInfo | Probe, fg: MediaInfo | Probe,
+                    where: str = "spatial") -> None:
+    """Raise unless FG scaled by ``scale`` at (``x``, ``y``) is a placement ``comp`` can build.
+
+    FG must keep at least 2 px a side and stay within 16x BG's size, and its corner
+    within a few BG sizes of BG: anything else is no alignment of these inputs, and a
+    value such as ``scale = 1e-9`` would otherwise send the renderer into a resize to
+    nothing (or to millions of pixels) that never ends.
+    """
+    for name, v in (("x", x), ("y", y), ("scale", scale)):
+        _num(v, f"{where}.{name}", positive=name == "scale")
+    fw, fh = fg.width * scale, fg.height * scale
+    if min(fw, fh) < MIN_FG_PX or fw > MAX_FG_OVER_BG * bg.width or fh > MAX_FG_OVER_BG * bg.height:
+        raise VidkompyError(f"{where}.scale = {scale:g} makes FG {fw:.4g}x{fh:.4g} px; it must be at least "
+                            f"{MIN_FG_PX:g} px a side and at most {MAX_FG_OVER_BG:g}x BG ({bg.width}x{bg.height})")
+    for name, v, lim in (("x", x, 4 * bg.width + fw), ("y", y, 4 * bg.height + fh)):
+        if abs(v) > lim:
+            raise VidkompyError(f"{where}.{name} = {v:g} is out of range [{-lim:g}, {lim:g}] (a few BG sizes)")
+
+
 def _media(d: Any, where: str) -> MediaInfo:
-    return MediaInfo(
-        path=str(_need(d, "path", where)),
-        width=_int(_need(d, "width", where), f"{where}.width", lo=1),
-        height=_int(_need(d, "height", where), f"{where}.height", lo=1),
-        fps_num=_int(_need(d, "fps_num", where), f"{where}.fps_num", lo=1),
-        fps_den=_int(_need(d, "fps_den", where), f"{where}.fps_den", lo=1),
-        frames=_int(_need(d, "frames", where), f"{where}.frames", lo=1),
+    m = MediaInfo(
+        path=_str(_need(d, "path", where), f"{where}.path"),
+        width=_int(_need(d, "width", where), f"{where}.width", lo=1, hi=MAX_SIDE),
+        height=_int(_need(d, "height", where), f"{where}.height", lo=1, hi=MAX_SIDE),
+        fps_num=_int(_need(d, "fps_num", where), f"{where}.fps_num", lo=1, hi=1 << 31),
+        fps_den=_int(_need(d, "fps_den", where), f"{where}.fps_den", lo=1, hi=1 << 31),
+        frames=_int(_need(d, "frames", where), f"{where}.frames", lo=1, hi=MAX_FRAMES),
     )
+    if not FPS_RANGE[0] <= m.fps <= FPS_RANGE[1]:
+        raise VidkompyError(f"{where}: frame rate {m.fps_num}/{m.fps_den} is out of range "
+                            f"[{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] fps")
+    return m
+
+
+def _list(v: Any, where: str, n: int | None = None) -> list:
+    if not isinstance(v, list) or (n is not None and len(v) != n):
+        got = len(v) if isinstance(v, list) else type(v).__name__
+        raise VidkompyError(f"{where} has {got} entries; FG has {n} frames" if n is not None
+                            else f"{where} must be a list")
+    return v
 
 
 def _parse(d: Any) -> Alignment:
@@ -243,60 +299,62 @@ def _parse(d: Any) -> Alignment:
         raise VidkompyError(f"unknown schema {schema!r}; expected {SCHEMA!r}")
     bg = _media(_need(d, "bg", "alignment"), "bg")
     fg = _media(_need(d, "fg", "alignment"), "fg")
+    return Alignment(bg=bg, fg=fg, spatial=_spatial(_need(d, "spatial", "alignment"), bg, fg),
+                     temporal=_temporal(_need(d, "temporal", "alignment"), bg, fg),
+                     shots=_shots(d.get("shots", []), bg, fg))
 
-    sd = _need(d, "spatial", "alignment")
+
+def _spatial(sd: Any, bg: MediaInfo, fg: MediaInfo) -> Spatial:
     track = sd.get("track") if isinstance(sd, dict) else None
     if track is not None:
-        if not isinstance(track, list) or len(track) != fg.frames:
-            n = len(track) if isinstance(track, list) else type(track).__name__
-            raise VidkompyError(f"spatial.track has {n} entries; FG has {fg.frames} frames")
+        _list(track, "spatial.track", fg.frames)
         for i, row in enumerate(track):
             if not isinstance(row, list) or len(row) != 3:
                 raise VidkompyError(f"spatial.track[{i}] must be [x, y, scale]")
-            _num(row[0], f"spatial.track[{i}][0]")
-            _num(row[1], f"spatial.track[{i}][1]")
-            _num(row[2], f"spatial.track[{i}][2]", positive=True)
+            w = f"spatial.track[{i}]"
+            for k, v in enumerate(row):
+                _num(v, f"{w}[{k}]")
+            check_placement(row[0], row[1], row[2], bg, fg, w)
         track = [[float(v) for v in row] for row in track]
     spatial = Spatial(
         x=_num(_need(sd, "x", "spatial"), "spatial.x"),
         y=_num(_need(sd, "y", "spatial"), "spatial.y"),
         scale=_num(sd.get("scale", 1.0), "spatial.scale", positive=True),
-        confidence=_num(sd.get("confidence", 0.0), "spatial.confidence"),
-        method=str(sd.get("method", "")),
+        confidence=_unit(sd.get("confidence", 0.0), "spatial.confidence"),
+        method=_str(sd.get("method", ""), "spatial.method"),
         track=track,
     )
+    check_placement(spatial.x, spatial.y, spatial.scale, bg, fg)
+    return spatial
 
-    td = _need(d, "temporal", "alignment")
-    fmap = _need(td, "frame_map", "temporal")
-    if not isinstance(fmap, list) or len(fmap) != fg.frames:
-        n = len(fmap) if isinstance(fmap, list) else type(fmap).__name__
-        raise VidkompyError(f"temporal.frame_map has {n} entries; FG has {fg.frames} frames")
+
+def _temporal(td: Any, bg: MediaInfo, fg: MediaInfo) -> Temporal:
+    fmap = _list(_need(td, "frame_map", "temporal"), "temporal.frame_map", fg.frames)
     for i, v in enumerate(fmap):
         _int(v, f"temporal.frame_map[{i}]", lo=0, hi=bg.frames - 1)
-    sim = td.get("similarity", [0.0] * fg.frames)
-    if not isinstance(sim, list) or len(sim) != fg.frames:
-        n = len(sim) if isinstance(sim, list) else type(sim).__name__
-        raise VidkompyError(f"temporal.similarity has {n} entries; FG has {fg.frames} frames")
-    sim = [_num(v, f"temporal.similarity[{i}]") for i, v in enumerate(sim)]
-    unc = td.get("uncovered", [])
-    if not isinstance(unc, list):
-        raise VidkompyError("temporal.uncovered must be a list of FG frame indices")
+    sim = _list(td.get("similarity", [0.0] * fg.frames), "temporal.similarity", fg.frames)
+    sim = [_unit(v, f"temporal.similarity[{i}]") for i, v in enumerate(sim)]
+    unc = _list(td.get("uncovered", []), "temporal.uncovered")
     unc = [_int(v, f"temporal.uncovered[{i}]", lo=0, hi=fg.frames - 1) for i, v in enumerate(unc)]
-    temporal = Temporal(
+    if any(b <= a for a, b in zip(unc, unc[1:], strict=False)):
+        raise VidkompyError("temporal.uncovered must list FG frames in increasing order, each once")
+    rate = _num(td.get("rate", 1.0), "temporal.rate", lo=RATE_RANGE[0], hi=RATE_RANGE[1])
+    # BG time = offset_s + rate * FG time: an offset beyond both lengths (and a minute) lines
+    # nothing up, and as an audio delay it would have ffmpeg make hours of silence
+    lim = 2 * (bg.frames / bg.fps + rate * fg.frames / fg.fps) + 60
+    return Temporal(
         frame_map=list(fmap),
         similarity=sim,
-        confidence=_num(td.get("confidence", 0.0), "temporal.confidence"),
-        method=str(td.get("method", "")),
-        offset_s=_num(td.get("offset_s", 0.0), "temporal.offset_s"),
-        rate=_num(td.get("rate", 1.0), "temporal.rate", positive=True),
+        confidence=_unit(td.get("confidence", 0.0), "temporal.confidence"),
+        method=_str(td.get("method", ""), "temporal.method"),
+        offset_s=_num(td.get("offset_s", 0.0), "temporal.offset_s", lo=-lim, hi=lim),
+        rate=rate,
         uncovered=unc,
     )
-    return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal, shots=_shots(d.get("shots", []), bg, fg))
 
 
 def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
-    if not isinstance(v, list):
-        raise VidkompyError("shots must be a list")
+    _list(v, "shots")
     out: list[Shot] = []
     prev_end = 0
     for i, sd in enumerate(v):
@@ -313,8 +371,10 @@ def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
             ay = _int(act[1], f"{w}.active[1]", lo=0, hi=fg.height - 1)
             act = [ax, ay, _int(act[2], f"{w}.active[2]", lo=1, hi=fg.width - ax),
                    _int(act[3], f"{w}.active[3]", lo=1, hi=fg.height - ay)]
-        out.append(Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
-                        scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
-                        confidence=_num(sd.get("confidence", 0.0), f"{w}.confidence"), active=act))
+        sh = Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
+                  scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
+                  confidence=_unit(sd.get("confidence", 0.0), f"{w}.confidence"), active=act)
+        check_placement(sh.x, sh.y, sh.scale, bg, fg, w)
+        out.append(sh)
         prev_end = fe
     return out

@@ -298,6 +298,12 @@ def probe(path: str | os.PathLike[str]) -> Probe:
     fmt = clip.format
     if clip.fps.numerator == 0:
         raise VidkompyError(f"{p}: variable frame rate is not supported; convert to constant fps first")
+    if clip.num_frames < 2:
+        # a picture (PNG, JPEG) or a one-frame clip: nothing to retime and no motion to
+        # match; the engines would fail on it in ways that say nothing to the user
+        kind = "a still image" if str(video.get("codec_name", "")) in _IMAGE_CODECS else "a single frame"
+        raise VidkompyError(f"{p}: is {kind}, not a video; make a clip of it first, e.g. "
+                            f"ffmpeg -loop 1 -i {p.name} -t 10 -r 25 -pix_fmt yuv420p still.mp4")
     return Probe(
         path=str(p),
         width=clip.width,
@@ -314,6 +320,10 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         vfr=cfr_rate(video) is not None,
         sar=_rate(str(video.get("sample_aspect_ratio", "1:1")).replace(":", "/")) or Fraction(1),
     )
+
+
+_IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "apng", "jpeg2000", "qoi", "ppm", "pgm",
+                 "exr", "dpx", "targa", "sgi"}
 
 
 def _rotation(video: dict) -> int:
