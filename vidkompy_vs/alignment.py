@@ -249,7 +249,7 @@ def _unit(v: Any, where: str) -> float:
 
 
 def check_placement(x: float, y: float, scale: float, bg: MediaInfo | Probe, fg: MediaInfo | Probe,
-                    where: str = "spatial") -> None:
+                    where: str = "spatial.") -> None:
     """Raise unless FG scaled by ``scale`` at (``x``, ``y``) is a placement ``comp`` can build.
 
     FG must keep at least 2 px a side and stay within 16x BG's size, and its corner
@@ -258,14 +258,14 @@ def check_placement(x: float, y: float, scale: float, bg: MediaInfo | Probe, fg:
     nothing (or to millions of pixels) that never ends.
     """
     for name, v in (("x", x), ("y", y), ("scale", scale)):
-        _num(v, f"{where}.{name}", positive=name == "scale")
+        _num(v, f"{where}{name}", positive=name == "scale")
     fw, fh = fg.width * scale, fg.height * scale
     if min(fw, fh) < MIN_FG_PX or fw > MAX_FG_OVER_BG * bg.width or fh > MAX_FG_OVER_BG * bg.height:
-        raise VidkompyError(f"{where}.scale = {scale:g} makes FG {fw:.4g}x{fh:.4g} px; it must be at least "
+        raise VidkompyError(f"{where}scale = {scale:g} makes FG {fw:.4g}x{fh:.4g} px; it must be at least "
                             f"{MIN_FG_PX:g} px a side and at most {MAX_FG_OVER_BG:g}x BG ({bg.width}x{bg.height})")
     for name, v, lim in (("x", x, 4 * bg.width + fw), ("y", y, 4 * bg.height + fh)):
         if abs(v) > lim:
-            raise VidkompyError(f"{where}.{name} = {v:g} is out of range [{-lim:g}, {lim:g}] (a few BG sizes)")
+            raise VidkompyError(f"{where}{name} = {v:g} is out of range [{-lim:g}, {lim:g}] (a few BG sizes)")
 
 
 def _media(d: Any, where: str) -> MediaInfo:
@@ -314,7 +314,7 @@ def _spatial(sd: Any, bg: MediaInfo, fg: MediaInfo) -> Spatial:
             w = f"spatial.track[{i}]"
             for k, v in enumerate(row):
                 _num(v, f"{w}[{k}]")
-            check_placement(row[0], row[1], row[2], bg, fg, w)
+            check_placement(row[0], row[1], row[2], bg, fg, f"{w}.")
         track = [[float(v) for v in row] for row in track]
     spatial = Spatial(
         x=_num(_need(sd, "x", "spatial"), "spatial.x"),
@@ -374,7 +374,7 @@ def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
         sh = Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
                   scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
                   confidence=_unit(sd.get("confidence", 0.0), f"{w}.confidence"), active=act)
-        check_placement(sh.x, sh.y, sh.scale, bg, fg, w)
+        check_placement(sh.x, sh.y, sh.scale, bg, fg, f"{w}.")
         out.append(sh)
         prev_end = fe
     return out

@@ -1,4 +1,4 @@
-"""``vidkompy-vs align|comp|script``: a thin command line over the library.
+"""``vidkompy-vs align|comp|script|export|batch``: a thin command line over the library.
 
 Every failure the user can cause ends in one line on stderr and a non-zero exit:
 2 for bad input, 130 for Ctrl-C, 1 for anything unexpected (``--debug`` shows the trace).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -37,21 +38,43 @@ def _add_align_opts(p: argparse.ArgumentParser, preset_flag: str) -> None:
                    help="align afresh, even when the same inputs and settings were aligned before")
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vidkompy-vs", description=(
+def _shared() -> argparse.ArgumentParser:
+    """Options taken before or after the sub-command (``vidkompy-vs -q comp`` or ``comp -q``).
+
+    SUPPRESS as the default keeps a sub-command that does not see the option from
+    resetting what the main parser read.
+    """
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on unexpected errors")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    return p
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """A parser whose errors are VidkompyErrors (options given inside a batch file)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise VidkompyError(message)
+
+
+def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    ap = cls(prog="vidkompy-vs", description=(
         "Lay a foreground video onto a background video with automatic spatial and temporal alignment."))
     ap.add_argument("--version", action="version", version=f"vidkompy-vs {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks on unexpected errors")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    shared = [_shared()]
 
-    a = sub.add_parser("align", help="find the alignment and write it as JSON")
+    a = sub.add_parser("align", help="find the alignment and write it as JSON", parents=shared)
     _add_inputs(a)
     a.add_argument("-o", "--output", required=True, help="alignment file to write (.json)")
     a.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
     _add_align_opts(a, "--preset")
 
-    c = sub.add_parser("comp", help="align (or load an alignment) and render the composite with sound")
+    c = sub.add_parser("comp", help="align (or load an alignment) and render the composite with sound",
+                       parents=shared)
     _add_inputs(c)
     c.add_argument("-o", "--output", required=True, help="video file to write (e.g. out.mp4, out.mkv)")
     c.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -69,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="ffmpeg audio encoder (default: aac in .mp4/.mov, libopus otherwise)")
     _add_align_opts(c, "--align-preset")
 
-    s = sub.add_parser("script", help="write a .vpy for vspipe/vspreview (aligning first unless --align)")
+    s = sub.add_parser("script", help="write a .vpy for vspipe/vspreview (aligning first unless --align)",
+                       parents=shared)
     _add_inputs(s)
     s.add_argument("-o", "--output", required=True, help="script to write (.vpy)")
     s.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -78,41 +102,80 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--canvas", default="bg", choices=["bg", "fg"])
     s.add_argument("--feather", type=float, default=0.0)
     _add_align_opts(s, "--align-preset")
+    _add_export(sub, shared)
+    _add_batch(sub, shared)
     return ap
 
 
-# -- commands ---------------------------------------------------------------------
-def _get_alignment(args: argparse.Namespace, bgp, fgp):
-    from .alignment import Alignment
+def _add_export(sub, shared: list[argparse.ArgumentParser]) -> None:
+    x = sub.add_parser("export", parents=shared, help="write an alignment as OTIO, CSV, CMX 3600 EDL or FCP XML",
+                       description="Hand an alignment on: an OpenTimelineIO timeline (BG retimed on the lower "
+                       "track, FG above with its placement, FG's sound), a CSV table (one row per FG frame), "
+                       "or an EDL / FCP 7 XML through the OTIO adapters (pip install 'vidkompy-vs[export]').")
+    x.add_argument("align_file", metavar="ALIGN.json", help="alignment file (from `vidkompy-vs align`)")
+    x.add_argument("--to", choices=["otio", "csv", "edl", "fcpxml"],
+                   help="format (default: from OUTPUT's suffix: .otio, .csv, .edl, .xml/.fcpxml)")
+    x.add_argument("-o", "--output", required=True, help="file to write")
+    x.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
 
+
+def _add_batch(sub, shared: list[argparse.ArgumentParser]) -> None:
+    b = sub.add_parser("batch", parents=shared, help="align and render many pairs listed in a CSV file",
+                       description="Align and render every pair in PAIRS.csv (columns bg,fg[,out][,options]; "
+                       "relative paths are relative to the CSV's folder; options are `comp` options for that "
+                       "pair, e.g. \"--crf 20 --x 10\"). Writes DIR/<name>.mp4, DIR/<name>.align.json and "
+                       "DIR/summary.csv + summary.json. A re-run skips the pairs already done.")
+    b.add_argument("pairs", metavar="PAIRS.csv", help="the pairs: a CSV file with a header row")
+    b.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the outputs and the summary")
+    b.add_argument("-j", "--jobs", type=int, default=1,
+                   help="pairs run side by side (default 1; local: processes, dask: LocalCluster workers)")
+    b.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local: this machine; dask: a Dask cluster (pip install 'vidkompy-vs[dask]'). The "
+                   "workers must see the inputs and DIR at the same paths as here (a shared file system)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler, e.g. tcp://host:8786 (default: a LocalCluster with --jobs workers)")
+    b.add_argument("-y", "--overwrite", action="store_true", help="redo every pair, even those already done")
+
+
+# -- commands ---------------------------------------------------------------------
+def get_alignment(args: argparse.Namespace, bgp, fgp, con: Console | None = None):
+    """The alignment ``args`` ask for: loaded (``--align``, with ``--x/--y/--scale`` laid over
+    it) or found by aligning; a placement given by hand is range-checked like a file's."""
+    from .alignment import Alignment, check_placement
+
+    con = con or console
+    manual = args.x is not None or args.y is not None or args.scale is not None
     if getattr(args, "align_file", None):
         al = Alignment.load(args.align_file)
         al.check_inputs(bgp, fgp)
-        if args.x is not None or args.y is not None or args.scale is not None:
+        if manual:
             sp = al.spatial
             sp.x = sp.x if args.x is None else args.x
             sp.y = sp.y if args.y is None else args.y
             sp.scale = sp.scale if args.scale is None else args.scale
             sp.track, sp.method = None, "manual"
+            check_placement(sp.x, sp.y, sp.scale, bgp, fgp, "--")
         return al
+    if manual:
+        check_placement(args.x or 0.0, args.y or 0.0, 1.0 if args.scale is None else args.scale, bgp, fgp, "--")
     from .align import align  # the engines pull in OpenCV/SciPy: only when aligning
 
     t0 = time.perf_counter()
     al = align(args.bg, args.fg, preset=args.align_preset, method=args.method, x=args.x, y=args.y,
-               scale=args.scale, console=console, cache=args.cache)
-    _summary(al, time.perf_counter() - t0)
+               scale=args.scale, console=con, cache=args.cache)
+    _summary(al, time.perf_counter() - t0, con)
     return al
 
 
-def _summary(al, seconds: float) -> None:
+def _summary(al, seconds: float, con: Console) -> None:
     t, s = al.temporal, al.spatial
     track = f", moving ({len(s.track)} positions)" if s.track else ""
-    console.print(f"[bold]spatial[/]  FG at x={s.x:.2f} y={s.y:.2f} scale={s.scale:.4f}{track} "
-                  f"(method {s.method}, confidence {s.confidence:.2f})")
+    con.print(f"[bold]spatial[/]  FG at x={s.x:.2f} y={s.y:.2f} scale={s.scale:.4f}{track} "
+              f"(method {s.method}, confidence {s.confidence:.2f})")
     unc = f"{len(t.uncovered)} FG frames not covered by BG" if t.uncovered else "all FG frames covered"
-    console.print(f"[bold]temporal[/] offset {t.offset_s:+.3f} s, rate {t.rate:.5f}, {unc} "
-                  f"(method {t.method}, confidence {t.confidence:.2f})")
-    console.print(f"aligned in {seconds:.1f} s")
+    con.print(f"[bold]temporal[/] offset {t.offset_s:+.3f} s, rate {t.rate:.5f}, {unc} "
+              f"(method {t.method}, confidence {t.confidence:.2f})")
+    con.print(f"aligned in {seconds:.1f} s")
 
 
 def _check_fits(al, fgp) -> None:
@@ -128,21 +191,14 @@ def cmd_align(args: argparse.Namespace) -> int:
 
     out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
     bgp, fgp = probe(args.bg), probe(args.fg)
-    al = _get_alignment(args, bgp, fgp)
+    al = get_alignment(args, bgp, fgp)
     al.save(out)
     console.print(f"wrote {out}")
     return 0
 
 
-def cmd_comp(args: argparse.Namespace) -> int:
-    from . import filters, sources
-    from .render import AudioPlan, check_output, render
-
-    out = check_output(args.output, [args.bg, args.fg] + ([args.align_file] if args.align_file else []),
-                       overwrite=args.overwrite)
-    bgp, fgp = sources.probe(args.bg), sources.probe(args.fg)
-
-    audio = None
+def audio_choice(args: argparse.Namespace, bgp, fgp) -> str:
+    """Whose sound ``comp`` lays under the composite: ``fg``, ``bg`` or ``none``."""
     choice = args.audio
     if choice == "fg" and not fgp.has_audio:
         raise VidkompyError(f"{args.fg}: has no audio (use --audio bg or none)")
@@ -150,22 +206,67 @@ def cmd_comp(args: argparse.Namespace) -> int:
         raise VidkompyError(f"{args.bg}: has no audio (use --audio fg or none)")
     if choice == "auto":
         choice = "fg" if fgp.has_audio else "bg" if bgp.has_audio else "none"
+    return choice
 
-    al = _get_alignment(args, bgp, fgp)
+
+def render_comp(args: argparse.Namespace, bgp, fgp, al, out: Path, choice: str, *, con: Console | None = None,
+                progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> str:
+    """Build the composite for ``al`` and render it to ``out`` with ``choice``'s sound;
+    returns a one-line description of what was written."""
+    from . import filters, sources
+    from .render import AudioPlan, render
+
     if args.canvas == "bg":
         _check_fits(al, fgp)
     clip = filters.composite(sources.open_video(args.bg), sources.open_video(args.fg), al,
                              canvas=args.canvas, feather=args.feather)
+    audio = None
     if choice == "fg":
         audio = AudioPlan(fgp.path, fgp.duration, lead=sources.audio_lead(fgp.path))
     elif choice == "bg":
         audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate,
                           lead=sources.audio_lead(bgp.path))
     render(clip, out, audio=audio, codec=args.codec, crf=None if args.crf < 0 else args.crf, preset=args.preset or None,
-           audio_codec=args.audio_codec, console=console, progress=not args.quiet)
-    console.print(f"wrote {out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "
-                  f"{clip.fps.numerator}/{clip.fps.denominator} fps, audio: {choice})")
+           audio_codec=args.audio_codec, console=con or console, progress=progress, on_progress=on_progress)
+    return (f"{out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "
+            f"{clip.fps.numerator}/{clip.fps.denominator} fps, audio: {choice})")
+
+
+def cmd_comp(args: argparse.Namespace) -> int:
+    from . import sources
+    from .render import check_output
+
+    out = check_output(args.output, [args.bg, args.fg] + ([args.align_file] if args.align_file else []),
+                       overwrite=args.overwrite)
+    bgp, fgp = sources.probe(args.bg), sources.probe(args.fg)
+    choice = audio_choice(args, bgp, fgp)
+    al = get_alignment(args, bgp, fgp)
+    console.print(f"wrote {render_comp(args, bgp, fgp, al, out, choice, progress=not args.quiet)}")
     return 0
+
+
+def comp_args(bg: str, fg: str, out: str, options: list[str]) -> argparse.Namespace:
+    """``comp``'s arguments for one pair (as if typed on the command line), parse errors
+    raised as VidkompyErrors."""
+    args = _parser(_RaisingParser).parse_args(["comp", bg, fg, "-o", out, *options])
+    if args.output != out:
+        raise VidkompyError("-o/--output cannot be given in a batch pair's options (use the out column)")
+    return args
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    out = export(args.align_file, args.output, to=args.to, overwrite=args.overwrite)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    return run_batch(args.pairs, args.output, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+                     redo=args.overwrite, progress=not args.quiet, console=console)
 
 
 def cmd_script(args: argparse.Namespace) -> int:
@@ -175,7 +276,7 @@ def cmd_script(args: argparse.Namespace) -> int:
 
     out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
     bgp, fgp = probe(args.bg), probe(args.fg)
-    al = _get_alignment(args, bgp, fgp)
+    al = get_alignment(args, bgp, fgp)
     if args.align_file and not (args.x is not None or args.y is not None or args.scale is not None):
         align_path = Path(args.align_file)
     else:
@@ -192,7 +293,8 @@ def cmd_script(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script}[args.cmd](args)
+        return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "export": cmd_export,
+                "batch": cmd_batch}[args.cmd](args)
     except VidkompyError as e:
         console.print(f"[red]vidkompy-vs: error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         return e.exit_code

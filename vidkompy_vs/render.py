@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,11 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
 def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan | None = None,
            codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
            audio_codec: str = "auto", audio_bitrate: str = "192k", extra: list[str] | None = None,
-           console: Console | None = None, progress: bool = True) -> Path:
+           console: Console | None = None, progress: bool = True,
+           on_progress: Callable[[int, int], None] | None = None) -> Path:
     """Encode ``clip`` (and ``audio``) to ``out`` with ffmpeg; returns the final path.
+
+    ``on_progress(done, total)`` is called as frames go out (a caller's own progress bar).
 
     Writes ``.<name>.part-<pid><ext>`` beside ``out`` and renames it when ffmpeg has
     finished cleanly; removes it on any error or interrupt.
@@ -170,6 +174,8 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
                 check_interrupt()
                 el = time.perf_counter() - t0
                 bar.update(task, completed=done, fps=done / el if el > 0 else 0.0)
+                if on_progress is not None:
+                    on_progress(done, _total)
 
             try:
                 clip.output(proc.stdin, y4m=True, progress_update=update)
