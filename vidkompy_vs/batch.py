@@ -38,6 +38,10 @@ ALIGN_SHARE = 0.3  # of a pair's bar taken by aligning; the render fills the res
 STOP_WAIT_S = 60  # after Ctrl-C, how long Dask workers get to stop their pairs
 
 
+class Stopped(Exception):
+    """A pair told to stop (Ctrl-C at the client of a Dask run)."""
+
+
 @dataclass(frozen=True)
 class Pair:
     """One row of PAIRS.csv, its paths made absolute."""
@@ -199,6 +203,8 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
         res.message = "; ".join(warn)
     except VidkompyError as e:
         res.message = str(e)
+    except Stopped:
+        res.status, res.message = "interrupted", "stopped by Ctrl-C"
     except Exception as e:  # noqa: BLE001 - one pair's surprise must not stop the others
         log.debug("pair %s failed", pair.name, exc_info=True)
         first = str(e).splitlines()[0] if str(e) else ""
@@ -258,8 +264,14 @@ class _Bar:
                              pairs=f"{self.ended}/{self.n} pairs")
 
 
-def _interrupted(p: Pair) -> PairResult:
-    return PairResult(p.name, "interrupted", "stopped by Ctrl-C", p.bg, p.fg, p.out, p.align)
+def _unreported(p: Pair) -> PairResult:
+    """The result of a pair whose own never came (Ctrl-C): done if it finished meanwhile."""
+    al = finished(p)
+    if al is None:
+        return PairResult(p.name, "interrupted", "stopped by Ctrl-C", p.bg, p.fg, p.out, p.align)
+    res = PairResult(p.name, "done", "finished as Ctrl-C came", p.bg, p.fg, p.out, p.align)
+    res.take(al)
+    return res
 
 
 def _run_serial(pairs: list[Pair], redo: bool, bar: _Bar) -> Iterator[PairResult]:
@@ -327,7 +339,8 @@ class _DaskReport:
         with contextlib.suppress(Exception):
             stop = Event(self.stop).is_set()
         if stop:
-            raise KeyboardInterrupt
+            # not KeyboardInterrupt: a worker thread that raises one never reports back
+            raise Stopped
 
 
 def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, bar: _Bar) -> Iterator[PairResult]:
@@ -361,12 +374,14 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
                     yield f.result() if f.status == "finished" else PairResult(
                         p.name, "error", f"worker failed: {f.exception()!r}", p.bg, p.fg, p.out, p.align)
         except KeyboardInterrupt:
+            # every pair stops at its next report: a queued one as it starts, a rendering one
+            # at its next frame (removing its partial output), an aligning one after that
             stop.set()
-            queued = [f for f in pending if f.status == "pending"]
-            client.cancel(queued)
-            # the running pairs stop at their next frame; one still aligning finishes that first
             with contextlib.suppress(Exception):
-                wait([f for f in pending if f not in queued], timeout=STOP_WAIT_S)
+                wait(list(pending), timeout=STOP_WAIT_S)
+            for f in pending:
+                if f.status == "finished":
+                    yield f.result()
             raise
     finally:
         client.close()
@@ -471,7 +486,7 @@ def run_batch(pairs_csv: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     t0 = time.perf_counter()
     got, interrupted = _run_all(pairs, redo, jobs, executor, scheduler, _Bar(pairs, console, progress))
     _remove_partials(pairs, got)
-    results = [got.get(p.index) or _interrupted(p) for p in pairs]
+    results = [got.get(p.index) or _unreported(p) for p in pairs]
     _keep_times(d, results)
     csv_path, json_path = write_summary(d, results)
     for r in results:
