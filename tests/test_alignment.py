@@ -33,6 +33,35 @@ def test_round_trip(al, tmp_path):
     (lambda d: d["spatial"].update(x=math.nan), "finite"),
     (lambda d: d["spatial"].update(scale=0), "> 0"),
     (lambda d: d.pop("bg"), "alignment.bg is missing"),
+    # ranges: nothing that could send comp into an endless or absurd resize
+    (lambda d: d["spatial"].update(scale=1e-9), "spatial.scale = 1e-09 makes FG"),
+    (lambda d: d["spatial"].update(scale=1e6), "at most 16x BG"),
+    (lambda d: d["spatial"].update(x=1e12), "spatial.x = 1e+12 is out of range"),
+    (lambda d: d["spatial"].update(y=-1e5), "spatial.y = -100000 is out of range"),
+    (lambda d: d["spatial"].update(track=[[0, 0, 1e-9]] * d["fg"]["frames"]), "spatial.track[0].scale"),
+    (lambda d: d["spatial"].update(track=[[0, math.inf, 1]] * d["fg"]["frames"]), "finite"),
+    (lambda d: d["spatial"].update(confidence=7), "spatial.confidence = 7 is out of range"),
+    (lambda d: d["spatial"].update(method=["x"]), "spatial.method must be a string"),
+    (lambda d: d["temporal"].update(rate=0), "temporal.rate = 0 is out of range"),
+    (lambda d: d["temporal"].update(rate=1e9), "temporal.rate"),
+    (lambda d: d["temporal"].update(offset_s=1e12), "temporal.offset_s"),
+    (lambda d: d["temporal"].update(offset_s=math.nan), "finite"),
+    (lambda d: d["temporal"]["similarity"].__setitem__(0, 5.0), "temporal.similarity[0] = 5.0 is out of range"),
+    (lambda d: d["temporal"].update(uncovered=[5, 3]), "increasing order"),
+    (lambda d: d["temporal"].update(uncovered="all"), "temporal.uncovered must be a list"),
+    (lambda d: d["bg"].update(fps_num=0), "bg.fps_num = 0 is out of range"),
+    (lambda d: d["bg"].update(fps_num=10**9), "frame rate"),
+    (lambda d: d["fg"].update(fps_den=10**6), "frame rate"),
+    (lambda d: d["fg"].update(frames=0), "fg.frames = 0 is out of range"),
+    (lambda d: d["bg"].update(width=10**9), "bg.width"),
+    (lambda d: d["bg"].update(path=5), "bg.path must be a string"),
+    (lambda d: d.update(shots=[{"fg_start": 0, "fg_end": 5, "bg_start": 0, "bg_end": 5, "x": 0, "y": 0,
+                                 "scale": 1e-9}]), "shots[0].scale = 1e-09 makes FG"),
+    (lambda d: d.update(shots=[{"fg_start": 0, "fg_end": 5, "bg_start": 0, "bg_end": 5, "x": 1e9, "y": 0}]),
+     "shots[0].x"),
+    (lambda d: d.update(shots=[{"fg_start": 0, "fg_end": 5, "bg_start": 0, "bg_end": 5, "x": 0, "y": 0,
+                                 "confidence": -3}]), "shots[0].confidence"),
+    (lambda d: d.update(shots={}), "shots must be a list"),
 ])
 def test_validation_one_line(al, tmp_path, mutate, message):
     d = al.to_dict()
@@ -59,3 +88,15 @@ def test_realtime_map_fps_change():
     assert unc == []
     m, unc = realtime_map(10, 25, 1, 5, 25, 1)
     assert m == [0, 1, 2, 3, 4, 4, 4, 4, 4, 4] and unc == [5, 6, 7, 8, 9]
+
+
+def test_real_and_limit_values_load(al, tmp_path):
+    """What the aligner writes, and placements at the edges of the limits, still load."""
+    d = al.to_dict()
+    fw, bw = d["fg"]["width"], d["bg"]["width"]
+    for sp in ({"x": -4 * bw - fw, "y": 0, "scale": 1.0}, {"x": 0, "y": 0, "scale": 2 / d["fg"]["height"]},
+               {"x": 0, "y": 0, "scale": 16 * bw / fw}):
+        d["spatial"].update(sp)
+        p = tmp_path / "edge.json"
+        p.write_text(json.dumps(d))
+        assert Alignment.load(p).spatial.scale == sp["scale"]

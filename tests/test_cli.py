@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
 
 from vidkompy_vs.alignment import Alignment
 from vidkompy_vs.sources import probe
-
-from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -95,7 +94,8 @@ def test_comp_lossless_fg_untouched(pair_lossless, tmp_path):
     o, f = open_video(out), open_video(pair_lossless.fg)
     assert o.num_frames == f.num_frames
     for n in (0, 100, f.num_frames - 1):
-        got = np.asarray(o.get_frame(n)[0])[pair_lossless.y:pair_lossless.y + 180, pair_lossless.x:pair_lossless.x + 320]
+        y, x = pair_lossless.y, pair_lossless.x
+        got = np.asarray(o.get_frame(n)[0])[y:y + 180, x:x + 320]
         assert np.array_equal(got, np.asarray(f.get_frame(n)[0]))
 
 
@@ -203,3 +203,73 @@ def test_ctrl_c_leaves_nothing(pair, tmp_path):
     assert p.returncode == 130, err
     assert "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def _bad_timed(args, out: Path, needle: str, limit: float = 60):
+    """Like _bad, and it must not hang: one line within ``limit`` seconds."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run([sys.executable, "-m", "vidkompy_vs", "-q", *map(str, args)], capture_output=True,
+                           text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hung: {args}")
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr and needle in r.stderr, r.stderr
+    assert not out.exists() and not list(out.parent.glob(f".{out.stem}*"))
+    return time.perf_counter() - t0
+
+
+def test_absurd_alignment_values_fail_fast(pair, tmp_path):
+    """`"scale": 1e-9` in a file once made comp hang: every placement is range-checked,
+    from the file and from the command line."""
+    good = true_alignment(pair, tmp_path / "true.json")
+    d = json.loads(good.read_text())
+    out = tmp_path / "out.mp4"
+    for key, value, needle in (("scale", 1e-9, "spatial.scale = 1e-09 makes FG 3.2e-07x1.8e-07 px"),
+                               ("scale", 1e4, "at most 16x BG"), ("x", 1e12, "spatial.x = 1e+12 is out of range")):
+        bad = tmp_path / f"bad-{key}.json"
+        bad.write_text(json.dumps({**d, "spatial": {**d["spatial"], key: value}}))
+        _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", bad], out, needle)
+    bad = tmp_path / "bad-rate.json"
+    bad.write_text(json.dumps({**d, "temporal": {**d["temporal"], "rate": 1e-9}}))
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", bad, "--audio", "bg"], out, "temporal.rate")
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", good, "--scale", "1e-9"], out, "--scale = 1e-09 makes")
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", good, "--x", "1e12"], out, "--x = 1e+12 is out of")
+    _bad_timed(["align", pair.bg, pair.fg, "-o", tmp_path / "a.json", "--scale", "1e-9"], tmp_path / "a.json",
+               "--scale = 1e-09 makes")
+
+
+@pytest.mark.parametrize("kind", ["png", "one-frame"])
+def test_still_image_input(pair, tmp_path, kind):
+    """A picture or a one-frame clip as BG or FG: one line, exit 2 (it ended in an internal
+    error, or hung, before)."""
+    img = tmp_path / ("still.png" if kind == "png" else "one.mp4")
+    ffmpeg("-i", str(pair.bg), "-frames:v", "1", "-an", str(img))
+    needle = "is a still image, not a video" if kind == "png" else "is a single frame, not a video"
+    out = tmp_path / "out.mp4"
+    _bad_timed(["comp", img, pair.fg, "-o", out], out, needle)
+    _bad_timed(["comp", pair.bg, img, "-o", out], out, needle)
+    _bad_timed(["align", img, pair.fg, "-o", tmp_path / "a.json"], tmp_path / "a.json", needle)
+
+
+def test_quiet_after_the_subcommand(pair, tmp_path):
+    from vidkompy_vs.cli import _parser
+
+    p = _parser()
+    base = ["comp", "b.mp4", "f.mp4", "-o", "o.mp4"]
+    assert p.parse_args(["-q", *base]).quiet and p.parse_args([*base[:1], "-q", *base[1:]]).quiet
+    assert p.parse_args([*base, "--quiet"]).quiet and not p.parse_args(base).quiet
+    assert p.parse_args([*base, "--debug"]).debug and p.parse_args(["--debug", *base]).debug
+    align = true_alignment(pair, tmp_path / "true.json")
+    seen = {}
+    for name, args in (("loud", ["comp"]), ("quiet", ["comp", "-q"])):
+        out = tmp_path / f"{name}.mkv"
+        r = subprocess.run([sys.executable, "-m", "vidkompy_vs", *args, str(pair.bg), str(pair.fg), "-o", str(out),
+                            "--align", str(align), "--preset", "ultrafast", "--audio", "none"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        seen[name] = "rendering" in r.stderr
+    assert seen == {"loud": True, "quiet": False}
