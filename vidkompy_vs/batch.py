@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -343,6 +344,17 @@ class _DaskReport:
             raise Stopped
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
+
+
 def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, bar: _Bar) -> Iterator[PairResult]:
     try:
         from distributed import Client, Event, LocalCluster, Queue, wait
@@ -354,8 +366,12 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
         if scheduler:
             client = Client(scheduler, timeout="20s")
         else:
-            cluster = LocalCluster(n_workers=min(jobs, len(pairs)), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # its processes are this one's children: a Ctrl-C at the terminal reaches them too
+            # and kills them mid-task with tracebacks. Spawned while SIGINT is ignored, they
+            # ignore it for good; the pairs are stopped through the scheduler instead.
+            with _sigint_ignored():
+                cluster = LocalCluster(n_workers=min(jobs, len(pairs)), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
     except (OSError, TimeoutError, ValueError) as e:
         raise VidkompyError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {e}") from None
@@ -381,7 +397,12 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
                 wait(list(pending), timeout=STOP_WAIT_S)
             for f in pending:
                 if f.status == "finished":
-                    yield f.result()
+                    res = f.result()
+                    if res.status == "error":
+                        # a terminal's Ctrl-C also stops the workers' ffmpeg, which then
+                        # "fails" before the pair hears of the stop
+                        res.status, res.message = "interrupted", f"stopped by Ctrl-C ({res.message})"
+                    yield res
             raise
     finally:
         client.close()

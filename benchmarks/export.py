@@ -1,0 +1,74 @@
+"""Export benchmark: every temporal benchmark case aligned, exported and read back.
+
+For each case of ``benchmarks/temporal.py`` (same footage, same builds, cached): align,
+export to OTIO, EDL and FCP XML, rebuild the frame map from each file and compare it
+with the alignment's (and the CSV's column with it). Prints one row per case: frames,
+BG clips (runs), uncovered frames, whether each round trip is exact, and the export time.
+
+    .venv/bin/python benchmarks/export.py [--cases a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import temporal as tb  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from vidkompy_vs import export as ex  # noqa: E402
+from vidkompy_vs.align import align  # noqa: E402
+from vidkompy_vs.alignment import Alignment  # noqa: E402
+
+
+def check(al: Alignment, src: Path, d: Path) -> dict:
+    row: dict = {"frames": al.fg.frames, "runs": sum(b is not None for _, _, b in ex.bg_runs(al)),
+                 "uncovered": len(al.temporal.uncovered)}
+    want = (al.temporal.frame_map, al.temporal.uncovered)
+    t0 = time.perf_counter()
+    for fmt, suffix in (("otio", ".otio"), ("edl", ".edl"), ("fcpxml", ".xml")):
+        out = ex.export(src, d / f"a{suffix}", to=fmt, overwrite=True)
+        got = ex.frame_map_from_otio(out, rate=al.fg.fps, frames=al.fg.frames, bg_frames=al.bg.frames)
+        row[fmt] = got == want
+    out = ex.export(src, d / "a.csv", to="csv", overwrite=True)
+    row["csv"] = [int(r["bg_frame"]) for r in csv.DictReader(out.open())] == al.temporal.frame_map
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    args = ap.parse_args()
+    vid, wav, n_master = tb.master()
+    todo = [c for c in tb.cases(n_master) if not args.cases or c.name in args.cases.split(",")]
+    print(f"{'case':14s} {'fps':>9s} {'FG':>5s} {'runs':>5s} {'unc':>4s} {'otio':>5s} {'edl':>5s} {'fcpxml':>6s} "
+          f"{'csv':>5s} {'export s':>8s}")
+    quiet = Console(stderr=True, quiet=True)
+    ok = True
+    for c in todo:
+        bg, fg = tb.build(c, vid, wav)
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            al = align(bg, fg, console=quiet)
+            al.save(d / "a.json")
+            r = check(al, d / "a.json", d)
+        ok &= all(r[k] for k in ("otio", "edl", "fcpxml", "csv"))
+        yes = {True: "ok", False: "FAIL"}
+        print(f"{c.name:14s} {f'{c.fg_fps}/{c.bg_fps}':>9s} {r['frames']:5d} {r['runs']:5d} {r['uncovered']:4d} "
+              f"{yes[r['otio']]:>5s} {yes[r['edl']]:>5s} {yes[r['fcpxml']]:>6s} {yes[r['csv']]:>5s} "
+              f"{r['seconds']:8.2f}", flush=True)
+    print("every round trip exact" if ok else "SOME ROUND TRIPS DIFFER")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
