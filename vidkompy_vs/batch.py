@@ -154,7 +154,14 @@ def finished(pair: Pair) -> Any:
         al = Alignment.load(al_file)
     except (OSError, VidkompyError):
         return None
-    return al if (Path(al.bg.path), Path(al.fg.path)) == (Path(pair.bg), Path(pair.fg)) else None
+    return al if _same(al.bg.path, pair.bg) and _same(al.fg.path, pair.fg) else None
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a) == Path(b)
 
 
 def _throttled(report: Report, index: int, every: float = 0.25) -> Callable[[int, int], None]:
