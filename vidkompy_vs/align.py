@@ -120,7 +120,7 @@ def _coarse_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: flo
         from . import spatial as sp
 
         pl = sp.coarse_from_clips(bg_clip, fg_clip, scale=scale, bg_path=bp.path)
-        return _spatial_of(pl), pl
+        return Spatial.of(pl), pl
     except VidkompyError:
         raise
     except Exception as e:  # the spatial engine is optional here: never block the map on it
@@ -150,7 +150,7 @@ def _audio_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: floa
     pl = sp.estimate(fimg, bimg, scale=scale)
     if pl.confidence < 0.6:
         return None
-    return _spatial_of(pl), pl
+    return Spatial.of(pl), pl
 
 
 def _footprint(sp: Spatial, bp: Probe, fp: Probe) -> tuple[fpm.Crop | None, fpm.Crop | None]:
@@ -433,7 +433,7 @@ def _anchored_spatial(bg_clip: Any, fg_clip: Any, bp: Probe, fp: Probe, scale: f
         if watch.live.failed:
             return None  # FG's first decode was thrown away: what it showed may be misnumbered
         have_bg[k], have_fg[f] = bimg, fimg
-        return _spatial_of(pl), pl, (off, rate, pivot)
+        return Spatial.of(pl), pl, (off, rate, pivot)
     return None
 
 
@@ -782,7 +782,7 @@ def _align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], method: str, 
                             # the refinement saw the first map's pairs, a frame off here and
                             # there (a drift it reports may be theirs): once more on the new map
                             refined_done = False
-                            prior_pl = _as_placement(refined)
+                            prior_pl = refined  # a Spatial is a Placement: the prior as it is
                     else:
                         # Unsure on the matched pairs and elsewhere than the crop: the
                         # crop may be what is wrong (zooming content: a neighbouring frame
@@ -886,19 +886,6 @@ def _keep_result(key: str, al: Alignment) -> None:
         al.save(_results_dir() / f"{key}.json")
     except OSError:
         pass  # a cache that cannot be written only costs the next run its time
-
-
-def _spatial_of(pl: Any) -> Spatial:
-    """A spatial.Placement as the alignment file's :class:`Spatial` (the inverse of :func:`_as_placement`)."""
-    return Spatial(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
-                   method=str(pl.method))
-
-
-def _as_placement(sp: Spatial) -> Any:
-    """A refined :class:`Spatial` as the refinement's prior (its median when it tracks)."""
-    from .spatial import Placement
-
-    return Placement(float(sp.x), float(sp.y), float(sp.scale), float(sp.confidence), "refined")
 
 
 def _refine(bg_clip: Any, fg_clip: Any, fmap: list[int], prior_pl: Any, scale: float | None,

@@ -43,19 +43,35 @@ class MediaInfo:
 
 
 @dataclass
-class Spatial:
-    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels.
-
-    ``track``, when set, holds one ``[x, y, scale]`` per FG frame and overrides the
-    constant placement frame by frame.
-    """
+class Placement:
+    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels, found by
+    ``method`` with ``confidence`` (0..1): what the spatial engine returns for one pair or
+    many."""
 
     x: float
     y: float
     scale: float = 1.0
     confidence: float = 0.0
+    method: str = ""
+
+
+@dataclass
+class Spatial(Placement):
+    """The alignment file's placement: a :class:`Placement` (so it serves wherever one is
+    asked for, e.g. as a refinement prior) plus ``track``, which, when set, holds one
+    ``[x, y, scale]`` per FG frame and overrides the constant placement frame by frame.
+    """
+
     method: str = "center"
     track: list[list[float]] | None = None
+
+    @classmethod
+    def of(cls, pl: Placement) -> Spatial:
+        """The engine's placement as the file's (the one conversion between them)."""
+        if isinstance(pl, Spatial):
+            return pl
+        return cls(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                   method=str(pl.method))
 
     def at(self, n: int) -> tuple[float, float, float]:
         if self.track:
