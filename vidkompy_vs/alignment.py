@@ -200,6 +200,16 @@ class Alignment:
                 )
 
 
+def check_fits(fg_size: tuple[int, int], bg_size: tuple[int, int], scale: float | None, *,
+               slack: float = 1e-6, hint: str = "pass --scale to shrink it") -> None:
+    """Raise when FG, scaled by ``scale`` (None: 1), does not fit inside BG (within ``slack`` px)."""
+    s = 1.0 if scale is None else scale
+    (fw, fh), (bw, bh) = fg_size, bg_size
+    if fw * s > bw + slack or fh * s > bh + slack:
+        what = "" if scale in (None, 1.0) else f" scaled by {s:g}"
+        raise VidkompyError(f"FG ({fw}x{fh}){what} is larger than BG ({bw}x{bh}); {hint}")
+
+
 def realtime_map(fg_frames: int, fg_num: int, fg_den: int, bg_frames: int, bg_num: int, bg_den: int,
                  offset_s: float = 0.0, rate: float = 1.0) -> tuple[list[int], list[int]]:
     """BG frame shown at each FG frame's time on the line BG t = offset_s + rate * FG t.

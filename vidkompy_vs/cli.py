@@ -116,10 +116,11 @@ def _summary(al, seconds: float) -> None:
 
 
 def _check_fits(al, fgp) -> None:
-    s = al.spatial
-    if s.track is None and (fgp.width * s.scale > al.bg.width + 0.5 or fgp.height * s.scale > al.bg.height + 0.5):
-        raise VidkompyError(f"FG ({fgp.width}x{fgp.height}) scaled by {s.scale:g} is larger than BG "
-                            f"({al.bg.width}x{al.bg.height}); pass --scale to shrink it or --canvas fg")
+    from .alignment import check_fits
+
+    if al.spatial.track is None:
+        check_fits((fgp.width, fgp.height), (al.bg.width, al.bg.height), al.spatial.scale, slack=0.5,
+                   hint="pass --scale to shrink it or --canvas fg")
 
 
 def cmd_align(args: argparse.Namespace) -> int:

@@ -1000,7 +1000,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     # a moving camera leaves the picked partners a frame or two off: a few px of spread
     p.confidence = float(p.confidence * math.exp(-spread / 10.0))
     clock.report(bg_picks=picks, fg_samples=fidx, **last_stats_extra)  # type: ignore[arg-type]
-    return p
+    from typing import NamedTuple
+    class Coarse(NamedTuple):
+        placement: object
+        fg_samples: list
+        bg_picks: list
+        stats: dict
+    return Coarse(p, list(fidx), list(picks), {})
 
 
 def _coarse_core(fgm: list[np.ndarray], *, cand: list[int], mids: list[np.ndarray], ft: float,
