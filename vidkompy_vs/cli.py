@@ -7,6 +7,7 @@ Every failure the user can cause ends in one line on stderr and a non-zero exit:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -192,6 +193,8 @@ def cmd_script(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     try:
         return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script}[args.cmd](args)
     except VidkompyError as e:
