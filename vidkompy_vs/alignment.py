@@ -64,6 +64,9 @@ class Spatial(Placement):
 
     method: str = "center"
     track: list[list[float]] | None = None
+    # FG's picture area [x, y, w, h] in FG pixels when FG has bars baked in (None: all of
+    # FG is picture); a shot's own ``active`` overrides it for that shot's frames
+    active: list[int] | None = None
 
     @classmethod
     def of(cls, pl: Placement) -> Spatial:
@@ -126,6 +129,13 @@ class Alignment:
     shots: list[Shot] = field(default_factory=list)
     schema: str = SCHEMA
 
+    def active_at(self, n: int) -> list[int] | None:
+        """FG's picture area [x, y, w, h] at FG frame ``n`` (None: the whole frame)."""
+        for sh in self.shots:
+            if sh.fg_start <= n < sh.fg_end and sh.active is not None:
+                return sh.active
+        return self.spatial.active
+
     def shot_index(self) -> list[int]:
         """The shot number of each FG frame (0 for every frame when no shots are recorded)."""
         out = [0] * self.fg.frames
@@ -156,8 +166,9 @@ class Alignment:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d = {"schema": d.pop("schema"), **d}
-        if d["spatial"]["track"] is None:
-            del d["spatial"]["track"]
+        for k in ("track", "active"):
+            if d["spatial"][k] is None:
+                del d["spatial"][k]
         if not d["shots"]:
             del d["shots"]
         return d
@@ -290,6 +301,7 @@ def _parse(d: Any) -> Alignment:
         confidence=_num(sd.get("confidence", 0.0), "spatial.confidence"),
         method=str(sd.get("method", "")),
         track=track,
+        active=_active(sd.get("active") if isinstance(sd, dict) else None, fg, "spatial.active"),
     )
 
     td = _need(d, "temporal", "alignment")
@@ -320,6 +332,16 @@ def _parse(d: Any) -> Alignment:
     return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal, shots=_shots(d.get("shots", []), bg, fg))
 
 
+def _active(act: Any, fg: MediaInfo, w: str) -> list[int] | None:
+    if act is None:
+        return None
+    if not isinstance(act, list) or len(act) != 4:
+        raise VidkompyError(f"{w} must be [x, y, w, h]")
+    ax = _int(act[0], f"{w}[0]", lo=0, hi=fg.width - 1)
+    ay = _int(act[1], f"{w}[1]", lo=0, hi=fg.height - 1)
+    return [ax, ay, _int(act[2], f"{w}[2]", lo=1, hi=fg.width - ax), _int(act[3], f"{w}[3]", lo=1, hi=fg.height - ay)]
+
+
 def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
     if not isinstance(v, list):
         raise VidkompyError("shots must be a list")
@@ -331,14 +353,7 @@ def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
         fe = _int(_need(sd, "fg_end", w), f"{w}.fg_end", lo=fs + 1, hi=fg.frames)
         bs = _int(_need(sd, "bg_start", w), f"{w}.bg_start", lo=0, hi=bg.frames - 1)
         be = _int(_need(sd, "bg_end", w), f"{w}.bg_end", lo=bs + 1, hi=bg.frames)
-        act = sd.get("active")
-        if act is not None:
-            if not isinstance(act, list) or len(act) != 4:
-                raise VidkompyError(f"{w}.active must be [x, y, w, h]")
-            ax = _int(act[0], f"{w}.active[0]", lo=0, hi=fg.width - 1)
-            ay = _int(act[1], f"{w}.active[1]", lo=0, hi=fg.height - 1)
-            act = [ax, ay, _int(act[2], f"{w}.active[2]", lo=1, hi=fg.width - ax),
-                   _int(act[3], f"{w}.active[3]", lo=1, hi=fg.height - ay)]
+        act = _active(sd.get("active"), fg, f"{w}.active")
         out.append(Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
                         scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
                         confidence=_num(sd.get("confidence", 0.0), f"{w}.confidence"), active=act))
