@@ -136,6 +136,23 @@ class Alignment:
                 return sh.active
         return self.spatial.active
 
+    def jumps(self) -> int:
+        """Places where the map jumps: back, or forward over more BG frames than the rates
+        explain (BG frames FG never shows)."""
+        d = [b - a for a, b in zip(self.temporal.frame_map, self.temporal.frame_map[1:])]
+        step = (self.bg.fps / self.fg.fps) * self.temporal.rate
+        return sum(1 for v in d if v < 0 or v > 2 + 2 * step)
+
+    def uncovered_spans(self) -> list[tuple[int, int]]:
+        """Runs of FG frames BG does not have, as (first, last) pairs."""
+        out: list[tuple[int, int]] = []
+        for i in sorted(self.temporal.uncovered):
+            if out and i == out[-1][1] + 1:
+                out[-1] = (out[-1][0], i)
+            else:
+                out.append((i, i))
+        return out
+
     def shot_index(self) -> list[int]:
         """The shot number of each FG frame (0 for every frame when no shots are recorded)."""
         out = [0] * self.fg.frames

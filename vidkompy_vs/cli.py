@@ -110,9 +110,12 @@ def _summary(al, seconds: float) -> None:
     track = f", moving ({len(s.track)} positions)" if s.track else ""
     console.print(f"[bold]spatial[/]  FG at x={s.x:.2f} y={s.y:.2f} scale={s.scale:.4f}{track} "
                   f"(method {s.method}, confidence {s.confidence:.2f})")
-    unc = f"{len(t.uncovered)} FG frames not covered by BG" if t.uncovered else "all FG frames covered"
+    spans = al.uncovered_spans()
+    unc = (f"{len(t.uncovered)} FG frames in {len(spans)} span(s) not covered by BG" if t.uncovered
+           else "all FG frames covered")
     console.print(f"[bold]temporal[/] offset {t.offset_s:+.3f} s, rate {t.rate:.5f}, {unc} "
                   f"(method {t.method}, confidence {t.confidence:.2f})")
+    console.print(f"[bold]shots[/]    {max(1, len(al.shots))} in FG, {al.jumps()} jump(s) in the map")
     console.print(f"aligned in {seconds:.1f} s")
 
 

@@ -2,7 +2,8 @@
 
 request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, the
 audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (BG's pass)
--> audio line -> map (+ re-matches) -> refinement -> :class:`Alignment`.
+-> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> refinement
+-> :class:`Alignment`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .plan import make_plan
 from .prints import audio_result, footprint_prints
 from .results import cached_result, keep_result, result_key
 from .run import Run
+from .structure import shots_of, structure_stage
 
 
 def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str | Settings = "default",
@@ -61,10 +63,12 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
         prints = footprint_prints(ctx, foot)
         am = audio_result(ctx)
     found = match(ctx, foot, prints, am)
-    spatial = refine_stage(ctx, found)
-    warn(spatial, found.temporal, run, settings.audio.min_confidence)
+    shape = structure_stage(ctx, prints, found)
+    spatial = refine_stage(ctx, shape.match)
+    temporal = shape.match.temporal
+    warn(spatial, temporal, run, settings.audio.min_confidence)
     return Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
-                     temporal=found.temporal)
+                     temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
 
 
 def _from_cache(hit: Alignment, bg: Input, fg: Input, run: Run, settings: Settings) -> Alignment:
