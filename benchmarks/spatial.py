@@ -266,10 +266,10 @@ def _composite_psnr(case: Case, bg, fg, sp: Spatial, ids: list[int]) -> float:
 def run_case(case: Case, vidkompy: bool) -> dict:
     bg, fg = open_video(case.bg), open_video(case.fg)
     t0 = time.perf_counter()
-    c = spatial.coarse_from_clips(bg, fg)
-    cs = dict(spatial.last_stats)
-    r = spatial.refine_from_clips(bg, fg, case.frame_map, prior=c)
-    rs = dict(spatial.last_stats)
+    coarse = spatial.coarse_from_clips(bg, fg)
+    c, cs = coarse.placement, coarse.stats
+    rs: dict[str, float] = {}
+    r = spatial.refine_from_clips(bg, fg, case.frame_map, prior=c, stats=rs)
     total = time.perf_counter() - t0
     mid = case.n_fg // 2
     tx, ty, ts = case.truth(mid)

@@ -178,13 +178,14 @@ def test_refine_uses_given_frames(clips: dict[str, Path]) -> None:
     bg, fg = open_video(clips["bg"]), open_video(clips["fg_off"])
     fmap = list(range(30, 130))
     prior = sp.Placement(61.0, 39.0, 1.0, 0.9, "test")
-    a = sp.refine_from_clips(bg, fg, fmap, prior=prior)
-    assert sp.last_stats["reads"] > 0
+    stats: dict[str, float] = {}
+    a = sp.refine_from_clips(bg, fg, fmap, prior=prior, stats=stats)
+    assert stats["reads"] > 0
     ids = sp.refine_samples(fg.num_frames)
     frames = {"fg": dict(zip(ids, frame_arrays(fg, ids, gray=True))),
               "bg": dict(zip([fmap[i] for i in ids], frame_arrays(bg, [fmap[i] for i in ids], gray=True)))}
-    b = sp.refine_from_clips(bg, fg, fmap, prior=prior, frames=frames)
-    assert sp.last_stats["reads"] == 0
+    b = sp.refine_from_clips(bg, fg, fmap, prior=prior, frames=frames, stats=stats)
+    assert stats["reads"] == 0
     assert (b.x, b.y, b.scale) == (a.x, a.y, a.scale)
     assert (round(b.x), round(b.y)) == (60, 40)
 

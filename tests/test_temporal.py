@@ -271,21 +271,21 @@ def test_numeric_helpers_equal_scipy() -> None:
     from scipy.fft import next_fast_len
     from scipy.ndimage import gaussian_filter1d, median_filter, shift
 
-    from vidkompy_vs import spatial as sp
+    from vidkompy_vs import numeric
 
     rng = np.random.default_rng(4)
     a = rng.random(500)
     for sigma in (0.7, 3.0, 40.0, 300.0):
-        assert np.allclose(tm._gauss1d(a, sigma), gaussian_filter1d(a, sigma, mode="constant"), atol=1e-12)
+        assert np.allclose(numeric.gauss1d(a, sigma), gaussian_filter1d(a, sigma, mode="constant"), atol=1e-12)
     p = SRC[:5]
     for d in ((0.3, -0.7), (2.6, 1.2)):
         want = shift(p.astype(np.float32), (0, d[1], d[0]), order=1, mode="nearest")
-        assert np.allclose(tm._shift_planes(p, *d), want, atol=1e-3)
+        assert np.allclose(numeric.shift_planes(p, *d), want, atol=1e-3)
     m = rng.random((11, 3))
-    assert np.array_equal(sp._median_nearest(m, 3), median_filter(m, size=(3, 1), mode="nearest"))
-    assert np.array_equal(sp._median_nearest(m[:, 0], 5), median_filter(m[:, 0], size=5, mode="nearest"))
+    assert np.array_equal(numeric.median_nearest(m, 3), median_filter(m, size=(3, 1), mode="nearest"))
+    assert np.array_equal(numeric.median_nearest(m[:, 0], 5), median_filter(m[:, 0], size=5, mode="nearest"))
     for n in (1, 7, 97, 48001, 123457):
-        assert au._next_fast(n) == next_fast_len(n, real=True)
+        assert numeric.next_fast(n) == next_fast_len(n, real=True)
 
 
 def test_cell_vertices_match_a_linear_program() -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fingerprint import Fingerprints, area_reduce, normalise
+from .numeric import gauss1d, shift_planes
 
 COARSE_SIZE = (16, 9)
 
@@ -280,40 +281,9 @@ def _distinctness(C: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.maximum(nb - best, 0.0)
 
 
-def _gauss1d(a: np.ndarray, sigma: float) -> np.ndarray:
-    """scipy.ndimage.gaussian_filter1d(a, sigma, mode="constant") (same kernel, radius
-    4 sigma), without scipy's import: a third of a CPU second on every run."""
-    r = int(4.0 * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    if len(k) <= 1024 or len(a) <= 1024:
-        return np.convolve(a, k)[r:r + len(a)]
-    # a wide kernel on a long input (an hour of frames): by FFT, not n*k products
-    n = len(a) + len(k) - 1
-    m = 1 << (n - 1).bit_length()
-    full = np.fft.irfft(np.fft.rfft(a, m) * np.fft.rfft(k, m), m)[:n]
-    return full[r:r + len(a)]
-
-
-def _shift_planes(p: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Planes (N, h, w) moved by (dx, dy), out(x) = p(x - d): bilinear, edges repeated
-    (scipy.ndimage.shift(order=1, mode="nearest"), without its import). float32."""
-
-    def axis(m: int, d: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        src = np.clip(np.arange(m) - d, 0, m - 1)
-        i0 = np.floor(src).astype(np.int64)
-        return i0, np.minimum(i0 + 1, m - 1), (src - i0).astype(np.float32)
-
-    y0, y1, fy = axis(p.shape[1], dy)
-    x0, x1, fx = axis(p.shape[2], dx)
-    p = p.astype(np.float32, copy=False)
-    rows = p[:, y0] * (1 - fy)[None, :, None] + p[:, y1] * fy[None, :, None]
-    return rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx
-
-
 def _local_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-weighted local linear regression of y on x; also the effective weight count."""
-    g = lambda a: _gauss1d(a, sigma)  # noqa: E731
+    g = lambda a: gauss1d(a, sigma)  # noqa: E731
     xc = x - x.mean()
     sw, swx, swy = g(w), g(w * xc), g(w * y)
     swxx, swxy = g(w * xc * xc), g(w * xc * y)
@@ -613,7 +583,7 @@ def register_shift(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, anchor:
         return 0.0, 0.0
     d = np.zeros(2)
     for _ in range(iters):
-        F = unit(_shift_planes(F0, d[0], d[1]) if d.any() else F0)[inner]
+        F = unit(shift_planes(F0, d[0], d[1]) if d.any() else F0)[inner]
         e = F - B
         # moving F further by s: F'(x - s) ~ F'(x) - s . grad(B); want that = B, so e = s . grad(B)
         bx, by = float((e * gx).sum()), float((e * gy).sum())
@@ -629,7 +599,7 @@ def shifted(fp: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
     out = np.empty_like(fp.planes)
     for lo in range(0, fp.n, 2048):
         hi = min(fp.n, lo + 2048)
-        out[lo:hi] = np.clip(np.rint(_shift_planes(fp.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
+        out[lo:hi] = np.clip(np.rint(shift_planes(fp.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
     return Fingerprints(planes=out, phash=fp.phash, energy=fp.energy, fps=fp.fps)
 
 
