@@ -600,7 +600,7 @@ def shifted(fp: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
     for lo in range(0, fp.n, 2048):
         hi = min(fp.n, lo + 2048)
         out[lo:hi] = np.clip(np.rint(shift_planes(fp.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
-    return Fingerprints(planes=out, phash=fp.phash, energy=fp.energy, fps=fp.fps)
+    return Fingerprints(out, fp.fps)
 
 
 # -- the matcher -----------------------------------------------------------------------
