@@ -231,12 +231,12 @@ def _make_band(centre: np.ndarray, hw: int, m: int, kmax: int) -> tuple[np.ndarr
 
 
 # -- bins ------------------------------------------------------------------------------
-def _reduced(fp: Fingerprints, size: tuple[int, int]) -> np.ndarray:
+def _reduced(prints: Fingerprints, size: tuple[int, int]) -> np.ndarray:
     """All planes area-reduced to ``size`` (float32, flattened), in chunks."""
-    out = np.empty((fp.n, size[0] * size[1]), np.float32)
-    for lo in range(0, fp.n, 4096):
-        hi = min(fp.n, lo + 4096)
-        out[lo:hi] = area_reduce(fp.planes[lo:hi], size).reshape(hi - lo, -1)
+    out = np.empty((prints.n, size[0] * size[1]), np.float32)
+    for lo in range(0, prints.n, 4096):
+        hi = min(prints.n, lo + 4096)
+        out[lo:hi] = area_reduce(prints.planes[lo:hi], size).reshape(hi - lo, -1)
     return out
 
 
@@ -601,13 +601,13 @@ def register_shift(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, anchor:
     return float(d[0]), float(d[1])
 
 
-def shifted(fp: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
-    """A copy of ``fp`` with every plane moved by ``shift`` (new(x) = old(x - shift)), bilinear."""
-    out = np.empty_like(fp.planes)
-    for lo in range(0, fp.n, 2048):
-        hi = min(fp.n, lo + 2048)
-        out[lo:hi] = np.clip(np.rint(shift_planes(fp.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
-    return Fingerprints(out, fp.fps)
+def shifted(prints: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
+    """A copy of ``prints`` with every plane moved by ``shift`` (new(x) = old(x - shift)), bilinear."""
+    out = np.empty_like(prints.planes)
+    for lo in range(0, prints.n, 2048):
+        hi = min(prints.n, lo + 2048)
+        out[lo:hi] = np.clip(np.rint(shift_planes(prints.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
+    return Fingerprints(out, prints.fps)
 
 
 # -- the matcher -----------------------------------------------------------------------
@@ -782,8 +782,8 @@ def _confidence(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, sim: np.nd
         return 0.0
     rng = np.random.default_rng(0)
     pick = idx if len(idx) <= 256 else np.sort(rng.choice(idx, 256, replace=False))
-    def vec(fp: Fingerprints, rows: np.ndarray) -> np.ndarray:
-        return normalise(area_reduce(fp.planes[rows], COARSE_SIZE).reshape(len(rows), -1))
+    def vec(prints: Fingerprints, rows: np.ndarray) -> np.ndarray:
+        return normalise(area_reduce(prints.planes[rows], COARSE_SIZE).reshape(len(rows), -1))
 
     F = vec(fg, pick)
     far = max(8, int(round(bg.fps)))  # at least a second away

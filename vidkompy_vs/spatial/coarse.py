@@ -270,7 +270,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     check_fit(fw, fh, bw, bh, scale)
     fps = _fps(bg)
-    fidx, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps, at)
+    fg_samples, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps, at)
     if hi - lo + 1 > WINDOW_MAX:  # (long inputs) the middle of it: its keyframes are read
         lo = max(0, (lo + hi) // 2 - WINDOW_MAX // 2)
         hi = min(bg.num_frames - 1, lo + WINDOW_MAX - 1)
@@ -286,7 +286,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
             return None
     cand = thin(sorted(got))
     imgs = fg_imgs()
-    if not imgs or len(imgs) != len(fidx):
+    if not imgs or len(imgs) != len(fg_samples):
         return None
     fgm = [resize(grey(g), mid.fx, mid.fy) for g in imgs]
     search = ReducedSearch(fgm, small_factor(mid.width, mid.height, fgm[0]), scale, fw, fh, bw, bh)
@@ -353,19 +353,19 @@ def _chunks(ivs: list[list[int]], kc: list[int]) -> list[tuple[int, int]]:
     return chunks
 
 
-def _keyframe_pass(search: ReducedSearch, kf: dict[int, np.ndarray], reader: _WindowReader,
+def _keyframe_pass(search: ReducedSearch, keyframes: dict[int, np.ndarray], reader: _WindowReader,
                    pool: ThreadPoolExecutor, lo: int, hi: int) -> _KeyPass:
     """The search on BG's keyframes gives rough partners; the reference frames of only
     the stretches around them are then decoded and searched. Any doubt (a weak match, a
     partner at a stretch's edge): no result."""
-    kc = sorted(kf)
-    if float(np.median(np.diff(kc))) <= 2:  # intra-only: that was the whole window
-        return _KeyPass(None, kf, {})
-    r1 = search.run(kc, [grey(kf[j]) for j in kc])
+    key_idx = sorted(keyframes)
+    if float(np.median(np.diff(key_idx))) <= 2:  # intra-only: that was the whole window
+        return _KeyPass(None, keyframes, {})
+    r1 = search.run(key_idx, [grey(keyframes[j]) for j in key_idx])
     if r1 is None or r1.score < KEY_NCC1:
         return _KeyPass(None, None, {})
-    ivs = _stretches(r1.picks, kc, lo, hi)
-    parts = list(pool.map(lambda ab: reader.read(*ab), _chunks(ivs, kc)))
+    ivs = _stretches(r1.picks, key_idx, lo, hi)
+    parts = list(pool.map(lambda ab: reader.read(*ab), _chunks(ivs, key_idx)))
     g2 = {j: img for part in parts for j, img in part.items()} if all(parts) else {}
     if len(g2) < 3:
         return _KeyPass(None, None, {})
@@ -376,7 +376,7 @@ def _keyframe_pass(search: ReducedSearch, kf: dict[int, np.ndarray], reader: _Wi
     r2 = search.run(c2, [grey(g2[j]) for j in c2])
     # a partner on a stretch's edge may really lie beyond it
     if r2 is not None and r2.score >= max(KEY_NCC, r1.score - 0.05) and not edges & set(r2.picks):
-        return _KeyPass(r2, None, {"key_frames": float(len(kc)), "key_ncc": r1.score,
+        return _KeyPass(r2, None, {"key_frames": float(len(key_idx)), "key_ncc": r1.score,
                                    "stretch": float(sum(b - a + 1 for a, b in ivs))})
     return _KeyPass(None, None, {})
 
@@ -409,38 +409,39 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     check_fit(fw, fh, bw, bh, scale)
     fps = _fps(bg)
-    fidx, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps)
+    fg_samples, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps)
     mid = mid_size(bw, bh, fw, fh)
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
     reader = _WindowReader(str(bg_path), fps, mid, (bw, bh), clock)
     # FG's samples are random reads: beside BG's keyframe pass rather than before it
     pool = ThreadPoolExecutor(max_workers=4)
-    fg_read = pool.submit(clock.frames, fg, fidx)
-    kf = reader.read(lo, hi, "nokey") if seq and (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
+    fg_read = pool.submit(clock.frames, fg, fg_samples)
+    keyframes = reader.read(lo, hi, "nokey") if seq and (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
     fgs = [grey(a) for a in fg_read.result()]
     # FG at the mid copies' pixel size, so that scales there are scales in full pixels
     fgm = [resize(g, mid.fx, mid.fy) for g in fgs]
     search = ReducedSearch(fgm, small_factor(mid.width, mid.height, fgm[0]), scale, fw, fh, bw, bh)
     key = _KeyPass(None, None, {})
     if seq:
-        if kf and len(kf) >= KEY_MIN:
-            key = _keyframe_pass(search, kf, reader, pool, lo, hi)
-        del kf
+        if keyframes and len(keyframes) >= KEY_MIN:
+            key = _keyframe_pass(search, keyframes, reader, pool, lo, hi)
+        del keyframes
         if key.result is None and key.window is None:
             key = key._replace(window=reader.read(lo, hi))
     pool.shutdown(wait=False)
     res = key.result or _whole_window(search, bg, clock, key.window, lo, hi, mid)
     pm, picks = res.placement, res.picks
     # three random reads (cheaper here than a second pass through the window)
-    bgf = clock.frames(bg, picks)
+    bg_partners = clock.frames(bg, picks)
     prior = Placement(pm.x / mid.fx, pm.y / mid.fy, pm.scale, pm.confidence, "ncc")
     radius = 3 / min(mid.fx, mid.fy) + 4
-    ests = [estimate_prior(Pyramid(g), Pyramid(grey(b)), prior, scale, radius) for g, b in zip(fgs, bgf, strict=False)]
+    ests = [estimate_prior(Pyramid(g), Pyramid(grey(b)), prior, scale, radius)
+            for g, b in zip(fgs, bg_partners, strict=False)]
     p, _, spread = combine(ests)
     p.method = best_method(ests)
     # a moving camera leaves the picked partners a frame or two off: a few px of spread
     p.confidence = float(p.confidence * math.exp(-spread / 10.0))
-    return Coarse(p, fidx, picks, clock.stats(**key.stats))
+    return Coarse(p, fg_samples, picks, clock.stats(**key.stats))
 
 
 def _whole_window(search: ReducedSearch, bg: vs.VideoNode, clock: FrameClock, got: dict[int, np.ndarray] | None,

@@ -157,19 +157,19 @@ def refine_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, frame_map: list[int], 
     fh, fw = fg.height, fg.width
     unc = {int(i) for i in uncovered} if uncovered is not None else set()
     idx = _sample_ids(nf, unc)
-    est = _PairEstimates(bg, fg, frame_map, clock, frames, prior, scale)
-    ests = est.outward(idx, max(24.0, 0.08 * min(fw, fh) * prior.scale))
+    matched = _PairEstimates(bg, fg, frame_map, clock, frames, prior, scale)
+    ests = matched.outward(idx, max(24.0, 0.08 * min(fw, fh) * prior.scale))
     p, inl, spread = combine(ests)
     track = None
     track_conf = 0.0
     keep = _drifting(ests, fw, fh)
     if keep is not None:
-        fixed = static_fit(est.pairs, [idx[i] for i in keep], [ests[i] for i in keep], p)
+        fixed = static_fit(matched.pairs, [idx[i] for i in keep], [ests[i] for i in keep], p)
         if fixed is not None:  # scattered, not drifting: the placement that fits all
             p = Placement(fixed.x, fixed.y, fixed.scale, p.confidence, fixed.method)
             spread = 0.0
         else:
-            track, track_conf = follow(est.around, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
+            track, track_conf = follow(matched.around, [ests[i] for i in keep], [idx[i] for i in keep], nf, scale,
                                        fw, fh, unc)
             inl = np.zeros(len(ests), bool)
             inl[keep] = True
