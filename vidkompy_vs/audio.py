@@ -19,6 +19,7 @@ import numpy as np
 
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
+from .ffpipe import ffmpeg_head
 from .fsutil import atomic_save_npy
 from .numeric import next_fast
 
@@ -46,7 +47,7 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
             return np.load(cfile, allow_pickle=False)
         except (OSError, ValueError):
             pass
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
+    cmd = [*ffmpeg_head(), "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-ac", "1", "-ar", str(rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     try:
         out = subprocess.run(cmd, capture_output=True, check=False)
