@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import spatial as bench  # noqa: E402  (benchmarks/spatial.py: the case builder)
 
 from vidkompy_vs import spatial  # noqa: E402
-from vidkompy_vs.spatial import coarse as coarse_mod  # noqa: E402
-from vidkompy_vs.spatial.refine import static_fit  # noqa: E402
 from vidkompy_vs.errors import VidkompyError  # noqa: E402
 from vidkompy_vs.sources import frame_arrays, open_video  # noqa: E402
+from vidkompy_vs.spatial import coarse as coarse_mod  # noqa: E402
+from vidkompy_vs.spatial.refine import static_fit  # noqa: E402
 
 N_BG, N_FG = 44, 24  # FG frame i is BG frame i + 20
 

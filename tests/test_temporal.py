@@ -180,7 +180,8 @@ def test_near_duplicates_at_exact_coincidence_take_the_later_frame() -> None:
     for k in coincide:
         bg[k] = np.clip(bg[k - 1] + rng.normal(0, 0.3, bg[k].shape), 0, 255).astype(np.uint8)
     r, _ = _run(m, fg_fps=60, bg_fps=25, bg=bg, noise=0.0)
-    ok = np.isin(r.frame_map, [m]) | np.array([np.array_equal(bg[a], bg[b]) for a, b in zip(r.frame_map, m)])
+    ok = np.isin(r.frame_map, [m]) | np.array([np.array_equal(bg[a], bg[b])
+                                               for a, b in zip(r.frame_map, m, strict=False)])
     assert ok.mean() >= 0.995 and np.abs(r.frame_map - m).max() <= 1
     rows = i[i % 12 == 0]
     rows = rows[(rows > 40) & (rows < 440)]
@@ -299,7 +300,8 @@ def test_cell_vertices_match_a_linear_program() -> None:
         side = 20 if deg == 1 else 8
         rows = np.concatenate([np.sort(rng.choice(np.arange(-60, 0), side, replace=False)),
                                np.sort(rng.choice(np.arange(3, 60), side, replace=False))]).astype(float)
-        pos = rng.uniform(0, 1) + rng.uniform(0.3, 2.5) * rows + (rng.uniform(-0.004, 0.004) * rows ** 2 if deg == 2 else 0)
+        pos = rng.uniform(0, 1) + rng.uniform(0.3, 2.5) * rows \
+            + (rng.uniform(-0.004, 0.004) * rows ** 2 if deg == 2 else 0)
         k = np.round(pos + (rng.normal(0, 0.3, len(rows)) if trial % 7 == 0 else 0))
         got = tm._cell_vertices(rows, k, deg)
         s = float(max(1.0, np.abs(rows).max()))
@@ -315,6 +317,6 @@ def test_cell_vertices_match_a_linear_program() -> None:
         want = HalfspaceIntersection(np.hstack([a_ub, -b_ub[:, None]]), r.x[:-1]).intersections
         assert got is not None
         u = np.linspace(-0.2, 0.2, 9)
-        val = lambda v: sum(v[:, e][:, None] * u[None, :] ** e for e in range(deg + 1))  # noqa: E731
+        val = lambda v, u=u, deg=deg: sum(v[:, e][:, None] * u[None, :] ** e for e in range(deg + 1))  # noqa: E731
         assert np.allclose(val(got[0]).min(0), val(want).min(0), atol=1e-6)
         assert np.allclose(val(got[0]).max(0), val(want).max(0), atol=1e-6)
