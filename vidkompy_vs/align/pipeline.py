@@ -58,10 +58,13 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
     plan = make_plan(bg, fg, req, settings)
     with run.make_progress():
         passes = start_passes(bg, fg, req, plan, settings, run, early)
-        ctx = Context(run, settings, req, bg, fg, plan, passes)
-        foot = find_footprint(ctx)
-        prints = footprint_prints(ctx, foot)
-        am = audio_result(ctx)
+        try:
+            ctx = Context(run, settings, req, bg, fg, plan, passes)
+            foot = find_footprint(ctx)
+            prints = footprint_prints(ctx, foot)
+            am = audio_result(ctx)
+        finally:
+            passes.join()
     found = match(ctx, foot, prints, am)
     shape = structure_stage(ctx, prints, found)
     spatial = refine_stage(ctx, shape.match)
