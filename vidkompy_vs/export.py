@@ -108,7 +108,8 @@ def _placement(al: Alignment, start: int, end: int, shot: int | None) -> dict[st
                              "active": sh.active, "bg_start": sh.bg_start, "bg_end": sh.bg_end}
     else:
         sp = al.spatial
-        d = {"shot": None, "x": sp.x, "y": sp.y, "scale": sp.scale, "confidence": sp.confidence}
+        d = {"shot": None, "x": sp.x, "y": sp.y, "scale": sp.scale, "confidence": sp.confidence,
+             "active": sp.active}
     if al.spatial.track:
         d["track"] = al.spatial.track[start:end]  # [x, y, scale] per frame of this clip
     d["bg_size"] = [al.bg.width, al.bg.height]
