@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ffmpeg
 
-from vidkompy_vs.batch import read_pairs
+from vidkompy_vs.batch import _rebase, read_pairs
+from vidkompy_vs.cli import comp_args
 from vidkompy_vs.errors import VidkompyError
 from vidkompy_vs.sources import probe
 
@@ -148,7 +149,13 @@ def test_read_pairs_paths_and_errors(tmp_path):
     (pp,) = read_pairs(lst, tmp_path / "out")
     assert pp.bg == str(sub / "clips/bg.mp4") and pp.fg == "/abs/fg.mov"
     assert pp.out == str(tmp_path / "out" / "fg.mp4") and pp.align == str(tmp_path / "out" / "fg.align.json")
-    assert pp.options == ("--crf", "20", "--x", "10")
+    assert pp.options == ("--crf", "20", "--x", "10") and pp.base == str(sub)
+    args = comp_args(pp.bg, pp.fg, pp.out, ["--align", "a.json", "--align-preset", "p/fast.json"])
+    _rebase(args, pp.base)
+    assert (args.align_file, args.align_preset) == (str(sub / "a.json"), str(sub / "p/fast.json"))
+    args = comp_args(pp.bg, pp.fg, pp.out, ["--align-preset", "robust"])
+    _rebase(args, pp.base)
+    assert args.align_preset == "robust"
     for rows, needle in ((["bg,out", "a,b"], "must name the columns"), (["bg,fg"], "no pairs"),
                          (["bg,fg,out", "a,b,x.mp4", "c,d,x.mkv"], "same output name"),
                          (["bg,fg", "a"], "bg and fg are required"), (["bg,fg,options", "a,b,\"--x '1\""], "options"),

@@ -54,6 +54,7 @@ class Pair:
     out: str
     align: str
     options: tuple[str, ...] = ()
+    base: str = ""  # the CSV's folder: relative paths in options start there too
 
 
 @dataclass
@@ -129,7 +130,7 @@ def read_pairs(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         except ValueError as e:
             raise VidkompyError(f"{p}: line {k}: options: {e}") from None
         pairs.append(Pair(len(pairs), out.stem, str(bg), str(fg), str(out),
-                          str(out.with_name(out.stem + ".align.json")), opts))
+                          str(out.with_name(out.stem + ".align.json")), opts, str(base)))
     return pairs
 
 
@@ -189,6 +190,7 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
     _IN_JOB[:] = [True, False]
     try:
         args = cli.comp_args(pair.bg, pair.fg, pair.out, list(pair.options))
+        _rebase(args, pair.base)
         if Path(pair.out).exists() and not (redo or args.overwrite):
             raise VidkompyError(f"{pair.out}: already exists and was not made by this batch; pass -y to replace it")
         inputs = [pair.bg, pair.fg] + ([args.align_file] if args.align_file else [])
@@ -221,6 +223,17 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
         _IN_JOB[0] = False
         res.total_s = round(time.perf_counter() - t0, 3)
     return res
+
+
+def _rebase(args: Any, base: str) -> None:
+    """Files named in a pair's options (``--align``, a preset file) relative to the CSV's folder."""
+    if not base:
+        return
+    if args.align_file and not Path(args.align_file).is_absolute():
+        args.align_file = str(Path(base) / args.align_file)
+    preset = Path(args.align_preset)
+    if preset.suffix.lower() == ".json" and not preset.is_absolute():
+        args.align_preset = str(Path(base) / preset)
 
 
 def _worker_init(queue: Any) -> None:
