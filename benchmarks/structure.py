@@ -352,7 +352,7 @@ def run_align(bg: Path, fg: Path, timeout: float) -> dict:
     from vidkompy_vs.alignment import Alignment
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"), COLUMNS="1000")  # notes unwrapped
         res = Path(tmp) / "r.json"
         t0 = time.perf_counter()
         try:
