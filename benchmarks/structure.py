@@ -37,7 +37,7 @@ cache; a crash or fallback is printed, never fatal. For ``letterbox`` and ``pans
 the composite (``filters.composite``, read through VapourSynth) is measured too, with
 the found and with the true alignment (luma PSNR; see :func:`composite_figures`).
 
-    .venv/bin/python benchmarks/structure.py [--cases a,b] [--timeout S]
+    .venv/bin/python benchmarks/structure.py [--cases a,b] [--timeout S] [--list]
 """
 
 from __future__ import annotations
@@ -512,8 +512,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds one align may take")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
     args = ap.parse_args()
     every = cases()
+    if args.list:
+        for c in every:
+            print(f"{c.name:13s} {c.what}")
+        return
     want = [c for c in args.cases.split(",") if c]
     unknown = set(want) - {c.name for c in every}
     if unknown:
