@@ -21,7 +21,8 @@ Cases: ``insert`` (2.4 s of another shot inserted in BG), ``missing`` (BG lacks 
 of a shot), ``reorder`` (BG shows the shots in another order), ``panscan`` (a 4:3
 window that jumps at each shot change, downscaled x0.75), ``letterbox`` (a 2.39:1
 picture with bars baked into a 1280x720 FG over a 1080p open-matte BG with a regenerated
-look), ``pan`` (a window panning 36 px across bikes), ``r6_fg60_bg24`` and ``r6_ramp``.
+look), ``pan`` (a window panning 36 px across bikes, easing in and out between still
+ends), ``pan_edge`` (panning from FG's first frame to its last), ``r6_fg60_bg24`` and ``r6_ramp``.
 The fps-change and ramp cases of ``temporal.py`` (``fg60_bg24`` ...) are measured there:
 their FG repeats master frames that BG has (every FG frame's source frame is in BG), so
 rule 6 never applies to them; the ``r6_*`` cases here are the ones where it does.
@@ -212,6 +213,11 @@ def cases() -> list[Case]:
     px = 60 + 36 * (1 - np.cos(np.pi * t)) / 2
     out.append(Case("pan", "480x240 window panning 36 px across bikes (ease in/out)", pr, pr.frames(0),
                     pr.frames(0)[15:165], np.stack([px, np.full(150, 16.0), np.ones(150)], 1), (480, 240)))
+    # the same, moving from FG's first frame to its last: 36 px right and 6 px down, at constant speed
+    t = np.arange(120) / 119
+    out.append(Case("pan_edge", "480x240 window panning 36 px across bikes, moving from first to last frame", pr,
+                    pr.frames(0), pr.frames(0)[40:160], np.stack([70 + 36 * t, 10 + 6 * t, np.ones(120)], 1),
+                    (480, 240)))
     # rule 6: FG 60 fps of distinct frames over BG 24 fps showing every 2.5th; a BG speed ramp that skips
     bpos = 2.5 * np.arange(int((len(reel) - len(ins)) / 2.5))
     f = np.arange(25, 325)
@@ -482,12 +488,40 @@ def measure(case: Case, timeout: float) -> dict:
         row["cuts_hit"] = sum(any(abs(c - a) <= 1 for c in found_cuts) for a, _ in true_shots[1:])
         row["active_err"] = active_error(case, al)
         row["method"] = f"{al.temporal.method}/{al.spatial.method}"
+        if case.rule6:  # the frames rule 6 is about, apart
+            shown = set(case.b.tolist())
+            r6 = [i for i, k in enumerate(case.f) if int(k) not in shown and sets[i] is not None]
+            row["r6"] = (sum(fmap[i] in sets[i] for i in r6), len(r6))
     if case.composite:
         try:
             row["comp"] = composite_figures(case, bgp, fgp, al, true_alignment(case, sets, bgp, fgp))
         except Exception as e:  # noqa: BLE001 - the row says what happened
             row["comp"] = {"error": f"{type(e).__name__}: {e}"[:160]}
+    row["fails"] = done_when(row)
     return row
+
+
+def done_when(r: dict) -> list[str]:
+    """Issue 10's "Done when" criteria this row misses: ``map`` (>= 99.5 % of covered FG
+    frames on an acceptable BG frame, max error 1), ``place`` (<= 0.5 BG px on every covered
+    frame), ``unc`` (>= 95 % of uncovered frames flagged, no covered frame flagged), ``comp``
+    (letterbox: whole-frame PSNR >= 35 dB; panscan: FG region within 0.5 dB of the true
+    placements' composite); ``failed`` when there is no alignment at all."""
+    if "place_max" not in r:
+        return ["failed"]
+    out = []
+    if not (r["exact"] >= 0.995 and 0 <= r["maxerr"] <= 1):
+        out.append("map")
+    if not r["place_max"] <= 0.5:
+        out.append("place")
+    if r["unc_false"] or r["unc_found"] < 0.95 * r["unc_true"]:
+        out.append("unc")
+    c = r.get("comp")
+    if c is not None:
+        ok = c.get("delta", 99) <= 0.5 if "true_bg" in c else c.get("found", 0) >= 35  # NaN fails
+        if not ok:
+            out.append("comp")
+    return out
 
 
 def _f(v, fmt: str, width: int) -> str:
@@ -500,12 +534,12 @@ def print_row(r: dict) -> None:
     print(f"{r['case']:13s} {r['fg']:4d} {r['bg']:4d} {_f(100 * r['exact'], '.2f', 7)} {r['maxerr']:6d} "
           f"{_f(r.get('place_max'), '.2f', 8)} {_f(r.get('place_med'), '.2f', 8)} {unc:>10s} {shots:>10s} "
           f"{_f(r.get('active_err'), 'd', 6)} {r['seconds']:7.1f} {r['dec']:6.2f} {r['seconds'] / r['dec']:6.2f} "
-          f"{_f(r['mb'] or None, '.0f', 5)}  {r.get('method', '-')}", flush=True)
+          f"{_f(r['mb'] or None, '.0f', 5)}  {','.join(r['fails']) or 'yes':15s} {r.get('method', '-')}", flush=True)
 
 
 HEADER = (f"{'case':13s} {'FG':>4s} {'BG':>4s} {'exact%':>7s} {'maxerr':>6s} {'place mx':>8s} {'place md':>8s} "
           f"{'unc f/t/x':>10s} {'shots(cut)':>10s} {'act px':>6s} {'align s':>7s} {'dec s':>6s} {'ratio':>6s} "
-          f"{'MB':>5s}  method (temporal/spatial)")
+          f"{'MB':>5s}  {'done? (misses)':15s} method (temporal/spatial)")
 
 
 def main() -> None:
@@ -533,7 +567,13 @@ def main() -> None:
         print_row(rows[-1])
     print("\nunc f/t/x: true uncovered FG frames flagged / true uncovered / covered frames flagged. shots(cut): "
           "FG shots found / true (true cuts found within 1 frame). place: worst footprint corner per covered FG "
-          "frame, BG px, max and median. act px: worst edge of FG's picture area, FG px.")
+          "frame, BG px, max and median. act px: worst edge of FG's picture area, FG px. done?: issue 10's "
+          "'Done when' criteria missed (map: exact >= 99.5 % and max error <= 1; place: <= 0.5 px; unc: >= 95 % "
+          "flagged, none falsely; comp: the composite criterion).")
+    for r in rows:
+        if "r6" in r:
+            ok, n = r["r6"]
+            print(f"rule 6, {r['case']}: {ok} of {n} FG frames whose own frame BG lacks are on the nearest content")
     comps = [r for r in rows if "comp" in r]
     if comps:
         print("\ncomposite (filters.composite, luma PSNR dB, worst of 12 frames):")
