@@ -533,7 +533,8 @@ def print_row(r: dict) -> None:
     shots = f"{r.get('shots_found', '-')}/{r['shots_true']} ({r.get('cuts_hit', '-')})"
     print(f"{r['case']:13s} {r['fg']:4d} {r['bg']:4d} {_f(100 * r['exact'], '.2f', 7)} {r['maxerr']:6d} "
           f"{_f(r.get('place_max'), '.2f', 8)} {_f(r.get('place_med'), '.2f', 8)} {unc:>10s} {shots:>10s} "
-          f"{_f(r.get('active_err'), 'd', 6)} {r['seconds']:7.1f} {r['dec']:6.2f} {r['seconds'] / r['dec']:6.2f} "
+          f"{_f(r.get('active_err'), 'd', 6)} {_f(r['seconds'], '.1f', 7)} {_f(r['dec'], '.2f', 6)} "
+          f"{_f(r['seconds'] / r['dec'], '.2f', 6)} "
           f"{_f(r['mb'] or None, '.0f', 5)}  {','.join(r['fails']) or 'yes':15s} {r.get('method', '-')}", flush=True)
 
 
@@ -563,7 +564,13 @@ def main() -> None:
     print("-" * len(HEADER))
     rows = []
     for c in todo:
-        rows.append(measure(c, args.timeout))
+        try:
+            rows.append(measure(c, args.timeout))
+        except Exception as e:  # noqa: BLE001 - a broken case is a row, not the end of the table
+            rows.append({"case": c.name, "fg": len(c.f), "bg": len(c.b), "seconds": float("nan"),
+                         "dec": float("nan"), "mb": 0, "notes": [], "unc_true": 0, "shots_true": 0,
+                         "exact": float("nan"), "maxerr": -1, "fails": ["failed"],
+                         "error": f"benchmark: {type(e).__name__}: {e}"[:300]})
         print_row(rows[-1])
     print("\nunc f/t/x: true uncovered FG frames flagged / true uncovered / covered frames flagged. shots(cut): "
           "FG shots found / true (true cuts found within 1 frame). place: worst footprint corner per covered FG "
