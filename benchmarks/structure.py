@@ -68,7 +68,7 @@ from footage import footage  # noqa: E402
 from spatial import _degrade, _Writer  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-structure"
-VERSION = 1  # bump when case construction changes (cached files are rebuilt)
+VERSION = 2  # bump when case construction changes (cached files are rebuilt)
 
 
 # -- reels -------------------------------------------------------------------------------
@@ -263,12 +263,12 @@ def build(case: Case, crf: int | None = 16, cache: Path = CACHE) -> tuple[Path, 
     w, h = case.reel.size
     tb, tf = d / "bg.tmp.mp4", d / "fg.tmp.mp4"
     rng = np.random.default_rng(7)
-    bw = _Writer(tb, w, h, fps=case.bg_fps, crf=23 if case.bg_look and crf is not None else crf)
+    bw = _Writer(tb, w, h, fps=case.bg_fps, crf=23 if case.bg_look and crf is not None else crf, preset="veryfast")
     for k in case.b:
         img = case.reel.frame(int(k))
         bw.write(_degrade(np.asarray(img), rng) if case.bg_look else img)
     bw.close()
-    fw = _Writer(tf, *case.fg_size, fps=case.fg_fps, crf=crf)
+    fw = _Writer(tf, *case.fg_size, fps=case.fg_fps, crf=crf, preset="veryfast")
     for k, (x, y, s) in zip(case.f, case.place):
         fw.write(fg_frame(case.reel.frame(int(k)), x, y, s, case.fg_size, case.active))
     fw.close()
