@@ -361,13 +361,19 @@ def run_align(bg: Path, fg: Path, timeout: float) -> dict:
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"), COLUMNS="1000")  # notes unwrapped
         res = Path(tmp) / "r.json"
         t0 = time.perf_counter()
+        # Through a shell that forks it: a process started straight from this one inherits this
+        # one's peak RSS at exec in its ru_maxrss (see temporal.py), and this one holds frames.
+        cmd = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", RUNNER, str(bg), str(fg), "default", str(res)]
+        p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
         try:
-            p = subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), "default", str(res)], env=env,
-                               cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+            _, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # its own session: the shell and the runner
+            p.communicate()
             return {"seconds": time.perf_counter() - t0, "rss_kb": 0, "al": None, "notes": [],
                     "error": f"timed out after {timeout:.0f} s"}
-        lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
         notes = [ln for ln in lines if any(w in ln.lower() for w in ("warning", "note:", "fallback", "error"))]
         if p.returncode != 0 or not res.exists():
             return {"seconds": time.perf_counter() - t0, "rss_kb": 0, "al": None, "notes": notes,
