@@ -74,10 +74,10 @@ class Case:
 
 # -- writing videos ---------------------------------------------------------------------
 class _Writer:
-    """Stream BGR frames into ffmpeg (H.264 4:2:0; lossless unless ``crf`` is given)."""
+    """Stream BGR frames into ffmpeg (H.264 4:2:0; lossless unless ``crf`` is given, then at x264 ``preset``)."""
 
-    def __init__(self, path: Path, w: int, h: int, fps: int = 25, crf: int | None = None):
-        q = ["-qp", "0", "-preset", "ultrafast"] if crf is None else ["-crf", str(crf), "-preset", "medium"]
+    def __init__(self, path: Path, w: int, h: int, fps: int = 25, crf: int | None = None, preset: str = "medium"):
+        q = ["-qp", "0", "-preset", "ultrafast"] if crf is None else ["-crf", str(crf), "-preset", preset]
         self.p = subprocess.Popen(
             ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
              "-r", str(fps), "-i", "-", "-c:v", "libx264", *q, "-pix_fmt", "yuv420p", str(path)],
