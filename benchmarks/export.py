@@ -1,11 +1,13 @@
-"""Export benchmark: every temporal benchmark case aligned, exported and read back.
+"""Export benchmark: every temporal and structure benchmark case aligned, exported and read back.
 
-For each case of ``benchmarks/temporal.py`` (same footage, same builds, cached): align,
+For each case of ``benchmarks/temporal.py`` and ``benchmarks/structure.py`` (same
+footage, same builds, cached; the structure cases bring cuts, inserts, missing spans,
+reordered shots, per-shot placements and moving framing): align,
 export to OTIO, EDL and FCP XML, rebuild the frame map from each file and compare it
 with the alignment's (and the CSV's column with it). Prints one row per case: frames,
 BG clips (runs), uncovered frames, whether each round trip is exact, and the export time.
 
-    .venv/bin/python benchmarks/export.py [--cases a,b]
+    .venv/bin/python benchmarks/export.py [--cases a,b] [--suite temporal|structure|all]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import structure as sb  # noqa: E402
 import temporal as tb  # noqa: E402
 from rich.console import Console  # noqa: E402
 
@@ -36,7 +39,7 @@ def check(al: Alignment, src: Path, d: Path) -> dict:
     t0 = time.perf_counter()
     for fmt, suffix in (("otio", ".otio"), ("edl", ".edl"), ("fcpxml", ".xml")):
         out = ex.export(src, d / f"a{suffix}", to=fmt, overwrite=True)
-        got = ex.frame_map_from_otio(out, rate=al.fg.fps, frames=al.fg.frames, bg_frames=al.bg.frames)
+        got = ex.frame_map_from_otio(out, rate=al.fg.fps, frames=al.fg.frames)
         row[fmt] = got == want
     out = ex.export(src, d / "a.csv", to="csv", overwrite=True)
     row["csv"] = [int(r["bg_frame"]) for r in csv.DictReader(out.open())] == al.temporal.frame_map
@@ -47,23 +50,30 @@ def check(al: Alignment, src: Path, d: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    ap.add_argument("--suite", choices=["temporal", "structure", "all"], default="all")
     args = ap.parse_args()
-    vid, wav, n_master = tb.master()
-    todo = [c for c in tb.cases(n_master) if not args.cases or c.name in args.cases.split(",")]
+    builds = []  # (name, rates, a function making BG and FG)
+    if args.suite in ("temporal", "all"):
+        vid, wav, n_master = tb.master()
+        builds += [(c.name, f"{c.fg_fps}/{c.bg_fps}", lambda c=c: tb.build(c, vid, wav)) for c in tb.cases(n_master)]
+    if args.suite in ("structure", "all"):
+        builds += [(c.name, "", lambda c=c: sb.build(c)) for c in sb.cases()]
+    todo = [b for b in builds if not args.cases or b[0] in args.cases.split(",")]
     print(f"{'case':14s} {'fps':>9s} {'FG':>5s} {'runs':>5s} {'unc':>4s} {'otio':>5s} {'edl':>5s} {'fcpxml':>6s} "
           f"{'csv':>5s} {'export s':>8s}")
     quiet = Console(stderr=True, quiet=True)
     ok = True
-    for c in todo:
-        bg, fg = tb.build(c, vid, wav)
+    for name, rates, make in todo:
+        bg, fg = make()
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             al = align(bg, fg, console=quiet)
             al.save(d / "a.json")
             r = check(al, d / "a.json", d)
+        rates = rates or f"{al.fg.fps:.5g}/{al.bg.fps:.5g}"
         ok &= all(r[k] for k in ("otio", "edl", "fcpxml", "csv"))
         yes = {True: "ok", False: "FAIL"}
-        print(f"{c.name:14s} {f'{c.fg_fps}/{c.bg_fps}':>9s} {r['frames']:5d} {r['runs']:5d} {r['uncovered']:4d} "
+        print(f"{name:14s} {rates:>9s} {r['frames']:5d} {r['runs']:5d} {r['uncovered']:4d} "
               f"{yes[r['otio']]:>5s} {yes[r['edl']]:>5s} {yes[r['fcpxml']]:>6s} {yes[r['csv']]:>5s} "
               f"{r['seconds']:8.2f}", flush=True)
     print("every round trip exact" if ok else "SOME ROUND TRIPS DIFFER")

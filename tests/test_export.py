@@ -25,7 +25,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def made(n: int, bgn: int, fps: tuple[int, int], bg_fps: tuple[int, int] | None = None, *, seed: int = 0,
          lead: int = 4, tail: int = 6, jumps: float = 0.05, shots: bool = True, track: bool = False) -> Alignment:
     """An alignment with cuts (jumps forward and back), held frames, and FG frames before
-    and after BG (uncovered, clamped to BG's ends as the aligner does)."""
+    and after BG (uncovered: BG's first frame before it, the last one shown held after,
+    as the aligner makes them)."""
     rnd = random.Random(seed)
     fmap, b = [], 5
     for _ in range(n):
@@ -35,7 +36,7 @@ def made(n: int, bgn: int, fps: tuple[int, int], bg_fps: tuple[int, int] | None 
         fmap.append(b)
     unc = list(range(lead)) + list(range(n - tail, n))
     for i in unc:
-        fmap[i] = 0 if i < lead else bgn - 1
+        fmap[i] = 0 if i < lead else fmap[n - tail - 1]
     bf = bg_fps or fps
     bg = MediaInfo("/media/bg.mov", 1920, 1080, bf[0], bf[1], bgn)
     fg = MediaInfo("/media/fg.mov", 960, 540, fps[0], fps[1], n)
@@ -97,7 +98,7 @@ def test_otio_timeline_and_round_trip(name, tmp_path):
     for g in tl2.video_tracks()[0]:
         if isinstance(g, otio.schema.Gap):
             del g.metadata["vidkompy"]
-    fmap, unc = ex.frame_map_from_otio(tl2, bg_frames=al.bg.frames)
+    fmap, unc = ex.frame_map_from_otio(tl2)
     assert (fmap, unc) == (al.temporal.frame_map, al.temporal.uncovered)
     assert len(list(tl2.audio_tracks())) == 0
 
@@ -134,7 +135,7 @@ def test_edl_fcpxml_frame_exact(fps, fmt, tmp_path):
         last = otio.opentime.to_timecode(otio.opentime.RationalTime(al.fg.frames - len(al.temporal.uncovered) + 4,
                                                                     fps[0] / fps[1]), fps[0] / fps[1])
         assert events[-1][-1] == last  # record out of the last event, 6 uncovered frames before FG's end
-    fmap, unc = ex.frame_map_from_otio(out, rate=fps[0] / fps[1], frames=al.fg.frames, bg_frames=al.bg.frames)
+    fmap, unc = ex.frame_map_from_otio(out, rate=fps[0] / fps[1], frames=al.fg.frames)
     assert fmap == al.temporal.frame_map
     assert unc == al.temporal.uncovered
 
@@ -146,7 +147,7 @@ def test_edl_other_bg_rate_keeps_frame_numbers(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="vidkompy_vs.export"):
         out = ex.export(src, tmp_path / "a.edl")
     assert "counts BG's frames at FG's rate" in caplog.text
-    assert ex.frame_map_from_otio(out, rate=25, frames=al.fg.frames, bg_frames=al.bg.frames) == (
+    assert ex.frame_map_from_otio(out, rate=25, frames=al.fg.frames) == (
         al.temporal.frame_map, al.temporal.uncovered)
 
 
@@ -179,7 +180,7 @@ def test_real_alignments_round_trip(real_alignments, pair, tmp_path):
             if fmt == "csv":
                 assert [int(row["bg_frame"]) for row in csv.DictReader(out.open())] == al.temporal.frame_map
                 continue
-            got = ex.frame_map_from_otio(out, rate=al.fg.fps, frames=al.fg.frames, bg_frames=al.bg.frames)
+            got = ex.frame_map_from_otio(out, rate=al.fg.fps, frames=al.fg.frames)
             assert got == (al.temporal.frame_map, al.temporal.uncovered), fmt
             if fmt == "otio":
                 tl = otio.adapters.read_from_file(str(out))

@@ -247,31 +247,21 @@ def _bg_track(tl: Any) -> Any:
     return named[0] if named else vids[0]  # EDL/FCP readers may rename; BG is the lowest
 
 
-def _bg_length(track: Any) -> int | None:
-    """BG's frame count from a clip's media reference, where the format kept it."""
-    for item in track:
-        ar = getattr(getattr(item, "media_reference", None), "available_range", None)
-        if ar is not None and ar.duration.value > 0:
-            return round(ar.duration.value)
-    return None
-
-
-def frame_map_from_otio(src: Any, *, rate: float | None = None, frames: int | None = None,
-                        bg_frames: int | None = None) -> tuple[list[int], list[int]]:
+def frame_map_from_otio(src: Any, *, rate: float | None = None,
+                        frames: int | None = None) -> tuple[list[int], list[int]]:
     """Rebuild ``(frame_map, uncovered)`` from a timeline written by :func:`to_timeline` (or
     a path to one, an EDL or FCP XML of it; ``rate`` is an EDL's frame rate).
 
     Each clip on the BG track gives one BG frame per timeline frame from its source
     start; a gap gives uncovered frames. EDL and FCP XML keep no gap at the ends of a
     track: ``frames`` (FG's length) restores the trailing one, an EDL's first record
-    time the leading one. An uncovered frame's map entry (clamped, see the alignment
-    file) comes from the gap's metadata when it was kept, else it is 0 before the first
-    clip and BG's last frame (``bg_frames``, or as the media reference says) after.
+    time the leading one. An uncovered frame's map entry comes from the gap's metadata
+    where it was kept (OTIO); else, as the aligner makes it, the BG frame before it is
+    held (BG's first frame before any clip).
     """
     otio_ = _otio()
     tl = read_timeline(src, rate=rate) if isinstance(src, (str, os.PathLike)) else src
     track = _bg_track(tl)
-    last = (bg_frames or _bg_length(track) or 0) - 1
 
     def count(t: Any) -> int:
         return round(t.value_rescaled_to(rate) if rate else t.value)
@@ -281,7 +271,7 @@ def frame_map_from_otio(src: Any, *, rate: float | None = None, frames: int | No
 
     def gap(n: int, kept: list[int] | None = None) -> None:
         unc.extend(range(len(fmap), len(fmap) + n))
-        fill = 0 if not fmap else last if last >= 0 else fmap[-1]
+        fill = fmap[-1] if fmap else 0
         fmap.extend(list(kept) if kept is not None and len(kept) == n else [fill] * n)
 
     if track.source_range is not None and count(track.source_range.start_time) < 0:
