@@ -24,9 +24,9 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def made(n: int, bgn: int, fps: tuple[int, int], bg_fps: tuple[int, int] | None = None, *, seed: int = 0,
          lead: int = 4, tail: int = 6, jumps: float = 0.05, shots: bool = True, track: bool = False) -> Alignment:
-    """An alignment with cuts (jumps forward and back), held frames, and FG frames before
-    and after BG (uncovered: BG's first frame before it, the last one shown held after,
-    as the aligner makes them)."""
+    """An alignment with cuts (jumps forward and back), held frames, and FG frames before,
+    inside and after BG (uncovered: the nearest covered frame's BG frame, as the aligner
+    makes them)."""
     rnd = random.Random(seed)
     fmap, b = [], 5
     for _ in range(n):
@@ -34,9 +34,14 @@ def made(n: int, bgn: int, fps: tuple[int, int], bg_fps: tuple[int, int] | None 
         b = b + rnd.randint(-40, 60) if r < jumps else b if r < 2 * jumps else b + 1
         b = min(max(b, 0), bgn - 1)
         fmap.append(b)
-    unc = list(range(lead)) + list(range(n - tail, n))
-    for i in unc:
-        fmap[i] = 0 if i < lead else fmap[n - tail - 1]
+    mid = list(range(n // 2, n // 2 + 9)) if lead else []  # BG lacks a span: 4 frames held before, 5 after
+    unc = list(range(lead)) + mid + list(range(n - tail, n))
+    for i in unc[:lead]:
+        fmap[i] = fmap[lead]
+    for i in mid:
+        fmap[i] = fmap[mid[0] - 1] if i - mid[0] < mid[-1] + 1 - i else fmap[mid[-1] + 1]
+    for i in unc[lead + len(mid):]:
+        fmap[i] = fmap[n - tail - 1]
     bf = bg_fps or fps
     bg = MediaInfo("/media/bg.mov", 1920, 1080, bf[0], bf[1], bgn)
     fg = MediaInfo("/media/fg.mov", 960, 540, fps[0], fps[1], n)
@@ -132,8 +137,8 @@ def test_edl_fcpxml_frame_exact(fps, fmt, tmp_path):
         events = [ln.split() for ln in text.splitlines() if ln[:3].isdigit()]
         assert len(events) == covered_runs(al)
         assert (";" in events[-1][-1]) == (fps == (30000, 1001))  # drop-frame timecode at 29.97
-        last = otio.opentime.to_timecode(otio.opentime.RationalTime(al.fg.frames - len(al.temporal.uncovered) + 4,
-                                                                    fps[0] / fps[1]), fps[0] / fps[1])
+        last = otio.opentime.to_timecode(otio.opentime.RationalTime(al.fg.frames - 6, fps[0] / fps[1]),
+                                         fps[0] / fps[1])
         assert events[-1][-1] == last  # record out of the last event, 6 uncovered frames before FG's end
     fmap, unc = ex.frame_map_from_otio(out, rate=fps[0] / fps[1], frames=al.fg.frames)
     assert fmap == al.temporal.frame_map

@@ -256,8 +256,8 @@ def frame_map_from_otio(src: Any, *, rate: float | None = None,
     start; a gap gives uncovered frames. EDL and FCP XML keep no gap at the ends of a
     track: ``frames`` (FG's length) restores the trailing one, an EDL's first record
     time the leading one. An uncovered frame's map entry comes from the gap's metadata
-    where it was kept (OTIO); else, as the aligner makes it, the BG frame before it is
-    held (BG's first frame before any clip).
+    where it was kept (OTIO); else it is made as the aligner makes it: the BG frame of
+    the nearest covered FG frame (the one before on a tie).
     """
     otio_ = _otio()
     tl = read_timeline(src, rate=rate) if isinstance(src, (str, os.PathLike)) else src
@@ -266,13 +266,12 @@ def frame_map_from_otio(src: Any, *, rate: float | None = None,
     def count(t: Any) -> int:
         return round(t.value_rescaled_to(rate) if rate else t.value)
 
-    fmap: list[int] = []
+    fmap: list[int | None] = []
     unc: list[int] = []
 
     def gap(n: int, kept: list[int] | None = None) -> None:
         unc.extend(range(len(fmap), len(fmap) + n))
-        fill = fmap[-1] if fmap else 0
-        fmap.extend(list(kept) if kept is not None and len(kept) == n else [fill] * n)
+        fmap.extend(list(kept) if kept is not None and len(kept) == n else [None] * n)
 
     if track.source_range is not None and count(track.source_range.start_time) < 0:
         # the EDL reader starts the track at its first event: a start of -k frames is a
@@ -289,4 +288,22 @@ def frame_map_from_otio(src: Any, *, rate: float | None = None,
         fmap.extend(range(b0, b0 + n))
     if frames is not None and len(fmap) < frames:
         gap(frames - len(fmap))
-    return fmap, unc
+    return _fill_nearest(fmap), unc
+
+
+def _fill_nearest(fmap: list[int | None]) -> list[int]:
+    """Entries not known (None) from the nearest known one, the one before on a tie."""
+    known = [i for i, v in enumerate(fmap) if v is not None]
+    if not known:
+        return [0] * len(fmap)
+    out: list[int] = []
+    k = 0  # known[k] is the first known index at or after i
+    for i, v in enumerate(fmap):
+        while k < len(known) and known[k] < i:
+            k += 1
+        if v is None:
+            before = known[k - 1] if k > 0 else None
+            after = known[k] if k < len(known) else None
+            v = fmap[before if after is None or (before is not None and i - before <= after - i) else after]
+        out.append(v)
+    return out
