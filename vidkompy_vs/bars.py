@@ -60,6 +60,9 @@ class Tol:
 # Full-size frames keep codec noise and ringing; fingerprint cells average it away.
 FULL = Tol(flat=2.5, still=3.0, level=4.0, floor=0.75, edge=6)
 PLANES = Tol(flat=1.5, still=2.5, level=3.0, floor=0.5, edge=2)
+# a bar thinner than a cell, seen only in a few full frames: codec noise (about one level
+# either way) but no more
+STRICT = Tol(flat=2.0, still=1.5, level=2.0, floor=0.75, edge=6)
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ def _edge(flat: np.ndarray, still: np.ndarray, level: np.ndarray, act: float, mo
     lines (grain in a scanned bar): the planes' ``lo``. (The planes' levels are not
     compared: their grey conversion may rescale the range.)
     """
-    tol = FULL if lo else Tol(FULL.floor, FULL.floor, FULL.level / 2, FULL.floor, FULL.edge)
+    tol = FULL if lo else STRICT
     k, sharp = _band(flat, still, level, tol, act, motion)
     if k >= hi:
         return hi if lo else 0
