@@ -50,7 +50,10 @@ def boxed(frames: np.ndarray, top=0, bottom=0, left=0, right=0, level=16, noise=
     out = frames.copy()
     rng = np.random.default_rng(1)
     mask = np.zeros(frames.shape[1:], bool)
-    mask[:top], mask[frames.shape[1] - bottom:], mask[:, :left], mask[:, frames.shape[2] - right:] = True, True, True, True
+    mask[:top] = True
+    mask[frames.shape[1] - bottom:] = True
+    mask[:, :left] = True
+    mask[:, frames.shape[2] - right:] = True
     vals = level + rng.normal(0, noise, (len(frames), int(mask.sum()))) if noise else level
     out[:, mask] = np.clip(np.round(vals), 0, 255).astype(np.uint8)
     return out
@@ -68,14 +71,14 @@ def ramp(frames: np.ndarray, rows: int) -> np.ndarray:
 
 
 CASES = {
-    "letterbox0": (dict(top=46, bottom=46, level=0), [0, 46, 640, 268]),
-    "letterbox16": (dict(top=46, bottom=46, level=16), [0, 46, 640, 268]),
-    "odd-rounded-inward": (dict(top=45, bottom=45, level=16), [0, 46, 640, 268]),
-    "pillarbox": (dict(left=80, right=80, level=16), [80, 0, 480, 360]),
-    "windowbox": (dict(top=36, bottom=36, left=64, right=64, level=16), [64, 36, 512, 288]),
-    "grey-noisy": (dict(top=40, bottom=40, level=128, noise=0.6), [0, 40, 640, 280]),
-    "one-sided": (dict(top=30, level=16), [0, 30, 640, 330]),
-    "thin": (dict(top=8, bottom=8, level=16), [0, 8, 640, 344]),
+    "letterbox0": ({"top": 46, "bottom": 46, "level": 0}, [0, 46, 640, 268]),
+    "letterbox16": ({"top": 46, "bottom": 46, "level": 16}, [0, 46, 640, 268]),
+    "odd-rounded-inward": ({"top": 45, "bottom": 45, "level": 16}, [0, 46, 640, 268]),
+    "pillarbox": ({"left": 80, "right": 80, "level": 16}, [80, 0, 480, 360]),
+    "windowbox": ({"top": 36, "bottom": 36, "left": 64, "right": 64, "level": 16}, [64, 36, 512, 288]),
+    "grey-noisy": ({"top": 40, "bottom": 40, "level": 128, "noise": 0.6}, [0, 40, 640, 280]),
+    "one-sided": ({"top": 30, "level": 16}, [0, 30, 640, 330]),
+    "thin": ({"top": 8, "bottom": 8, "level": 16}, [0, 8, 640, 344]),
 }
 
 
