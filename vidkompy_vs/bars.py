@@ -71,19 +71,31 @@ class Coarse:
 
     ``bars`` = (top, bottom, left, right): each bar is at least this wide (whole cells of
     constant level). ``limit``: no bar is wider than this (the first cell where picture
-    showed, plus a margin). ``levels``: each bar's grey level (None where none was seen).
-    ``size`` = FG's (width, height).
+    showed, plus a margin). ``estimate``: each bar's width from how much the cell where the
+    picture starts is dimmed towards the bar's level (within about a pixel on real footage;
+    0 where there is no bar). ``levels``: each bar's grey level in the planes (None where
+    none was seen). ``size`` = FG's (width, height), ``cell`` a plane cell's.
     """
 
     size: tuple[int, int]
     bars: tuple[int, int, int, int]
     limit: tuple[int, int, int, int]
     levels: tuple[float | None, float | None, float | None, float | None]
+    estimate: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    cell: tuple[float, float] = (20.0, 20.0)  # a plane cell's (width, height) in FG pixels
 
     def active(self, mod: int = 2) -> Active | None:
-        """The coarse answer alone: the area inside whole-cell bars (it may still hold up
-        to a cell of bar at each barred edge; :func:`refine_active` finds the exact edge)."""
-        return _area(*self.bars, *self.size, mod)
+        """The coarse answer alone (no full frames to refine with, e.g. a 10-bit FG): the
+        area inside the estimated bars plus a margin of a tenth of a cell, rounded inward,
+        so a pixel or two of picture may be left out but no bar is laid over BG."""
+        return _area(*self.sides(), *self.size, mod)
+
+    def sides(self) -> list[int]:
+        """(top, bottom, left, right) bar widths of :meth:`active`, before rounding."""
+        cw, ch = self.cell
+        cells = (ch, ch, cw, cw)
+        return [min(lim, max(lo, math.ceil(e + 0.1 * c))) if lo else 0
+                for lo, lim, e, c in zip(self.bars, self.limit, self.estimate, cells, strict=True)]
 
 
 # -- statistics ---------------------------------------------------------------------
@@ -238,7 +250,26 @@ def coarse_active(planes: np.ndarray, size: tuple[int, int]) -> Coarse:
         return int(math.floor(k * cell)), min(int(MAX_BAR * dim), int(math.ceil((k + 1.5) * cell)))
 
     (bt, lt), (bb, lb), (bl, ll), (br, lr) = px(t, ch, fh), px(b, ch, fh), px(left, cw, fw), px(r, cw, fw)
-    return Coarse(size=(fw, fh), bars=(bt, bb, bl, br), limit=(lt, lb, ll, lr), levels=levels)
+    # the line means of every frame, rows between the side bars and columns between the
+    # top and bottom ones: the cell where the picture starts says how much of it is bar
+    rows = a[:, :, left:a.shape[2] - r].astype(np.float32).mean(axis=2)
+    cols = a[:, t:a.shape[1] - b, :].astype(np.float32).mean(axis=1)
+    est = (_partial(rows, t) * ch, _partial(rows[:, ::-1], b) * ch, _partial(cols, left) * cw,
+           _partial(cols[:, ::-1], r) * cw)
+    return Coarse(size=(fw, fh), bars=(bt, bb, bl, br), limit=(lt, lb, ll, lr), levels=levels, estimate=est,
+                  cell=(cw, ch))
+
+
+def _partial(means: np.ndarray, k: int) -> float:
+    """A bar's width in cells, from (N, L) line means with ``k`` whole bar lines first: line
+    ``k`` is a mix of bar and picture, its distance from the bar's level over all frames a
+    fraction of line ``k + 1``'s (all picture); that fraction is the picture's share."""
+    if k == 0 or k + 1 >= means.shape[1]:
+        return float(k)
+    level = means[:, :k].mean()
+    near, far = np.abs(means[:, k] - level).sum(), np.abs(means[:, k + 1] - level).sum()
+    share = float(np.clip(near / far, 0.0, 1.0)) if far > 1e-3 * means.shape[0] else 1.0
+    return k + 1 - share
 
 
 def refine_active(coarse: Coarse, frames: Sequence[np.ndarray] | np.ndarray, *, mod: int = 2) -> Active | None:
@@ -269,18 +300,18 @@ def refine_active(coarse: Coarse, frames: Sequence[np.ndarray] | np.ndarray, *, 
     for i, (stats, rev) in enumerate(((rows, False), (rows, True), (cols, False), (cols, True))):
         lo, hi = coarse.bars[i], coarse.limit[i]
         flat, still, level = (v[::-1][:hi + FULL.edge] if rev else v[:hi + FULL.edge] for v in stats)
-        found.append(_edge(flat, still, level, act, motion, lo, hi))
+        found.append(_edge(flat, still, level, act, motion, lo, hi, coarse.sides()[i]))
     return _area(*found, fw, fh, mod)
 
 
 def _edge(flat: np.ndarray, still: np.ndarray, level: np.ndarray, act: float, motion: float, lo: int,
-          hi: int) -> int:
+          hi: int, guess: int) -> int:
     """One bar's exact width in full-size frames, given that the planes vouch for ``lo``
     lines and allow at most ``hi``.
 
     With few frames the temporal test is weak, so a bar no cell vouches for must be flat
     to the floor. Constant lines up to the limit: these frames are dark there, keep the
-    planes' word (inward: ``hi``). An edge that is not sharp past ``lo``: a gradient (a
+    planes' word (``guess``, their estimate). An edge that is not sharp past ``lo``: a gradient (a
     vignette, a dark sky the planes took for a bar), no bar. Not even ``lo`` constant
     lines (grain in a scanned bar): the planes' ``lo``. (The planes' levels are not
     compared: their grey conversion may rescale the range.)
@@ -288,7 +319,7 @@ def _edge(flat: np.ndarray, still: np.ndarray, level: np.ndarray, act: float, mo
     tol = FULL if lo else STRICT
     k, sharp = _band(flat, still, level, tol, act, motion)
     if k >= hi:
-        return hi if lo else 0
+        return guess if lo else 0
     if k < lo:
         return lo
     return k if sharp else 0
