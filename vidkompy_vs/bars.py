@@ -132,7 +132,7 @@ def _band(flat: np.ndarray, still: np.ndarray, level: np.ndarray, tol: Tol, act:
     n = len(flat)
     # dim pictures get stricter tolerances: a bar must be far flatter than the picture
     t_flat = min(tol.flat, max(tol.floor, 0.1 * act))
-    t_still = min(tol.still, max(tol.floor, 0.1 * motion))
+    t_still = min(tol.still, max(tol.floor, 0.2 * motion))
     ok = (flat <= t_flat) & (still <= t_still) & (np.abs(level - level[0]) <= tol.level)
     k = n if ok.all() else int(np.argmin(ok))
     if k == 0 or k == n:
