@@ -70,6 +70,14 @@ def ramp(frames: np.ndarray, rows: int) -> np.ndarray:
     return (16 + (frames.astype(np.float32) - 16) * g).round().astype(np.uint8)
 
 
+def vignette(frames: np.ndarray, strength: float) -> np.ndarray:
+    """A heavy vignette: the corners and edges crushed to black in every frame, not a bar."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    d = np.sqrt(((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2)
+    gain = np.clip(strength * (1.1 - d), 0, 1)
+    return (16 + (frames.astype(np.float32) - 16).clip(0) * gain).round().astype(np.uint8)
+
+
 CASES = {
     "letterbox0": ({"top": 46, "bottom": 46, "level": 0}, [0, 46, 640, 268]),
     "letterbox16": ({"top": 46, "bottom": 46, "level": 16}, [0, 46, 640, 268]),
@@ -94,8 +102,9 @@ def test_detect_active_mod1_and_list_input(scene):
     assert bars.detect_active(list(frames[:12]), mod=1) == [0, 45, 640, 270]
 
 
-@pytest.mark.parametrize("make", [lambda f: f, dark, lambda f: ramp(f, 120), lambda f: ramp(f, 30)],
-                         ids=["plain", "dark", "dark-sky-120", "dark-sky-30"])
+@pytest.mark.parametrize("make", [lambda f: f, dark, lambda f: ramp(f, 120), lambda f: ramp(f, 30),
+                                  lambda f: vignette(f, 2), lambda f: vignette(f, 3)],
+                         ids=["plain", "dark", "dark-sky-120", "dark-sky-30", "vignette-2", "vignette-3"])
 def test_no_bars_is_none(scene, make):
     assert bars.detect_active(make(scene[::5])) is None
 
@@ -133,10 +142,13 @@ def test_prints_coarse_then_refined(scene, case):
         assert bars.active_from_prints(planes_of(frames), (W, H)) == coarse.active()
 
 
-@pytest.mark.parametrize("make", [lambda f: f, dark, lambda f: ramp(f, 120)], ids=["plain", "dark", "dark-sky"])
+@pytest.mark.parametrize("make", [lambda f: f, dark, lambda f: ramp(f, 120), lambda f: vignette(f, 3)],
+                         ids=["plain", "dark", "dark-sky", "vignette"])
 def test_prints_no_bars_is_none(scene, make):
     frames = make(scene)
-    assert bars.active_from_prints(planes_of(frames), (W, H), {i: frames[i] for i in (0, 50, 100, 150)}) is None
+    planes = planes_of(frames)
+    assert bars.active_from_prints(planes, (W, H), {i: frames[i] for i in (0, 50, 100, 150)}) is None
+    assert bars.active_from_prints(planes, (W, H)) is None
 
 
 def test_prints_per_shot(scene):
