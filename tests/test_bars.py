@@ -64,9 +64,9 @@ def dark(frames: np.ndarray, gain: float = 0.08) -> np.ndarray:
     return (16 + (frames.astype(np.float32) - 16).clip(0) * gain).round().astype(np.uint8)
 
 
-def ramp(frames: np.ndarray, rows: int) -> np.ndarray:
-    """The top ``rows`` fade to exact black: a dark sky / vignette, not a bar."""
-    g = np.clip(np.arange(H, dtype=np.float32) / rows, 0, 1)[None, :, None]
+def ramp(frames: np.ndarray, rows: int, start: int = 0) -> np.ndarray:
+    """The top ``rows`` (after ``start`` black ones) fade to exact black: a dark sky / vignette, not a bar."""
+    g = np.clip((np.arange(H, dtype=np.float32) - start) / rows, 0, 1)[None, :, None]
     return (16 + (frames.astype(np.float32) - 16) * g).round().astype(np.uint8)
 
 
@@ -111,6 +111,17 @@ def test_no_bars_is_none(scene, make):
 
 def test_dark_scene_with_bars_is_found(scene):
     assert bars.detect_active(boxed(dark(scene[::5]), top=46, bottom=46, level=16)) == [0, 46, 640, 268]
+
+
+def test_per_shot_keeps_shared_bars_in_a_dark_shot(scene):
+    """A shot whose picture fades into the bar has no sharp edge of its own; the bars the
+    whole clip shares still hold there."""
+    frames = boxed(np.concatenate([scene[:100], ramp(scene[100:], 150, start=70)]), top=46, bottom=46)
+    assert bars.detect_active(frames[100:])[1] == 0  # on its own: a gradient at the top, no top bar
+    want = [[0, 46, 640, 268]] * 2
+    assert bars.detect_active_per_shot(frames, [(0, 100), (100, 200)]) == want
+    few = {i: frames[i] for i in (5, 50, 95, 105, 150, 195)}
+    assert bars.active_per_shot_from_prints(planes_of(frames), (W, H), [(0, 100), (100, 200)], few) == want
 
 
 def test_per_shot(scene):

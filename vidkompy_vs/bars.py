@@ -215,33 +215,31 @@ def detect_active(frames: np.ndarray | Sequence[np.ndarray], *, mod: int = 2, ma
 def detect_active_per_shot(frames: np.ndarray | Sequence[np.ndarray], shot_bounds: Sequence[tuple[int, int]], *,
                            mod: int = 2, min_frames: int = 4) -> list[Active | None]:
     """:func:`detect_active` for each shot ``(start, end)`` (end exclusive, indices into
-    ``frames``). A shot with fewer than ``min_frames`` frames gets the answer for all
-    frames together (the bars every shot shares), as its own would rest on too little."""
+    ``frames``). The bars all frames share are bars in every shot, so each shot's area
+    lies inside the answer for all frames together; a shot with fewer than
+    ``min_frames`` frames gets that answer, as its own would rest on too little."""
     a = _stack(frames)
-    whole: list[Active | None] = []
-
-    def everything() -> Active | None:
-        if not whole:
-            whole.append(detect_active(a, mod=mod))
-        return whole[0]
-
+    whole = detect_active(a, mod=mod)
     out: list[Active | None] = []
     for s, e in shot_bounds:
         s, e = max(0, int(s)), min(a.shape[0], int(e))
-        out.append(detect_active(a[s:e], mod=mod) if e - s >= min_frames else everything())
+        out.append(_intersect(detect_active(a[s:e], mod=mod), whole) if e - s >= min_frames else whole)
     return out
 
 
 # -- fingerprint planes + a few full-size frames --------------------------------------
-def coarse_active(planes: np.ndarray, size: tuple[int, int]) -> Coarse:
+def coarse_active(planes: np.ndarray, size: tuple[int, int], *, max_frames: int = 3000) -> Coarse:
     """Bars as seen on the fingerprint planes (``Fingerprints.planes``: (N, h, w) grey of
     every FG frame, 64x36 by default) of an FG of ``size`` = (width, height) pixels.
 
     Planes see every frame (a dark scene rarely survives the whole clip) but only whole
     cells: ``bars`` counts the cells of constant level, ``limit`` ends one and a half cells
-    further (the cell where the picture starts may be part bar).
+    further (the cell where the picture starts may be part bar). At most ``max_frames``
+    planes, evenly spaced, are read (an hour at 25 fps in about a quarter of a second).
     """
     a = _stack(planes)
+    if a.shape[0] > max_frames:
+        a = a[np.linspace(0, a.shape[0] - 1, max_frames).round().astype(int)]
     (t, b, left, r), levels = _bands(a, PLANES)
     # a bar's edge is sharp: the cell after the (part-bar) first picture cell is as far
     # from the bar's level as the one after it; a vignette or a dark sky crushed to one
@@ -353,21 +351,33 @@ def active_from_prints(planes: np.ndarray, size: tuple[int, int],
 
 def active_per_shot_from_prints(planes: np.ndarray, size: tuple[int, int], shot_bounds: Sequence[tuple[int, int]],
                                 frames: Mapping[int, np.ndarray] | None = None, *, mod: int = 2,
-                                min_frames: int = 12) -> list[Active | None]:
+                                min_frames: int = 12, max_frames: int = 600) -> list[Active | None]:
     """:func:`active_from_prints` per FG shot ``(start, end)`` (end exclusive, FG frame
     numbers = indices into ``planes``); ``frames`` maps FG frame numbers to full-size grey
-    frames and each shot is refined with those inside it. A shot with fewer than
-    ``min_frames`` planes gets the whole clip's answer."""
-    whole: list[Active | None] = []
+    frames and each shot is refined with those inside it.
+
+    The bars the whole clip shares are bars in every shot, so each shot's area lies inside
+    the whole clip's (a dark shot cannot lose them); a shot with fewer than ``min_frames``
+    planes gets the whole clip's area. At most ``max_frames`` planes a shot are read
+    (evenly spaced)."""
     frames = frames or {}
+    whole = active_from_prints(planes, size, frames, mod=mod)
     out: list[Active | None] = []
     for s, e in shot_bounds:
         s, e = max(0, int(s)), min(len(planes), int(e))
         if e - s < min_frames:
-            if not whole:
-                whole.append(active_from_prints(planes, size, frames, mod=mod))
-            out.append(whole[0])
+            out.append(whole)
             continue
         inside = [f for i, f in frames.items() if s <= i < e]
-        out.append(refine_active(coarse_active(planes[s:e], size), inside, mod=mod))
+        own = refine_active(coarse_active(planes[s:e], size, max_frames=max_frames), inside, mod=mod)
+        out.append(_intersect(own, whole))
     return out
+
+
+def _intersect(a: Active | None, b: Active | None) -> Active | None:
+    """The area inside both (None: the whole frame)."""
+    if a is None or b is None:
+        return b if a is None else a
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    return [x0, y0, max(0, x1 - x0), max(0, y1 - y0)]
