@@ -11,7 +11,13 @@ line's spread: one frame with picture in a line makes it picture. So a dark scen
 night sky, a fade) is a bar only if it stays flat and unchanged in every frame given;
 give frames from across the clip (or the shot). Tolerances are also relative to the
 picture's own activity (a dim, low-contrast picture gets stricter ones), and a band must
-end at a clear edge: picture within a few lines of it.
+end at a sharp edge: full picture within two lines of it (on the planes: the cell after
+the part-bar one as far from the bar's level as the next), where a dark gradient, a
+vignette or a dark sky creeps up over several lines.
+
+Limits: a line with subtitles or a logo in the bar is picture, so the bar ends there
+(the picture area then keeps those lines); a border crushed to one level in every frame
+given and ending in a sharp edge is, by this definition, a bar.
 
 Two ways in:
 
