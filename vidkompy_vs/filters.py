@@ -310,7 +310,13 @@ def _actives(al: Alignment, n: int) -> tuple[list[int] | None, list[list[int] | 
     shots carry their own."""
     if not any(sh.active is not None for sh in al.shots):
         return al.spatial.active, None
-    per = [al.active_at(i) for i in range(n)]
+    # what Alignment.active_at gives, shot by shot rather than frame by frame (an hour has
+    # ~10^5 frames and hundreds of shots)
+    per = [al.spatial.active] * n
+    for sh in al.shots:
+        if sh.active is not None:
+            lo, hi = max(0, sh.fg_start), min(n, sh.fg_end)
+            per[lo:hi] = [sh.active] * max(0, hi - lo)
     return (per[0], None) if all(a == per[0] for a in per) else (None, per)
 
 
