@@ -38,6 +38,14 @@ def _add_align_opts(p: argparse.ArgumentParser, preset_flag: str) -> None:
                    help="align afresh, even when the same inputs and settings were aligned before")
 
 
+def _add_render_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-bars", action="store_true",
+                   help="lay FG's bars (letterbox/pillarbox baked into FG) over BG too; by default BG shows there")
+    p.add_argument("--uncovered", default="hold", choices=["hold", "black", "blur"],
+                   help="under FG frames BG lacks: BG held at the nearest covered frame (default), black, "
+                        "or the held frame blurred")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vidkompy-vs", description=(
         "Lay a foreground video onto a background video with automatic spatial and temporal alignment."))
@@ -62,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--canvas", default="bg", choices=["bg", "fg"],
                    help="bg: BG's size (FG scaled); fg: FG's pixels 1:1, BG scaled around it")
     c.add_argument("--feather", type=float, default=0.0, help="soft FG edge, in FG pixels (default 0)")
+    _add_render_opts(c)
     e = c.add_argument_group("encoder")
     e.add_argument("--codec", default="libx264", help="ffmpeg video encoder (default libx264)")
     e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better; -1: do not pass -crf)")
@@ -78,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="use this alignment (else one is made and saved as OUTPUT's name + .align.json)")
     s.add_argument("--canvas", default="bg", choices=["bg", "fg"])
     s.add_argument("--feather", type=float, default=0.0)
+    _add_render_opts(s)
     _add_align_opts(s, "--align-preset")
     return ap
 
@@ -160,7 +170,8 @@ def cmd_comp(args: argparse.Namespace) -> int:
     if args.canvas == "bg":
         _check_fits(al, fgp)
     clip = filters.composite(sources.open_video(args.bg), sources.open_video(args.fg), al,
-                             canvas=args.canvas, feather=args.feather)
+                             canvas=args.canvas, feather=args.feather, keep_bars=args.keep_bars,
+                             uncovered=args.uncovered)
     if choice == "fg":
         audio = AudioPlan(fgp.path, fgp.duration, lead=sources.audio_lead(fgp.path))
     elif choice == "bg":
@@ -188,7 +199,8 @@ def cmd_script(args: argparse.Namespace) -> int:
         al.save(align_path)
     if args.canvas == "bg":
         _check_fits(al, fgp)
-    write_script(out, args.bg, args.fg, align_path, canvas=args.canvas, feather=args.feather)
+    write_script(out, args.bg, args.fg, align_path, canvas=args.canvas, feather=args.feather,
+                 keep_bars=args.keep_bars, uncovered=args.uncovered)
     console.print(f"wrote {out} (alignment: {align_path})")
     console.print(f"render: vspipe -c y4m {out} - | ffmpeg -i - -i {args.fg} -map 0:v -map 1:a? -shortest out.mkv")
     return 0

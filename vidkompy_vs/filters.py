@@ -29,7 +29,7 @@ from .errors import VidkompyError
 
 core = vs.core
 
-__all__ = ["remap", "overlay", "composite"]
+__all__ = ["remap", "overlay", "composite", "held_map"]
 
 # Props describing colour and timing that the output should take from FG, the master.
 _FG_PROPS = ["_Matrix", "_Primaries", "_Transfer", "_ColorRange", "_ChromaLocation", "_FieldBased",
@@ -118,7 +118,8 @@ def _runs(fmap: list[int]) -> list[tuple[int, int, bool]]:
 
 def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float = 1.0, *,
             feather: float = 0.0, track: Sequence[Sequence[float]] | None = None,
-            kernel: str = "spline36") -> vs.VideoNode:
+            kernel: str = "spline36", active: Sequence[int] | None = None,
+            active_track: Sequence[Sequence[int] | None] | None = None) -> vs.VideoNode:
     """Lay ``fg`` onto ``bg`` with its top-left at (``x``, ``y``) BG pixels, scaled by ``scale``.
 
     - Sub-pixel ``x``/``y`` and any ``scale`` are done by one zimg resample of FG
@@ -133,6 +134,13 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
     - The output has BG's size and FG's format (BG is converted when they differ), BG's
       frame props plus ``VkX``/``VkY``/``VkScale``.
     - ``kernel``: zimg kernel for FG resampling (``spline36``, ``bicubic``, ``lanczos``, ...).
+    - ``active``: FG's picture area ``[ax, ay, aw, ah]`` in FG pixels when FG has bars
+      baked in (see :mod:`vidkompy_vs.bars`): only that crop is laid on BG, at
+      (``x + ax * scale``, ``y + ay * scale``), resampled as above, so BG shows where FG
+      has bars (a feathered edge ramps at the crop's edge). An area not aligned to FG's
+      chroma subsampling is rounded inward to it. ``active_track``: one area (or None:
+      the whole frame) per frame, for bars that change from shot to shot; it overrides
+      ``active``. ``VkX``/``VkY`` stay FG's own top-left.
 
     ``bg`` and ``fg`` must have the same number of frames (retime BG first with
     :func:`remap`).
@@ -144,14 +152,22 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
     bgc = _convert(bg, fg.format)
     resizer = _resizer(kernel)
 
-    if track is not None:
-        if len(track) != fg.num_frames:
+    if active_track is not None and len(active_track) != fg.num_frames:
+        raise VidkompyError(f"active_track has {len(active_track)} entries; FG has {fg.num_frames} frames")
+    if track is not None or active_track is not None:
+        if track is not None and len(track) != fg.num_frames:
             raise VidkompyError(f"track has {len(track)} entries; FG has {fg.num_frames} frames")
-        rows = [(float(t[0]), float(t[1]), float(t[2])) for t in track]
-        return _overlay_track(bgc, fg, rows, feather, resizer)
+        rows = ([(float(t[0]), float(t[1]), float(t[2])) for t in track] if track is not None
+                else [(float(x), float(y), float(scale))] * fg.num_frames)
+        areas = ([_area(fg, a) for a in active_track] if active_track is not None
+                 else [_area(fg, active)] * fg.num_frames)
+        return _overlay_track(bgc, fg, rows, areas, feather, resizer)
 
     _check_scale(scale)
-    placed = _placed(fg, bgc.width, bgc.height, float(x), float(y), float(scale), feather, resizer)
+    area = _area(fg, active)
+    ax, ay = area[:2] if area else (0, 0)
+    placed = _placed(_crop(fg, area), bgc.width, bgc.height, float(x) + ax * scale, float(y) + ay * scale,
+                     float(scale), feather, resizer)
     if placed is None:
         raise VidkompyError(f"FG placed at ({x}, {y}) x{scale} lies entirely outside BG")
     layer, mask, first_plane = placed
@@ -160,7 +176,8 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
 
 
 def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canvas: str = "bg",
-              feather: float = 0.0, kernel: str = "spline36") -> vs.VideoNode:
+              feather: float = 0.0, kernel: str = "spline36", keep_bars: bool = False,
+              uncovered: str = "hold") -> vs.VideoNode:
     """BG retimed by ``alignment.temporal`` with FG laid on it at ``alignment.spatial``.
 
     The result has FG's frame count, frame rate and duration, FG's format and colour
@@ -169,18 +186,31 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
     ``canvas="bg"`` (default): BG's size; FG is scaled by ``spatial.scale``.
     ``canvas="fg"``: FG keeps its pixels 1:1 and BG is scaled by ``1/scale`` around it
     (useful when FG was made smaller than BG's picture).
+
+    Bars: only FG's picture area (``spatial.active``, or a shot's own ``active`` for its
+    frames: :meth:`Alignment.active_at`) is laid over BG, so BG shows where FG has bars;
+    ``keep_bars=True`` lays all of FG.
+
+    ``uncovered``: what is under the FG frames BG has no frame for
+    (``temporal.uncovered``): ``"hold"`` (default) BG's frame under the nearest covered FG
+    frame (:func:`held_map`), ``"black"`` a black frame, ``"blur"`` the held frame heavily
+    blurred.
     """
     if canvas not in ("bg", "fg"):
         raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
+    if uncovered not in UNCOVERED:
+        raise VidkompyError(f"uncovered must be one of {', '.join(UNCOVERED)}, not {uncovered!r}")
     t, s = alignment.temporal, alignment.spatial
     if len(t.frame_map) != fg.num_frames:
         raise VidkompyError(f"alignment has {len(t.frame_map)} frames in its map; FG has {fg.num_frames}")
     if (bg.width, bg.height) != (alignment.bg.width, alignment.bg.height):
         raise VidkompyError(f"alignment is for a {alignment.bg.width}x{alignment.bg.height} BG; "
                             f"this BG is {bg.width}x{bg.height}")
-    if max(t.frame_map) >= bg.num_frames:
-        raise VidkompyError(f"alignment refers to BG frame {max(t.frame_map)}; BG has {bg.num_frames} frames")
-    rbg = remap(bg, t.frame_map, fg, t.similarity)
+    fmap = held_map(t.frame_map, t.uncovered)
+    if max(fmap) >= bg.num_frames:
+        raise VidkompyError(f"alignment refers to BG frame {max(fmap)}; BG has {bg.num_frames} frames")
+    rbg = _fill(remap(bg, fmap, fg, t.similarity), t.uncovered, uncovered)
+    active, active_track = (None, None) if keep_bars else _actives(alignment, fg.num_frames)
 
     if canvas == "fg":
         if s.track:
@@ -193,10 +223,41 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
         # Exact geometry: output pixel j samples BG at j * scale (src_width = w * scale).
         rbg = _convert(rbg, fg.format)
         rbg = _resizer(kernel)(rbg, width=w, height=h, src_width=w * s.scale, src_height=h * s.scale)
-        out = overlay(rbg, fg, s.x * k, s.y * k, 1.0, feather=feather, kernel=kernel)
+        out = overlay(rbg, fg, s.x * k, s.y * k, 1.0, feather=feather, kernel=kernel, active=active,
+                      active_track=active_track)
     else:
-        out = overlay(rbg, fg, s.x, s.y, s.scale, feather=feather, kernel=kernel, track=s.track)
+        out = overlay(rbg, fg, s.x, s.y, s.scale, feather=feather, kernel=kernel, track=s.track, active=active,
+                      active_track=active_track)
     return _fg_props(out, fg)
+
+
+UNCOVERED = ("hold", "black", "blur")
+
+
+def held_map(frame_map: Sequence[int], uncovered: Sequence[int]) -> list[int]:
+    """``frame_map`` with each uncovered FG frame's entry replaced by the BG frame under the
+    nearest covered FG frame (the earlier one on a tie): BG holds still across a span BG
+    lacks instead of showing whatever the map was clamped to. Unchanged when nothing (or
+    everything) is uncovered."""
+    import numpy as np
+
+    fmap = np.asarray(frame_map, dtype=np.int64)
+    if fmap.size == 0:
+        return []
+    bad = np.zeros(fmap.size, bool)
+    unc = np.asarray(list(uncovered), dtype=np.int64)
+    bad[unc[(unc >= 0) & (unc < fmap.size)]] = True
+    if not bad.any() or bad.all():
+        return fmap.tolist()
+    idx = np.arange(fmap.size)
+    good = np.flatnonzero(~bad)
+    # nearest covered frame on each side; ties go to the earlier one
+    after = good[np.minimum(np.searchsorted(good, idx), good.size - 1)]
+    before = good[np.maximum(np.searchsorted(good, idx, side="right") - 1, 0)]
+    d_before = np.where(before <= idx, idx - before, np.iinfo(np.int64).max)
+    d_after = np.where(after >= idx, after - idx, np.iinfo(np.int64).max)
+    src = np.where(d_before <= d_after, before, after)
+    return np.where(bad, fmap[src], fmap).tolist()
 
 
 # -- internals --------------------------------------------------------------------
@@ -212,6 +273,98 @@ def _fps(fps: Fraction | tuple[int, int] | vs.VideoNode | None, bg: vs.VideoNode
     if f <= 0:
         raise VidkompyError("remap needs a constant, positive frame rate")
     return f.numerator, f.denominator
+
+
+Area = tuple[int, int, int, int] | None  # FG's picture area (x, y, w, h); None: all of FG
+
+
+def _area(fg: vs.VideoNode, active: Sequence[int] | None) -> Area:
+    """``active`` checked against FG and rounded inward to its chroma subsampling (so the
+    crop is exact in every plane); None when it is the whole frame."""
+    if active is None:
+        return None
+    if len(active) != 4:
+        raise VidkompyError(f"active must be [x, y, w, h], got {list(active)!r}")
+    ax, ay, aw, ah = (int(v) for v in active)
+    if ax < 0 or ay < 0 or aw <= 0 or ah <= 0 or ax + aw > fg.width or ay + ah > fg.height:
+        raise VidkompyError(f"active area {[ax, ay, aw, ah]} is not inside FG ({fg.width}x{fg.height})")
+    sw, sh = 1 << fg.format.subsampling_w, 1 << fg.format.subsampling_h
+    x0, y0 = -(-ax // sw) * sw, -(-ay // sh) * sh
+    x1, y1 = (ax + aw) // sw * sw, (ay + ah) // sh * sh
+    if x1 <= x0 or y1 <= y0:
+        raise VidkompyError(f"active area {[ax, ay, aw, ah]} is empty after rounding to FG's chroma subsampling")
+    if (x0, y0, x1, y1) == (0, 0, fg.width, fg.height):
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _crop(fg: vs.VideoNode, area: Area) -> vs.VideoNode:
+    if area is None:
+        return fg
+    ax, ay, aw, ah = area
+    return core.std.Crop(fg, left=ax, right=fg.width - ax - aw, top=ay, bottom=fg.height - ay - ah)
+
+
+def _actives(al: Alignment, n: int) -> tuple[list[int] | None, list[list[int] | None] | None]:
+    """The picture area as overlay takes it: one for all frames, or one per frame when
+    shots carry their own."""
+    if not any(sh.active is not None for sh in al.shots):
+        return al.spatial.active, None
+    # what Alignment.active_at gives, shot by shot rather than frame by frame (an hour has
+    # ~10^5 frames and hundreds of shots)
+    per = [al.spatial.active] * n
+    for sh in al.shots:
+        if sh.active is not None:
+            lo, hi = max(0, sh.fg_start), min(n, sh.fg_end)
+            per[lo:hi] = [sh.active] * max(0, hi - lo)
+    return (per[0], None) if all(a == per[0] for a in per) else (None, per)
+
+
+def _fill(rbg: vs.VideoNode, uncovered: Sequence[int], mode: str) -> vs.VideoNode:
+    """Retimed BG with the uncovered frames' pictures replaced by ``mode``'s fill (``hold``:
+    as they are, already held). Spliced in runs, so frames are still requested in order."""
+    unc = {int(i) for i in uncovered if 0 <= int(i) < rbg.num_frames}
+    if mode == "hold" or not unc:
+        return rbg
+    fill = _blurred(rbg) if mode == "blur" else _black(rbg)
+    parts, i, n = [], 0, rbg.num_frames
+    while i < n:
+        j, gap = i, i in unc
+        while j < n and (j in unc) == gap:
+            j += 1
+        parts.append((fill if gap else rbg)[i:j])
+        i = j
+    if len(parts) > _MAX_SPLICE:
+        def pick(n: int) -> vs.VideoNode:
+            return fill if n in unc else rbg
+
+        return core.std.FrameEval(rbg, pick)
+    return parts[0] if len(parts) == 1 else core.std.Splice(parts)
+
+
+def _black(clip: vs.VideoNode) -> vs.VideoNode:
+    """Black in ``clip``'s format and range (limited unless its first frame says full),
+    keeping each frame's props (VkBgFrame: the held frame)."""
+    fmt = clip.format
+    if fmt.sample_type == vs.FLOAT:
+        color = [0.0] * fmt.num_planes
+    elif fmt.color_family == vs.RGB:
+        color = [0] * 3
+    else:
+        full = clip.get_frame(0).props.get("_ColorRange") == 0
+        depth = fmt.bits_per_sample - 8
+        color = [0 if full else 16 << depth] + [128 << depth] * (fmt.num_planes - 1)
+    black = core.std.BlankClip(clip, color=color, keep=True)
+    return core.std.CopyFrameProps(black, clip)
+
+
+def _blurred(clip: vs.VideoNode) -> vs.VideoNode:
+    """A heavy blur: down to 1/32 (area-like bilinear) and back up with a smooth B-spline."""
+    mw, mh = 1 << clip.format.subsampling_w, 1 << clip.format.subsampling_h
+    w = max(2 * mw, clip.width // 32 // mw * mw)
+    h = max(2 * mh, clip.height // 32 // mh * mh)
+    small = core.resize.Bilinear(clip, width=w, height=h)
+    return core.resize.Bicubic(small, width=clip.width, height=clip.height, filter_param_a=1, filter_param_b=0)
 
 
 def _check_scale(scale: float) -> None:
@@ -328,22 +481,27 @@ def _placed(fg: vs.VideoNode, bw: int, bh: int, x: float, y: float, s: float, fe
     return layer, mask, first_plane
 
 
-def _overlay_track(bgc: vs.VideoNode, fg: vs.VideoNode, rows: list[tuple[float, float, float]], feather: float,
-                   resizer) -> vs.VideoNode:
+def _overlay_track(bgc: vs.VideoNode, fg: vs.VideoNode, rows: list[tuple[float, float, float]],
+                   areas: list[Area], feather: float, resizer) -> vs.VideoNode:
     for r in rows:
         _check_scale(r[2])
-    bases = _mask_bases(fg, feather)
-    cache: dict[tuple[float, float, float], tuple[vs.VideoNode, vs.VideoNode, bool] | None] = {}
+    # one crop (and its masks) per distinct picture area: a handful, one per shot's bars
+    crops = {a: _crop(fg, a) for a in set(areas)}
+    bases = {a: _mask_bases(c, feather) for a, c in crops.items()}
+    cache: dict[tuple[tuple[float, float, float], Area], tuple[vs.VideoNode, vs.VideoNode, bool] | None] = {}
 
     def at(n: int) -> vs.VideoNode:
-        key = rows[n]
+        key = (rows[n], areas[n])
+        x, y, s = rows[n]
         if key not in cache:
             # Placements repeat on a still track; build each distinct one once.
             if len(cache) > 256:
                 cache.clear()
-            cache[key] = _placed(fg, bgc.width, bgc.height, *key, feather, resizer, bases=bases)
+            area = areas[n]
+            ax, ay = area[:2] if area else (0, 0)
+            cache[key] = _placed(crops[area], bgc.width, bgc.height, x + ax * s, y + ay * s, s, feather, resizer,
+                                 bases=bases[area])
         placed = cache[key]
-        x, y, s = key
         if placed is None:
             out = bgc
         else:

@@ -29,7 +29,8 @@ ALIGN = {align!r}
 bg = sources.open_video(BG)
 fg = sources.open_video(FG)
 alignment = Alignment.load(ALIGN)
-clip = filters.composite(bg, fg, alignment, canvas={canvas!r}, feather={feather!r})
+clip = filters.composite(bg, fg, alignment, canvas={canvas!r}, feather={feather!r}, keep_bars={keep_bars!r},
+                         uncovered={uncovered!r})
 clip.set_output(0)
 
 audio = sources.open_audio(FG)
@@ -45,13 +46,16 @@ if audio is not None:
 
 
 def write_script(out: str | os.PathLike[str], bg: str | os.PathLike[str], fg: str | os.PathLike[str],
-                 align_path: str | os.PathLike[str], *, canvas: str = "bg", feather: float = 0.0) -> Path:
-    """Write the ``.vpy`` atomically; paths inside are absolute so it runs from anywhere."""
+                 align_path: str | os.PathLike[str], *, canvas: str = "bg", feather: float = 0.0,
+                 keep_bars: bool = False, uncovered: str = "hold") -> Path:
+    """Write the ``.vpy`` atomically; paths inside are absolute so it runs from anywhere.
+    ``canvas``, ``feather``, ``keep_bars`` and ``uncovered`` are passed to
+    :func:`vidkompy_vs.filters.composite`."""
     out = Path(out)
     text = _TEMPLATE.format(
         name=out.name, bg=str(Path(bg).resolve()), fg=str(Path(fg).resolve()),
         fg_q=_shell_quote(str(Path(fg).resolve())), align=str(Path(align_path).resolve()),
-        canvas=canvas, feather=float(feather))
+        canvas=canvas, feather=float(feather), keep_bars=bool(keep_bars), uncovered=str(uncovered))
     atomic_write_text(out, text)
     return out
 
