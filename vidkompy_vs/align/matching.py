@@ -106,9 +106,9 @@ class _Visual:
         """Fingerprint BG (and FG, when its crop changed) on another footprint; match again."""
         fs, run = self.ctx.settings.fingerprint, self.ctx.run
         with run.progress:
-            fbg = fingerprint_pass(self.ctx.bg.probe, cut.bg, fs, run, f"decoding BG ({why})")
+            fbg = fingerprint_pass(self.ctx.bg, cut.bg, fs, run, f"decoding BG ({why})")
             ffg = self.prints.fg if cut.fg == self.prints.crops.fg else fingerprint_pass(
-                self.ctx.fg.probe, cut.fg, fs, run, "decoding FG")
+                self.ctx.fg, cut.fg, fs, run, "decoding FG")
         return align_visual(ffg, fbg, prior=self.prior, params=self.params)
 
     def run(self, foot: Footprint) -> Match:
