@@ -303,11 +303,11 @@ def _outline_values(fmt: vs.VideoFormat) -> list[float]:
         vals = [yy, (b - yy) / 1.8556, (r - yy) / 1.5748]
         if fmt.sample_type == vs.INTEGER:
             k = 1 << (fmt.bits_per_sample - 8)
-            vals = [(16 + 219 * vals[0]) * k, (128 + 224 * vals[1]) * k, (128 + 224 * vals[2]) * k]
+            vals = [round((16 + 219 * vals[0]) * k), round((128 + 224 * vals[1]) * k), round((128 + 224 * vals[2]) * k)]
         return vals
     vals = [r, g, b] if fmt.color_family == vs.RGB else [1.0]
     if fmt.sample_type == vs.INTEGER:
-        vals = [v * ((1 << fmt.bits_per_sample) - 1) for v in vals]
+        vals = [round(v * ((1 << fmt.bits_per_sample) - 1)) for v in vals]
     return vals
 
 
