@@ -50,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/robustness.py
 	$(PY) benchmarks/sources.py
 	$(PY) benchmarks/remap.py
+	$(PY) benchmarks/color.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
