@@ -4,11 +4,9 @@ note that they are missing, and the page renders in a real browser (headless Chr
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import cv2
@@ -19,42 +17,13 @@ from vidkompy_vs.alignment import Alignment, Shot
 from vidkompy_vs.cli import main
 from vidkompy_vs.report import N_EVEN, N_LOW, pick_frames
 
-
-class _Page(HTMLParser):
-    """The summary cells (data-key -> text), the <img> sources and every URL-ish attribute."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells: dict[str, str] = {}
-        self.imgs: list[str] = []
-        self.links: list[str] = []
-        self.ids: set[str] = set()
-        self._key: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if "id" in a:
-            self.ids.add(a["id"])
-        if "data-key" in a:
-            self._key = a["data-key"]
-            self.cells[self._key] = ""
-        if tag == "img":
-            self.imgs.append(a.get("src", ""))
-        self.links += [v for k, v in attrs if k in ("src", "href") and v]
-
-    def handle_endtag(self, tag):
-        if tag == "td":
-            self._key = None
-
-    def handle_data(self, data):
-        if self._key is not None:
-            self.cells[self._key] += data
+_spec = importlib.util.spec_from_file_location("bench_report", Path(__file__).parents[1] / "benchmarks" / "report.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)  # the page checks the report benchmark runs on every case
 
 
-def parse(path: Path) -> _Page:
-    p = _Page()
-    p.feed(path.read_text())
-    return p
+def parse(path: Path):
+    return bench.Page(path.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +47,11 @@ def aligned(pair, tmp_path_factory) -> Path:
 def test_numbers_equal_the_file_and_nothing_is_fetched(aligned, tmp_path, capsys):
     html = tmp_path / "r.html"
     assert main(["report", str(aligned), "-o", str(html)]) == 0
-    d = json.loads(aligned.read_text())
     page = parse(html)
-    want = {"temporal.offset_s": d["temporal"]["offset_s"], "temporal.rate": d["temporal"]["rate"],
-            "temporal.confidence": d["temporal"]["confidence"], "spatial.x": d["spatial"]["x"],
-            "spatial.y": d["spatial"]["y"], "spatial.scale": d["spatial"]["scale"],
-            "spatial.confidence": d["spatial"]["confidence"], "uncovered": len(d["temporal"]["uncovered"]),
-            "shots": len(d["shots"]), "fg.frames": d["fg"]["frames"], "bg.frames": d["bg"]["frames"]}
-    for key, v in want.items():
-        assert float(page.cells[key]) == v, key  # exact: the page prints the file's own digits
-    assert page.cells["temporal.method"] == d["temporal"]["method"]
-    assert page.cells["spatial.method"] == d["spatial"]["method"]
+    assert bench.number_faults(page, json.loads(aligned.read_text())) == []
+    assert float(page.cells["temporal.offset_s"]) == json.loads(aligned.read_text())["temporal"]["offset_s"]
     # pictures are inline PNGs; no address anywhere that a browser would fetch
-    assert page.links and all(u.startswith("data:image/png;base64,") for u in page.links)
-    assert not re.search(r"https?://", html.read_text())
+    assert page.links and bench.link_faults(page) == []
     assert {"plot-map", "plot-similarity", "plot-placement", "triplets"} <= page.ids
     assert "frames-missing" not in page.ids
     al = Alignment.load(aligned)
@@ -165,30 +125,20 @@ def test_align_writes_the_report(pair, tmp_path):
     assert "triplets" in page.ids
 
 
-def _chromium() -> str | None:
-    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+@pytest.mark.skipif(bench.chromium() is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
 def test_renders_in_headless_chromium(aligned, tmp_path):
     html = tmp_path / "r.html"
     assert main(["report", str(aligned), "-o", str(html)]) == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1200,2200", f"--screenshot={shot}", html.as_uri()],
-                   capture_output=True, timeout=120, check=True)
-    img = cv2.imread(str(shot), cv2.IMREAD_COLOR)
-    assert img is not None and img.shape[:2] == (2200, 1200)
-    assert img.std() > 30  # not blank
-    nonwhite = (img < 240).any(axis=2).mean()
-    assert 0.05 < nonwhite < 0.95
-    # the plots drew: matplotlib's line colours (BGR) are there, each in more than a few pixels
-    for name, bgr in (("blue", (180, 119, 31)), ("orange", (14, 127, 255)), ("green", (44, 160, 44))):
-        near = (np.abs(img.astype(int) - bgr).max(axis=2) < 40).sum()
-        assert near > 200, f"no {name} plot lines in the screenshot"
-    # and the frame strip below them: many distinct colours (pictures, not flat boxes)
-    strip = img[1500:]
-    assert len(np.unique(strip.reshape(-1, 3) // 16, axis=0)) > 100
+    bench.screenshot(html, shot, bench.chromium())
+    assert cv2.imread(str(shot)).shape[:2] == bench.SHOT_SIZE[::-1]
+    assert bench.screenshot_faults(shot, frames=True) == []
+    # the check itself: a page with the pictures taken out fails it
+    bare = tmp_path / "bare.html"
+    bare.write_text(re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', html.read_text()))
+    bench.screenshot(bare, shot, bench.chromium())
+    faults = bench.screenshot_faults(shot, frames=True)
+    assert any("plot lines" in f for f in faults) and any("frame strip" in f for f in faults)
 
 
 def test_pick_frames_spreads_the_lowest():
