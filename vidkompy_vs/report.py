@@ -159,6 +159,11 @@ def _mark_shots_and_gaps(ax, al: Alignment) -> None:
         ax.axvspan(a - 0.5, b + 0.5, color="tab:red", alpha=0.15, lw=0, label="uncovered" if j == 0 else None)
 
 
+def _legend(ax) -> None:
+    # beside the axes, where it cannot hide a low point or an uncovered span
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+
+
 def _plot_map(al: Alignment) -> str:
     t = al.temporal
     n = np.arange(al.fg.frames)
@@ -172,7 +177,7 @@ def _plot_map(al: Alignment) -> str:
     ax.set_ylabel("BG frame")
     ax.set_title("Frame map")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax)
     return _fig_png(fig)
 
 
@@ -190,7 +195,7 @@ def _plot_similarity(al: Alignment, low: list[int]) -> str:
     ax.set_ylabel("similarity")
     ax.set_title("Per-frame similarity")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax)
     return _fig_png(fig)
 
 
@@ -203,7 +208,7 @@ def _plot_placement(al: Alignment) -> str:
     a1.plot(n, rows[:, 0], lw=1, label="x")
     a1.plot(n, rows[:, 1], lw=1, label="y")
     a1.set_ylabel("BG px")
-    a1.legend(loc="upper right", fontsize=8)
+    _legend(a1)
     a1.set_title("Placement (FG's top-left in BG, and scale)")
     a2.plot(n, rows[:, 2], lw=1, color="tab:gray", label="scale")
     a2.set_ylabel("scale")
@@ -280,7 +285,7 @@ def _page(al: Alignment, title: str, triplets: list[tuple[int, str, str, str]], 
         sim = al.temporal.similarity
         cards = "\n".join(
             f'<div class="trip{" low" if n in low else ""}"><div class="cap">FG {n} / BG {al.temporal.frame_map[n]}'
-            f' &middot; similarity {sim[n]:.3f}{" &middot; least similar" if n in low else ""}</div>'
+            f' &middot; similarity {sim[n]:.4f}{" &middot; least similar" if n in low else ""}</div>'
             f'<div class="lbl">FG</div><img alt="FG {n}" src="data:image/png;base64,{f}">'
             f'<div class="lbl">BG under it</div>'
             f'<img alt="BG {al.temporal.frame_map[n]}" src="data:image/png;base64,{b}">'
