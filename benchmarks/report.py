@@ -19,6 +19,8 @@ to ``.cache/report-bench``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -169,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         bg, fg = robustness.build_side(c.bg, vid, wav, "bg"), robustness.build_side(c.fg, vid, wav, "fg")
         js, html = OUT / f"{c.name}.json", OUT / f"{c.name}.html"
         t0 = time.perf_counter()
-        rc = cli(["-q", "align", str(bg), str(fg), "-o", str(js), "-y", "--report", str(html), "--no-cache"])
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):  # the command's own summary lines: shown on failure only
+            rc = cli(["-q", "align", str(bg), str(fg), "-o", str(js), "-y", "--report", str(html), "--no-cache"])
         took = time.perf_counter() - t0
         if rc != 0:
             bad += 1
-            print(f"{c.name:16s} exit {rc}  FAIL")
+            print(f"{c.name:16s} exit {rc}  FAIL\n    " + said.getvalue().strip().replace("\n", "\n    "))
             continue
         t1 = time.perf_counter()
         faults = check(js, html, exe)
