@@ -134,17 +134,26 @@ def test_fg_larger_than_bg_is_an_error(clips: dict[str, Path]) -> None:
 
 
 def test_presets_load(tmp_path: Path) -> None:
+    sizes = {}
     for name in ("fast", "default", "precise", "robust"):
         p = load_preset(name)
-        assert p["fingerprint"]["size"] and isinstance(p["temporal"], dict)
+        assert p.description and p.temporal.coarse_cells > 0
+        sizes[name] = p.fingerprint.size
+    assert sizes == {"fast": (32, 18), "default": (64, 36), "precise": (96, 54), "robust": (32, 18)}
     custom = tmp_path / "mine.json"
     custom.write_text('{"temporal": {"tie": 0.02}}')
-    assert load_preset(str(custom))["temporal"]["tie"] == 0.02
+    mine = load_preset(str(custom))
+    # a key not given takes its one default
+    assert mine.temporal.tie == 0.02 and mine.audio.windows == 12 and mine.fingerprint.size == (64, 36)
     with pytest.raises(VidkompyError):
         load_preset("no-such-preset")
-    custom.write_text('{"temporal": {"bogus": 1}}')
-    with pytest.raises(VidkompyError, match="bogus"):
-        load_preset(str(custom))
+    for bad, what in (('{"temporal": {"bogus": 1}}', "bogus"), ('{"audio": {"rate": "fast"}}', "audio.rate"),
+                      ('{"spatial": {"refine": 1}}', "spatial.refine"), ('{"fingerprint": {"size": [64]}}', "size"),
+                      ('{"fingerprint": {"decoder": "gpu"}}', "decoder"), ('{"extra": {}}', "extra"),
+                      ('{"audio": 3}', "audio must be an object"), ('[1]', "JSON object")):
+        custom.write_text(bad)
+        with pytest.raises(VidkompyError, match=what):
+            load_preset(str(custom))
 
 
 def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> None:
@@ -299,21 +308,20 @@ def test_edit_list_hidden_frames_are_not_shown(clips: dict[str, Path], tmp_path:
 def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     # No sound: BG frames around FG's middle are found among FG's own fingerprints, and
     # the exact pair they give places FG; the coarse search through BG never runs.
-    import vidkompy_vs.align as A
+    from vidkompy_vs.align import footprint as F
 
     took: list[bool] = []
-    real = A._anchored_spatial
 
-    def spy(*a, **k):
-        r = real(*a, **k)
+    def spy(ctx):
+        r = F.anchored_footprint(ctx)
         took.append(r is not None)
         return r
 
-    def no_search(*a, **k):
+    def no_search(ctx):
         raise AssertionError("the coarse search ran")
 
-    monkeypatch.setattr(A, "_anchored_spatial", spy)
-    monkeypatch.setattr(A, "_coarse_spatial", no_search)
+    finders = {f.__name__: f for f in F.FINDERS} | {"anchored_footprint": spy, "coarse_footprint": no_search}
+    monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
     con, _ = _console()
     a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
     assert took == [True]
@@ -326,13 +334,13 @@ def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], mo
 
 
 def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidkompy_vs.align as A
+    import vidkompy_vs.fingerprint as fpm
 
     con, buf = _console()
     a = align(clips["bg"], clips["fg50"], console=con)
     decodes: list[int] = []
-    real = A._fingerprints
-    monkeypatch.setattr(A, "_fingerprints", lambda *x, **k: decodes.append(1) or real(*x, **k))
+    real = fpm.fingerprints
+    monkeypatch.setattr(fpm, "fingerprints", lambda *x, **k: decodes.append(1) or real(*x, **k))
     b = align(clips["bg"], clips["fg50"], console=con)
     assert decodes == [] and "from the cache" in buf.getvalue()
     assert b.to_dict() == a.to_dict()
@@ -343,13 +351,15 @@ def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: 
 
 def test_result_cache_survives_a_bad_entry_and_keeps_no_fallbacks(clips: dict[str, Path],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import vidkompy_vs.align as A
     import vidkompy_vs.spatial as S
+    from vidkompy_vs.align.inputs import Request
+    from vidkompy_vs.align.results import result_key
+    from vidkompy_vs.cache import cache_dir
 
     con, buf = _console()
     # an unreadable entry is a miss: the run is made in full, with its sound
-    key = A._result_key(clips["bg"], clips["fg_off"], load_preset("fast"), "auto", None, None, None)
-    (A._results_dir() / f"{key}.json").write_text("{not json")
+    key = result_key(clips["bg"], clips["fg_off"], load_preset("fast"), Request())
+    (cache_dir("results") / f"{key}.json").write_text("{not json")
     a = align(clips["bg"], clips["fg_off"], preset="fast", console=con)
     assert a.temporal.method == "audio+visual" and a.temporal.frame_map == list(range(30, 130))
     # a result made while an engine failed (a note says so) is not kept
@@ -359,5 +369,5 @@ def test_result_cache_survives_a_bad_entry_and_keeps_no_fallbacks(clips: dict[st
     monkeypatch.setattr(S, "refine_from_clips", broken)
     align(clips["bg"], clips["fg50"], preset="robust", console=con)
     assert "spatial refinement skipped" in buf.getvalue()
-    key2 = A._result_key(clips["bg"], clips["fg50"], load_preset("robust"), "auto", None, None, None)
-    assert not (A._results_dir() / f"{key2}.json").exists()
+    key2 = result_key(clips["bg"], clips["fg50"], load_preset("robust"), Request())
+    assert not (cache_dir("results") / f"{key2}.json").exists()

@@ -43,19 +43,38 @@ class MediaInfo:
 
 
 @dataclass
-class Spatial:
-    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels.
-
-    ``track``, when set, holds one ``[x, y, scale]`` per FG frame and overrides the
-    constant placement frame by frame.
-    """
+class Placement:
+    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels, found by
+    ``method`` with ``confidence`` (0..1): what the spatial engine returns for one pair or
+    many."""
 
     x: float
     y: float
     scale: float = 1.0
     confidence: float = 0.0
+    method: str = ""
+
+
+@dataclass
+class Spatial(Placement):
+    """The alignment file's placement: a :class:`Placement` (so it serves wherever one is
+    asked for, e.g. as a refinement prior) plus ``track``, which, when set, holds one
+    ``[x, y, scale]`` per FG frame and overrides the constant placement frame by frame.
+    """
+
     method: str = "center"
     track: list[list[float]] | None = None
+    # FG's picture area [x, y, w, h] in FG pixels when FG has bars baked in (None: all of
+    # FG is picture); a shot's own ``active`` overrides it for that shot's frames
+    active: list[int] | None = None
+
+    @classmethod
+    def of(cls, pl: Placement) -> Spatial:
+        """The engine's placement as the file's (the one conversion between them)."""
+        if isinstance(pl, Spatial):
+            return pl
+        return cls(x=float(pl.x), y=float(pl.y), scale=float(pl.scale), confidence=float(pl.confidence),
+                   method=str(pl.method))
 
     def at(self, n: int) -> tuple[float, float, float]:
         if self.track:
@@ -110,6 +129,30 @@ class Alignment:
     shots: list[Shot] = field(default_factory=list)
     schema: str = SCHEMA
 
+    def active_at(self, n: int) -> list[int] | None:
+        """FG's picture area [x, y, w, h] at FG frame ``n`` (None: the whole frame)."""
+        for sh in self.shots:
+            if sh.fg_start <= n < sh.fg_end and sh.active is not None:
+                return sh.active
+        return self.spatial.active
+
+    def jumps(self) -> int:
+        """Places where the map jumps: back, or forward over more BG frames than the rates
+        explain (BG frames FG never shows)."""
+        d = [b - a for a, b in zip(self.temporal.frame_map, self.temporal.frame_map[1:])]
+        step = (self.bg.fps / self.fg.fps) * self.temporal.rate
+        return sum(1 for v in d if v < 0 or v > 2 + 2 * step)
+
+    def uncovered_spans(self) -> list[tuple[int, int]]:
+        """Runs of FG frames BG does not have, as (first, last) pairs."""
+        out: list[tuple[int, int]] = []
+        for i in sorted(self.temporal.uncovered):
+            if out and i == out[-1][1] + 1:
+                out[-1] = (out[-1][0], i)
+            else:
+                out.append((i, i))
+        return out
+
     def shot_index(self) -> list[int]:
         """The shot number of each FG frame (0 for every frame when no shots are recorded)."""
         out = [0] * self.fg.frames
@@ -140,8 +183,9 @@ class Alignment:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d = {"schema": d.pop("schema"), **d}
-        if d["spatial"]["track"] is None:
-            del d["spatial"]["track"]
+        for k in ("track", "active"):
+            if d["spatial"][k] is None:
+                del d["spatial"][k]
         if not d["shots"]:
             del d["shots"]
         return d
@@ -182,6 +226,16 @@ class Alignment:
                     f"alignment does not fit the inputs: {name} is {got[0]}x{got[1]}, {got[2]} frames; "
                     f"the alignment expects {want[0]}x{want[1]}, {want[2]} frames"
                 )
+
+
+def check_fits(fg_size: tuple[int, int], bg_size: tuple[int, int], scale: float | None, *,
+               slack: float = 1e-6, hint: str = "pass --scale to shrink it") -> None:
+    """Raise when FG, scaled by ``scale`` (None: 1), does not fit inside BG (within ``slack`` px)."""
+    s = 1.0 if scale is None else scale
+    (fw, fh), (bw, bh) = fg_size, bg_size
+    if fw * s > bw + slack or fh * s > bh + slack:
+        what = "" if scale in (None, 1.0) else f" scaled by {s:g}"
+        raise VidkompyError(f"FG ({fw}x{fh}){what} is larger than BG ({bw}x{bh}); {hint}")
 
 
 def realtime_map(fg_frames: int, fg_num: int, fg_den: int, bg_frames: int, bg_num: int, bg_den: int,
@@ -264,6 +318,7 @@ def _parse(d: Any) -> Alignment:
         confidence=_num(sd.get("confidence", 0.0), "spatial.confidence"),
         method=str(sd.get("method", "")),
         track=track,
+        active=_active(sd.get("active") if isinstance(sd, dict) else None, fg, "spatial.active"),
     )
 
     td = _need(d, "temporal", "alignment")
@@ -294,6 +349,16 @@ def _parse(d: Any) -> Alignment:
     return Alignment(bg=bg, fg=fg, spatial=spatial, temporal=temporal, shots=_shots(d.get("shots", []), bg, fg))
 
 
+def _active(act: Any, fg: MediaInfo, w: str) -> list[int] | None:
+    if act is None:
+        return None
+    if not isinstance(act, list) or len(act) != 4:
+        raise VidkompyError(f"{w} must be [x, y, w, h]")
+    ax = _int(act[0], f"{w}[0]", lo=0, hi=fg.width - 1)
+    ay = _int(act[1], f"{w}[1]", lo=0, hi=fg.height - 1)
+    return [ax, ay, _int(act[2], f"{w}[2]", lo=1, hi=fg.width - ax), _int(act[3], f"{w}[3]", lo=1, hi=fg.height - ay)]
+
+
 def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
     if not isinstance(v, list):
         raise VidkompyError("shots must be a list")
@@ -305,14 +370,7 @@ def _shots(v: Any, bg: MediaInfo, fg: MediaInfo) -> list[Shot]:
         fe = _int(_need(sd, "fg_end", w), f"{w}.fg_end", lo=fs + 1, hi=fg.frames)
         bs = _int(_need(sd, "bg_start", w), f"{w}.bg_start", lo=0, hi=bg.frames - 1)
         be = _int(_need(sd, "bg_end", w), f"{w}.bg_end", lo=bs + 1, hi=bg.frames)
-        act = sd.get("active")
-        if act is not None:
-            if not isinstance(act, list) or len(act) != 4:
-                raise VidkompyError(f"{w}.active must be [x, y, w, h]")
-            ax = _int(act[0], f"{w}.active[0]", lo=0, hi=fg.width - 1)
-            ay = _int(act[1], f"{w}.active[1]", lo=0, hi=fg.height - 1)
-            act = [ax, ay, _int(act[2], f"{w}.active[2]", lo=1, hi=fg.width - ax),
-                   _int(act[3], f"{w}.active[3]", lo=1, hi=fg.height - ay)]
+        act = _active(sd.get("active"), fg, f"{w}.active")
         out.append(Shot(fs, fe, bs, be, x=_num(_need(sd, "x", w), f"{w}.x"), y=_num(_need(sd, "y", w), f"{w}.y"),
                         scale=_num(sd.get("scale", 1.0), f"{w}.scale", positive=True),
                         confidence=_num(sd.get("confidence", 0.0), f"{w}.confidence"), active=act))

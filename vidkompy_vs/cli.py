@@ -125,17 +125,21 @@ def _summary(al, seconds: float) -> None:
     track = f", moving ({len(s.track)} positions)" if s.track else ""
     console.print(f"[bold]spatial[/]  FG at x={s.x:.2f} y={s.y:.2f} scale={s.scale:.4f}{track} "
                   f"(method {s.method}, confidence {s.confidence:.2f})")
-    unc = f"{len(t.uncovered)} FG frames not covered by BG" if t.uncovered else "all FG frames covered"
+    spans = al.uncovered_spans()
+    unc = (f"{len(t.uncovered)} FG frames in {len(spans)} span(s) not covered by BG" if t.uncovered
+           else "all FG frames covered")
     console.print(f"[bold]temporal[/] offset {t.offset_s:+.3f} s, rate {t.rate:.5f}, {unc} "
                   f"(method {t.method}, confidence {t.confidence:.2f})")
+    console.print(f"[bold]shots[/]    {max(1, len(al.shots))} in FG, {al.jumps()} jump(s) in the map")
     console.print(f"aligned in {seconds:.1f} s")
 
 
 def _check_fits(al, fgp) -> None:
-    s = al.spatial
-    if s.track is None and (fgp.width * s.scale > al.bg.width + 0.5 or fgp.height * s.scale > al.bg.height + 0.5):
-        raise VidkompyError(f"FG ({fgp.width}x{fgp.height}) scaled by {s.scale:g} is larger than BG "
-                            f"({al.bg.width}x{al.bg.height}); pass --scale to shrink it or --canvas fg")
+    from .alignment import check_fits
+
+    if al.spatial.track is None:
+        check_fits((fgp.width, fgp.height), (al.bg.width, al.bg.height), al.spatial.scale, slack=0.5,
+                   hint="pass --scale to shrink it or --canvas fg")
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -235,15 +239,18 @@ class _StderrHandler(logging.Handler):
 
 
 def _log_to_console() -> None:
+    # (--debug's root handler shows these and more; then this one stays out)
     pkg = logging.getLogger("vidkompy_vs")
     if not any(isinstance(h, _StderrHandler) for h in pkg.handlers):
         pkg.addHandler(_StderrHandler(logging.WARNING))
-        pkg.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _log_to_console()
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    else:
+        _log_to_console()
     try:
         return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "report": cmd_report}[args.cmd](args)
     except VidkompyError as e:

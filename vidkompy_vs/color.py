@@ -58,7 +58,7 @@ def fit_curves(rbg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, pai
         frames = [n for n in range(a, b) if n not in uncovered]
         if len(frames) > pairs:
             frames = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, pairs).round()]
-        samples = [s for s in (_sample(rbg, fg, alignment, k, n) for n in frames) if s is not None]
+        samples = [s for s in (_sample(rbg, fg, alignment, n) for n in frames) if s is not None]
         if not samples:
             log.info("shot %d: nothing to fit colours on; BG left as it is", k)
             out.append([np.arange(n_codes) for _ in range(fmt.num_planes)])
@@ -100,17 +100,15 @@ def _shot_ranges(al: Alignment) -> list[tuple[int, int]]:
     return out
 
 
-def _sample(rbg: vs.VideoNode, fg: vs.VideoNode, al: Alignment, shot: int,
-            n: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _sample(rbg: vs.VideoNode, fg: vs.VideoNode, al: Alignment, n: int) -> tuple[np.ndarray, np.ndarray] | None:
     """FG frame ``n`` and the BG area under it, each as (planes, pixels) at one small size.
 
     Both are read through zimg (a proper low-pass when shrinking) in a non-subsampled
     format, then blurred, so the pairs compare the same picture at the same sharpness.
     """
     x, y, s = al.spatial.at(n)
-    ax, ay, aw, ah = 0, 0, fg.width, fg.height
-    if al.shots and shot < len(al.shots) and al.shots[shot].active:
-        ax, ay, aw, ah = al.shots[shot].active
+    # only FG's picture area: bars baked into FG would pair with BG's picture under them
+    ax, ay, aw, ah = al.active_at(n) or (0, 0, fg.width, fg.height)
     # the active area in BG pixels, cut to BG, trimmed at its edges
     bx0, by0 = max(0.0, x + ax * s), max(0.0, y + ay * s)
     bx1, by1 = min(float(rbg.width), x + (ax + aw) * s), min(float(rbg.height), y + (ay + ah) * s)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .alignment import Spatial
+from .alignment import Placement, Spatial
 from .errors import VidkompyError
 
 if TYPE_CHECKING:
@@ -58,17 +58,6 @@ FEATURE_BELOW = 0.6  # try the feature path when the best NCC is below this
 
 # Timing of the last clip-level call: decode vs compute seconds (for the benchmark).
 last_stats: dict[str, float] = {}
-
-
-@dataclass
-class Placement:
-    """FG scaled by ``scale`` has its top-left at (``x``, ``y``) in BG pixels."""
-
-    x: float
-    y: float
-    scale: float = 1.0
-    confidence: float = 0.0
-    method: str = ""
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -1011,7 +1000,13 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     # a moving camera leaves the picked partners a frame or two off: a few px of spread
     p.confidence = float(p.confidence * math.exp(-spread / 10.0))
     clock.report(bg_picks=picks, fg_samples=fidx, **last_stats_extra)  # type: ignore[arg-type]
-    return p
+    from typing import NamedTuple
+    class Coarse(NamedTuple):
+        placement: object
+        fg_samples: list
+        bg_picks: list
+        stats: dict
+    return Coarse(p, list(fidx), list(picks), {})
 
 
 def _coarse_core(fgm: list[np.ndarray], *, cand: list[int], mids: list[np.ndarray], ft: float,

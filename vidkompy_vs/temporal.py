@@ -31,34 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fingerprint import Fingerprints, area_reduce, normalise
+from .settings import TemporalParams
 
 COARSE_SIZE = (16, 9)
-
-
-@dataclass
-class TemporalParams:
-    """Knobs of the visual matcher (presets set them; defaults are the 'default' preset)."""
-
-    coarse_cells: float = 2.0e6  # max cells in the coarse FG x BG bin matrix
-    min_bin_frames: float = 2.0  # finest bin level, in frames of the slower input
-    level_factor: int = 4  # bin size shrinks by this much per level
-    kmax_bins: int = 3  # max BG bins advanced per FG bin (rates up to 3x)
-    band_bins: float = 2.0  # half-width of the refinement band, in bins of the previous level
-    band_frames: int = 3  # extra half-width at frame level
-    tie: float = 0.0005  # timeline penalty per BG frame^2 on ambiguous rows, at least ...
-    tie_cost: float = 3.0  # ... this many times the row's own match cost: noisy matches lean on
-    # the timeline, near-perfect ones keep a real cost difference of a few 1e-4 (drift, ramps)
-    fit_window_s: float = 0.25  # narrowest sigma of the local timeline fit
-    min_confidence: float = 0.35  # below this the match is treated as unrelated
-    prior_band_s: float = 3.0  # half-width of the coarse band around an audio prior
-    chunk: int = 128  # FG rows per cost chunk
-    register: bool = True  # sub-pixel re-registration of FG fingerprints on matched pairs
-    cells: bool = True  # sharpen the tie-break timeline with the anchors' frame cells
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TemporalParams:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 @dataclass

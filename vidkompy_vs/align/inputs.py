@@ -1,0 +1,90 @@
+"""The first stage: what the user asked for, and both inputs probed and checked."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..alignment import check_fits
+from ..errors import VidkompyError
+from ..sources import Probe, open_video, probe
+from .run import Job, Run
+
+METHODS = ("auto", "audio", "visual")
+
+
+class Request(NamedTuple):
+    """What the caller asked for: the temporal ``method`` and any placement given by hand."""
+
+    method: str = "auto"
+    x: float | None = None
+    y: float | None = None
+    scale: float | None = None
+
+    @property
+    def manual(self) -> bool:
+        return self.x is not None or self.y is not None
+
+    @property
+    def scale_or_1(self) -> float:
+        return 1.0 if self.scale is None else float(self.scale)
+
+    def check(self) -> Request:
+        if self.method not in METHODS:
+            raise VidkompyError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.scale is not None and (not math.isfinite(self.scale) or self.scale <= 0):
+            raise VidkompyError(f"--scale must be a positive number, got {self.scale}")
+        return self
+
+
+@dataclass
+class Input:
+    """One side of the pair: its path, its probe and (once opened) its frame-server clip."""
+
+    name: str  # "BG" or "FG", for messages
+    path: str
+    probe: Probe
+    clip: Any = None  # vs.VideoNode, opened by :meth:`open` (an index build: only when aligning)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.probe.width, self.probe.height
+
+    def open(self) -> Input:
+        if self.clip is None:
+            self.clip = open_video(self.probe.path)
+        return self
+
+
+def probe_inputs(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
+                 run: Run) -> tuple[Input, Input]:
+    """Both inputs probed (each probe builds an index, a demux pass: both at once) and
+    checked against the request; notes on what the frame server reads differently."""
+    bg_job = Job(probe, bg)
+    fg_probe = probe(fg)
+    bg_probe = bg_job.get()
+    check_fits((fg_probe.width, fg_probe.height), (bg_probe.width, bg_probe.height), req.scale)
+    if req.method == "audio":
+        missing = [n for n, p in (("BG", bg_probe), ("FG", fg_probe)) if not p.has_audio]
+        if missing:
+            raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
+    _notes(bg_probe, fg_probe, run)
+    run.trace("probed")
+    return Input("BG", os.fspath(bg), bg_probe), Input("FG", os.fspath(fg), fg_probe)
+
+
+def _notes(bg_probe: Probe, fg_probe: Probe, run: Run) -> None:
+    for name, p in (("BG", bg_probe), ("FG", fg_probe)):
+        if p.vfr:
+            run.note(f"{name} has a variable frame rate; read at a constant "
+                     f"{float(p.fps):.3f} fps (frames repeated or dropped by their timestamps)")
+        if p.rotation:
+            run.note(f"{name} is flagged to be shown rotated by {p.rotation} degrees; "
+                     "vidkompy-vs works on the stored picture (rotate it first to composite it upright)")
+    if bg_probe.sar != fg_probe.sar:
+        run.note(f"FG's pixels are {fg_probe.sar.numerator}:{fg_probe.sar.denominator} and BG's "
+                 f"{bg_probe.sar.numerator}:{bg_probe.sar.denominator} (non-square pixels): vidkompy-vs matches "
+                 "stored pixels with one scale for both axes; resample FG to BG's pixel shape first "
+                 "if the placement is off")

@@ -1,0 +1,173 @@
+"""The decode passes: each input read once into fingerprints (plus a few full-size frames),
+started as early as what they need is known."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import fingerprint as fpm
+from ..audio import AudioMatch, load_audio, match_audio
+from ..errors import VidkompyError
+from ..settings import AudioSettings, FingerprintSettings, Settings
+from ..sources import Probe, frame_arrays, has_audio
+from .inputs import Input, Request
+from .plan import Plan
+from .run import Job, Run
+
+# Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
+# partners of its FG samples, predicted before the map exists): at most this many bytes.
+GRAB_BYTES = 96 << 20
+
+
+class Watch:
+    """A fingerprint pass as it goes: the pictures it keeps, as they arrive, and the
+    planes decoded so far (``live``)."""
+
+    def __init__(self) -> None:
+        self.live = fpm.Live()
+        self.frames: dict[int, np.ndarray] = {}
+
+    def on_frame(self, i: int, img: np.ndarray) -> None:
+        self.frames[i] = img
+
+    def wait(self, ids: list[int], job: Job) -> bool:
+        """Until the pictures ``ids`` are in (True) or the pass has ended (False if not)."""
+        while not all(i in self.frames for i in ids):
+            if not job.is_alive():
+                return all(i in self.frames for i in ids)
+            time.sleep(0.01)
+        return True
+
+
+def fingerprint_pass(p: Probe, crop: fpm.Crop | None, fs: FingerprintSettings, run: Run, label: str,
+                     grab: list[int] | tuple[int, ...] | None = None, nice: int = 0,
+                     watch: Watch | None = None) -> fpm.Fingerprints:
+    """One decode of ``p`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full size."""
+    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
+    return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=fs.size,
+                            # a VFR input is read at a constant rate by the frame server only: ffmpeg's
+                            # frames could number the same and still be other frames
+                            decoder="vs" if p.vfr else fs.decoder,
+                            progress=run.task(label, p.frames), grab=g, nice=nice,
+                            live=watch.live if watch else None)
+
+
+def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
+    """The audio line (both tracks decoded at once)."""
+    # (started before the probes: one ffprobe each first, so that a track that cannot be
+    # used is not decoded beside the work without sound)
+    for name, path in (("BG", bg), ("FG", fg)):
+        if not has_audio(path):
+            raise VidkompyError(f"{name} has no audio")
+    bg_job = Job(load_audio, bg, cfg.rate)
+    a_fg = load_audio(fg, cfg.rate)
+    a_bg = bg_job.get()
+    return match_audio(a_bg, a_fg, cfg.rate, windows=cfg.windows, window_s=cfg.window_s)
+
+
+@dataclass
+class Early:
+    """Work started before the probes, joined however the call ends."""
+
+    warm: Job | None = None
+    audio: Job | None = None
+
+    def join(self) -> None:
+        # a daemon thread still decoding or importing when the interpreter exits can take
+        # the process down with it
+        for t in (self.warm, self.audio):
+            if t is not None:
+                t.join()
+
+
+def _warm_imports() -> None:
+    import importlib
+
+    # (what every run uses; nothing of scipy's is on the common path any more)
+    for m in ("cv2", "vidkompy_vs.spatial"):
+        try:
+            importlib.import_module(m)
+        except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
+            return
+
+
+def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
+                settings: Settings) -> Early:
+    """OpenCV and the spatial engine take a while to import: load them while the inputs are
+    probed (ffprobe and index builds leave a core idle) rather than on first use; and the
+    sound, which needs no probe (without one ffmpeg fails at once and the job says so; it
+    is used only when both inputs turn out to have audio)."""
+    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio) \
+        if req.method in ("auto", "audio") else None
+    return Early(warm=Job(_warm_imports), audio=audio)
+
+
+@dataclass
+class Passes:
+    """What runs beside the footprint search: FG's fingerprint pass (seen through
+    ``watch``), the audio line, FG's middle frame; and the full-size pictures kept so far."""
+
+    fg_pass: Job | None
+    watch: Watch
+    audio: Job | None
+    fg_mid: Job | None
+    have_bg: dict[int, np.ndarray] = field(default_factory=dict)
+    have_fg: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Settings, run: Run,
+                 early: Early) -> Passes:
+    """FG's fingerprints and both audio tracks decode while the spatial search runs: none
+    of them needs the footprint (FG is cropped only when it sticks out of BG)."""
+    run.trace("FG pass starts")
+    watch = Watch()
+    fg_pass = Job(fingerprint_pass, fg.probe, None, settings.fingerprint, run, "decoding FG", plan.fg_grab,
+                  nice=plan.fg_nice, watch=watch) if plan.visual else None
+    audio = early.audio if plan.use_audio else None
+    fg_mid = None
+    if audio is not None and not req.manual and fg.size != bg.size:
+        # FG's middle frame does not depend on the audio line: read while it is matched
+        fg_mid = Job(lambda: frame_arrays(fg.clip, [fg.probe.frames // 2], gray=True)[0])
+    return Passes(fg_pass=fg_pass, watch=watch, audio=audio, fg_mid=fg_mid)
+
+
+def bg_partners(samples: tuple[int, ...], bg_probe: Probe, fg_probe: Probe, line: tuple[float, float] | None,
+                picks: tuple[list[int], list[int]] | None, spread: float = 0.0,
+                pivot: float | None = None) -> list[int]:
+    """BG frames likely to lie under FG frames ``samples`` once the map exists: around the
+    audio line (±1 frame; with a rate known only to ``spread``, a window that widens
+    with the distance from FG's middle), or around the coarse pass's picks at the nominal
+    rate (a window that widens with the distance from them, for drift); ``pivot``: the FG
+    frame the line's rate is exact at (default FG's middle); bounded by
+    :data:`GRAB_BYTES`."""
+    if not samples:
+        return []
+    r0 = float(bg_probe.fps) / float(fg_probe.fps)
+    if line is not None:
+        off, rate = line
+        centre = {i: (off + rate * (i + 0.5) / float(fg_probe.fps)) * float(bg_probe.fps) - 0.5 for i in samples}
+        mid = (fg_probe.frames - 1) / 2 if pivot is None else pivot
+        half = {i: 1 + (1 + int(math.ceil(spread * r0 * abs(i - mid))) if spread else 0) for i in samples}
+    elif picks is not None and picks[0]:
+        fidx, bpk = picks
+        o = float(np.median([b + 0.5 - r0 * (f + 0.5) for f, b in zip(fidx, bpk, strict=False)]))
+        mid = float(np.median(fidx))
+        centre = {i: o + r0 * (i + 0.5) - 0.5 for i in samples}
+        half = {i: 2 + int(math.ceil(0.03 * r0 * abs(i - mid))) for i in samples}
+    else:
+        return []
+    budget = max(len(samples), GRAB_BYTES // max(1, bg_probe.width * bg_probe.height))
+    total = sum(2 * h + 1 for h in half.values())
+    if total > budget:
+        f = budget / total
+        half = {i: max(1 if line is not None else 0, int(h * f)) for i, h in half.items()}
+    out: set[int] = set()
+    for i in samples:
+        c = int(round(centre[i]))
+        out.update(j for j in range(c - half[i], c + half[i] + 1) if 0 <= j < bg_probe.frames)
+    return sorted(out)

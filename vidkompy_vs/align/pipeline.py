@@ -1,0 +1,97 @@
+"""The prepass as a short list of stages, each a function with typed inputs and one result:
+
+request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, the
+audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (BG's pass)
+-> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> refinement
+-> :class:`Alignment`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+
+from ..alignment import Alignment, MediaInfo, Spatial, Temporal
+from ..settings import Settings, load_preset
+from .footprint import Context, find_footprint
+from .inputs import Input, Request, probe_inputs
+from .matching import match, refine_stage
+from .passes import Early, start_early, start_passes
+from .plan import make_plan
+from .prints import audio_result, footprint_prints
+from .results import cached_result, keep_result, result_key
+from .run import Run
+from .structure import shots_of, structure_stage
+
+
+def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str | Settings = "default",
+          method: str = "auto", x: float | None = None, y: float | None = None,
+          scale: float | None = None, console: Console | None = None, cache: bool = True) -> Alignment:
+    """Align ``fg`` to ``bg`` and return the :class:`Alignment`.
+
+    ``preset``: a preset's name, a JSON file's path or :class:`Settings`. ``method``:
+    ``auto`` (the audio line as a prior when both have sound, checked visually), ``audio``
+    or ``visual``. ``x``/``y``/``scale`` override the spatial search by hand. Messages and
+    progress go to ``console`` (stderr by default). ``cache``: reuse (and keep) the result
+    for the same input contents, settings and code (a re-run only probes the inputs).
+    """
+    run = Run(console or Console(stderr=True))
+    req = Request(method, x, y, scale).check()
+    settings = preset if isinstance(preset, Settings) else load_preset(preset)
+    key = result_key(bg, fg, settings, req) if cache else None
+    hit = cached_result(key)
+    early = start_early(bg, fg, req, settings) if hit is None else Early()
+    try:
+        bg_in, fg_in = probe_inputs(bg, fg, req, run)
+        if hit is not None:
+            return _from_cache(hit, bg_in, fg_in, run, settings)
+        result = _align(bg_in.open(), fg_in.open(), req, settings, run, early)
+    finally:
+        early.join()  # nothing started before the probes outlives the call, however it ends
+    if key and not run.fallbacks:  # a fallback's result is not kept: fixing the cause fixes the next run
+        keep_result(key, result)
+    return result
+
+
+def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, early: Early) -> Alignment:
+    plan = make_plan(bg, fg, req, settings)
+    with run.make_progress():
+        passes = start_passes(bg, fg, req, plan, settings, run, early)
+        ctx = Context(run, settings, req, bg, fg, plan, passes)
+        foot = find_footprint(ctx)
+        prints = footprint_prints(ctx, foot)
+        am = audio_result(ctx)
+    found = match(ctx, foot, prints, am)
+    shape = structure_stage(ctx, prints, found)
+    spatial = refine_stage(ctx, shape.match)
+    temporal = shape.match.temporal
+    warn(spatial, temporal, run, settings.audio.min_confidence)
+    return Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
+                     temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
+
+
+def _from_cache(hit: Alignment, bg: Input, fg: Input, run: Run, settings: Settings) -> Alignment:
+    # the same contents may live at other paths now
+    hit.bg, hit.fg = MediaInfo.from_probe(bg.probe), MediaInfo.from_probe(fg.probe)
+    run.console.print("[dim]note: same inputs and settings as an earlier run: its alignment, from the cache[/]")
+    warn(hit.spatial, hit.temporal, run, settings.audio.min_confidence)
+    return hit
+
+
+def warn(spatial: Spatial, temporal: Temporal, run: Run, audio_min: float) -> None:
+    """The warnings a result calls for (the same for a fresh and a cached one)."""
+    say = run.console.print
+    if temporal.method == "audio" and temporal.confidence < audio_min:
+        say(f"[yellow]warning:[/] audio match is weak (confidence {temporal.confidence:.2f}); "
+            "the inputs may not share a soundtrack")
+    if temporal.method == "start":
+        say(f"[yellow]warning:[/] FG does not match BG (confidence {temporal.confidence:.2f}): "
+            "are these the same footage? falling back to a start-aligned map")
+    if temporal.method not in ("start", "audio") and spatial.method not in ("manual", "same-size", "center") \
+            and spatial.confidence < 0.3:
+        say(f"[yellow]warning:[/] FG's position is uncertain on the matched frames (spatial confidence "
+            f"{spatial.confidence:.2f}): check the result, or give --x/--y/--scale")
+    if temporal.uncovered:
+        run.note(f"{len(temporal.uncovered)} FG frame(s) lie outside BG; "
+                 "their BG frame is clamped to BG's first/last frame")

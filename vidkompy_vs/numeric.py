@@ -1,0 +1,1 @@
+from .spatial import _peak as peak  # TEMP SHIM
