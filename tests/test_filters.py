@@ -151,3 +151,15 @@ def test_composite_length_fps_and_canvas(clips, pair_lossless):
     big = filters.composite(bg, fg, al, canvas="fg")
     assert (big.width, big.height) == (1280, 720)
     assert np.array_equal(planes(big.get_frame(3))[0][63:243, 171:491], planes(fg.get_frame(3))[0])
+
+
+def test_fg_with_other_chroma_siting(clips):
+    """FG with centred chroma (MJPEG) over a left-sited BG: BG's chroma is resampled to
+    FG's siting (MaskedMerge refuses to mix them); FG's pixels stay exact."""
+    bg, fg = clips
+    fgc = fg.std.SetFrameProps(_ChromaLocation=1)
+    out = filters.overlay(bg[:fg.num_frames], fgc, 170, 62)
+    f = out.get_frame(4)
+    assert f.props["_ChromaLocation"] == 1
+    assert np.array_equal(planes(f)[0][62:242, 170:490], planes(fg.get_frame(4))[0])
+    assert np.array_equal(planes(f)[1][31:121, 85:245], planes(fg.get_frame(4))[1])

@@ -152,7 +152,7 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
         raise VidkompyError(f"overlay needs equal lengths: BG has {bg.num_frames} frames, FG {fg.num_frames}")
     if fg.format is None or bg.format is None or fg.width == 0 or bg.width == 0:
         raise VidkompyError("overlay needs clips with a constant format and size")
-    bgc = _convert(bg, fg.format)
+    bgc = _same_siting(_convert(bg, fg.format), fg)
     resizer = _resizer(kernel)
 
     if track is not None:
@@ -380,6 +380,20 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat) -> vs.VideoNode:
     if src in (vs.RGB, vs.GRAY) and dst == vs.YUV:
         kw["matrix_s"] = "709"
     return core.resize.Bicubic(clip, **kw)
+
+
+def _same_siting(bg: vs.VideoNode, fg: vs.VideoNode) -> vs.VideoNode:
+    """BG's chroma resampled to FG's siting when the two differ (MJPEG's centred chroma
+    against H.264's left-sited): MaskedMerge refuses to mix them, and FG is the master.
+    The sitings are read off the first frames (one decode each, while the graph is built)."""
+    fmt = fg.format
+    if fmt.color_family != vs.YUV or (fmt.subsampling_w == 0 and fmt.subsampling_h == 0):
+        return bg
+    lb = bg.get_frame(0).props.get("_ChromaLocation")
+    lf = fg.get_frame(0).props.get("_ChromaLocation")
+    if lb is None or lf is None or lb == lf:
+        return bg
+    return core.resize.Spline36(bg, chromaloc_in=int(lb), chromaloc=int(lf))
 
 
 def _fg_props(out: vs.VideoNode, fg: vs.VideoNode) -> vs.VideoNode:
