@@ -33,6 +33,8 @@ THUMB_W = 240
 
 @dataclass(frozen=True)
 class Report:
+    """What :func:`write_report` wrote."""
+
     path: Path
     frames_shown: bool
     missing: str | None  # why the frames are not in the report
@@ -101,13 +103,13 @@ def _triplets(al: Alignment, bg_path: Path, fg_path: Path, frames: list[int]) ->
 
     bgp, fgp = sources.probe(bg_path), sources.probe(fg_path)
     al.check_inputs(bgp, fgp)
-    bgc, fgc = sources.open_video(bg_path), sources.open_video(fg_path)
-    comp = filters.composite(bgc, fgc, al)
-    fw = min(THUMB_W, fgc.width)
-    fh = max(2, round(fgc.height * fw / fgc.width))
-    cw = min(THUMB_W, comp.width)
-    ch = max(2, round(comp.height * cw / comp.width))
     try:
+        bgc, fgc = sources.open_video(bg_path), sources.open_video(fg_path)
+        comp = filters.composite(bgc, fgc, al)
+        fw = min(THUMB_W, fgc.width)
+        fh = max(2, round(fgc.height * fw / fgc.width))
+        cw = min(THUMB_W, comp.width)
+        ch = max(2, round(comp.height * cw / comp.width))
         fgs = sources.frame_arrays(fgc, frames, width=fw, height=fh)
         bgs = sources.frame_arrays(bgc, [al.temporal.frame_map[n] for n in frames], width=cw, height=ch)
         comps = sources.frame_arrays(comp, frames, width=cw, height=ch)
