@@ -51,6 +51,7 @@ bench: setup
 	$(PY) benchmarks/sources.py
 	$(PY) benchmarks/remap.py
 	$(PY) benchmarks/color.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
