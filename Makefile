@@ -48,6 +48,7 @@ bench: setup
 	$(PY) benchmarks/temporal.py
 	$(PY) benchmarks/spatial.py
 	$(PY) benchmarks/robustness.py
+	$(PY) benchmarks/structure.py
 	$(PY) benchmarks/sources.py
 	$(PY) benchmarks/remap.py
 	$(PY) benchmarks/color.py

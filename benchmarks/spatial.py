@@ -74,10 +74,10 @@ class Case:
 
 # -- writing videos ---------------------------------------------------------------------
 class _Writer:
-    """Stream BGR frames into ffmpeg (H.264 4:2:0; lossless unless ``crf`` is given)."""
+    """Stream BGR frames into ffmpeg (H.264 4:2:0; lossless unless ``crf`` is given, then at x264 ``preset``)."""
 
-    def __init__(self, path: Path, w: int, h: int, fps: int = 25, crf: int | None = None):
-        q = ["-qp", "0", "-preset", "ultrafast"] if crf is None else ["-crf", str(crf), "-preset", "medium"]
+    def __init__(self, path: Path, w: int, h: int, fps: int = 25, crf: int | None = None, preset: str = "medium"):
+        q = ["-qp", "0", "-preset", "ultrafast"] if crf is None else ["-crf", str(crf), "-preset", preset]
         self.p = subprocess.Popen(
             ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
              "-r", str(fps), "-i", "-", "-c:v", "libx264", *q, "-pix_fmt", "yuv420p", str(path)],
@@ -133,19 +133,19 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = 
     X, Y = 317, 181
     spec: dict = {}
     if name == "int":
-        spec = dict(x=X, y=Y, scale=1.0)
+        spec = {"x": X, "y": Y, "scale": 1.0}
     elif name in ("half", "crf35", "dark"):
-        spec = dict(x=X + 0.5, y=Y + 0.5, scale=1.0)
+        spec = {"x": X + 0.5, "y": Y + 0.5, "scale": 1.0}
     elif name == "bg_x1.5":
-        spec = dict(x=1.5 * 300, y=1.5 * 150, scale=1.5)
+        spec = {"x": 1.5 * 300, "y": 1.5 * 150, "scale": 1.5}
     elif name == "fg_x0.5":
-        spec = dict(x=200.0, y=100.0, scale=2.0)
+        spec = {"x": 200.0, "y": 100.0, "scale": 2.0}
     elif name in ("pan", "pan_fast", "zoom"):
-        spec = dict(x=0.0, y=0.0, scale=1.0)
+        spec = {"x": 0.0, "y": 0.0, "scale": 1.0}
     elif name == "1080p":
-        spec = dict(x=301.5, y=171.5, scale=1.0)
+        spec = {"x": 301.5, "y": 171.5, "scale": 1.0}
     elif name == "bikes":
-        spec = dict(x=2 * 101 + 0.5, y=2 * 37 + 0.5, scale=1.0)
+        spec = {"x": 2 * 101 + 0.5, "y": 2 * 37 + 0.5, "scale": 1.0}
     else:
         raise KeyError(name)
     track = None
@@ -175,7 +175,7 @@ def build(name: str, *, n_bg: int = 132, n_fg: int = 100, source: Path | None = 
     frames = _source(src, n_bg)
     if name == "bikes":
         frames = [_up(f, 2.0) for f in frames]  # 1280x544 master from 640x272
-    bw = bgw = None
+    bw = None
     fw = None
     for i, fr in enumerate(frames):
         j = i - OFF
@@ -252,7 +252,7 @@ def _composite_psnr(case: Case, bg, fg, sp: Spatial, ids: list[int]) -> float:
     comp = frame_arrays(out, ids, gray=True)
     ref = frame_arrays(rbg, ids, gray=True)
     worst = 99.0
-    for i, a, b in zip(ids, comp, ref):
+    for i, a, b in zip(ids, comp, ref, strict=False):
         x, y, sc = sp.at(i)
         # the footprint, 3 px inside its edge (the resampling kernel reaches past it)
         x0, y0 = int(math.ceil(x)) + 3, int(math.ceil(y)) + 3
@@ -266,10 +266,10 @@ def _composite_psnr(case: Case, bg, fg, sp: Spatial, ids: list[int]) -> float:
 def run_case(case: Case, vidkompy: bool) -> dict:
     bg, fg = open_video(case.bg), open_video(case.fg)
     t0 = time.perf_counter()
-    c = spatial.coarse_from_clips(bg, fg)
-    cs = dict(spatial.last_stats)
-    r = spatial.refine_from_clips(bg, fg, case.frame_map, prior=c)
-    rs = dict(spatial.last_stats)
+    coarse = spatial.coarse_from_clips(bg, fg)
+    c, cs = coarse.placement, coarse.stats
+    rs: dict[str, float] = {}
+    r = spatial.refine_from_clips(bg, fg, case.frame_map, prior=c, stats=rs)
     total = time.perf_counter() - t0
     mid = case.n_fg // 2
     tx, ty, ts = case.truth(mid)
@@ -277,7 +277,8 @@ def run_case(case: Case, vidkompy: bool) -> dict:
     out = {
         "case": case.name,
         "err": math.hypot(rx - tx, ry - ty),
-        "coarse_err": math.hypot(c.x - case.truth(mid)[0], c.y - case.truth(mid)[1]) if case.track is None else float("nan"),
+        "coarse_err": math.hypot(c.x - case.truth(mid)[0], c.y - case.truth(mid)[1]) if case.track is None
+        else float("nan"),
         "scale_err": 100 * (rsc / ts - 1),
         "compute": cs["compute_s"] + rs["compute_s"],
         "cpu": cs["compute_cpu_s"] + rs["compute_cpu_s"],
@@ -306,8 +307,8 @@ def run_case(case: Case, vidkompy: bool) -> dict:
     ids = [case.n_fg // 4, mid, 3 * case.n_fg // 4]
     fgs = frame_arrays(fg, ids, gray=True)
     bgs = frame_arrays(bg, [case.frame_map[i] for i in ids], gray=True)
-    out["psnr"] = min(_psnr_at(f, b, *r.at(i)) for f, b, i in zip(fgs, bgs, ids))
-    out["psnr_true"] = min(_psnr_at(f, b, *case.truth(i)) for f, b, i in zip(fgs, bgs, ids))
+    out["psnr"] = min(_psnr_at(f, b, *r.at(i)) for f, b, i in zip(fgs, bgs, ids, strict=False))
+    out["psnr_true"] = min(_psnr_at(f, b, *case.truth(i)) for f, b, i in zip(fgs, bgs, ids, strict=False))
     try:
         truth = Spatial(x=case.x, y=case.y, scale=case.scale,
                         track=None if case.track is None else case.track.tolist())
@@ -362,14 +363,17 @@ def main() -> None:
 
         t = Table(title="spatial alignment (errors in BG px; time excludes decoding)")
         cols = ["case", "err px", "coarse err", "scale err %", "track max px", "compute s", "coarse s",
-                "refine s", "cpu s", "total s", "PSNR found/true", "comp PSNR found/true", "conf", "method"] + (["vidkompy err px"] if vk else [])
+                "refine s", "cpu s", "total s", "PSNR found/true", "comp PSNR found/true", "conf",
+                "method"] + (["vidkompy err px"] if vk else [])
         for c in cols:
             t.add_column(c, justify="right" if c not in ("case", "method") else "left")
         for r in rows:
             t.add_row(r["case"], f"{r['err']:.3f}", f"{r['coarse_err']:.2f}", f"{r['scale_err']:+.3f}",
-                      f"{r['track_err']:.3f}", f"{r['compute']:.3f}", f"{r['coarse_s']:.3f}", f"{r['refine_s']:.3f}", f"{r['cpu']:.3f}",
+                      f"{r['track_err']:.3f}", f"{r['compute']:.3f}", f"{r['coarse_s']:.3f}",
+                      f"{r['refine_s']:.3f}", f"{r['cpu']:.3f}",
                       f"{r['total']:.2f}",
-                      f"{r['psnr']:.1f}/{r['psnr_true']:.1f}", f"{r['comp']:.1f}/{r['comp_true']:.1f}", f"{r['conf']:.3f}", r["method"],
+                      f"{r['psnr']:.1f}/{r['psnr_true']:.1f}", f"{r['comp']:.1f}/{r['comp_true']:.1f}",
+                      f"{r['conf']:.3f}", r["method"],
                       *([f"{r['vk_err']:.2f}"] if vk else []))
         Console(width=200).print(t)
     except ImportError:

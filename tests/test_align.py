@@ -174,7 +174,7 @@ def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> Non
                                  decoder=dec, cache=False)
         assert sorted(f.frames) == want
         assert np.array_equal(f.planes, plain.planes)
-        for j, r in zip(want, ref):
+        for j, r in zip(want, ref, strict=False):
             assert np.array_equal(f.frames[j], r), (dec, j)
     assert sorted(seen) == sorted(want * 2)
 
@@ -187,13 +187,15 @@ def test_refine_uses_given_frames(clips: dict[str, Path]) -> None:
     bg, fg = open_video(clips["bg"]), open_video(clips["fg_off"])
     fmap = list(range(30, 130))
     prior = sp.Placement(61.0, 39.0, 1.0, 0.9, "test")
-    a = sp.refine_from_clips(bg, fg, fmap, prior=prior)
-    assert sp.last_stats["reads"] > 0
+    stats: dict[str, float] = {}
+    a = sp.refine_from_clips(bg, fg, fmap, prior=prior, stats=stats)
+    assert stats["reads"] > 0
     ids = sp.refine_samples(fg.num_frames)
-    frames = {"fg": dict(zip(ids, frame_arrays(fg, ids, gray=True))),
-              "bg": dict(zip([fmap[i] for i in ids], frame_arrays(bg, [fmap[i] for i in ids], gray=True)))}
-    b = sp.refine_from_clips(bg, fg, fmap, prior=prior, frames=frames)
-    assert sp.last_stats["reads"] == 0
+    frames = {"fg": dict(zip(ids, frame_arrays(fg, ids, gray=True), strict=False)),
+              "bg": dict(zip([fmap[i] for i in ids], frame_arrays(bg, [fmap[i] for i in ids], gray=True),
+                             strict=False))}
+    b = sp.refine_from_clips(bg, fg, fmap, prior=prior, frames=frames, stats=stats)
+    assert stats["reads"] == 0
     assert (b.x, b.y, b.scale) == (a.x, a.y, a.scale)
     assert (round(b.x), round(b.y)) == (60, 40)
 
@@ -216,7 +218,7 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     vsf = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120), decoder="vs",
                            cache=False)
     assert sorted(f.frames) == want
-    for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
+    for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True), strict=False):
         assert np.array_equal(f.frames[j], r)
     # (the two paths differ in grey range, an affine change the matcher normalises away)
     corr = np.einsum("nd,nd->n", f.vectors(), vsf.vectors())

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
 
 from vidkompy_vs.alignment import Alignment
 from vidkompy_vs.sources import probe
-
-from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -95,7 +94,8 @@ def test_comp_lossless_fg_untouched(pair_lossless, tmp_path):
     o, f = open_video(out), open_video(pair_lossless.fg)
     assert o.num_frames == f.num_frames
     for n in (0, 100, f.num_frames - 1):
-        got = np.asarray(o.get_frame(n)[0])[pair_lossless.y:pair_lossless.y + 180, pair_lossless.x:pair_lossless.x + 320]
+        y, x = pair_lossless.y, pair_lossless.x
+        got = np.asarray(o.get_frame(n)[0])[y:y + 180, x:x + 320]
         assert np.array_equal(got, np.asarray(f.get_frame(n)[0]))
 
 

@@ -111,7 +111,7 @@ def test_feather_keeps_interior(clips):
     bg, fg = clips
     b = bg[:fg.num_frames]
     out = filters.overlay(b, fg, 100, 60, feather=8)
-    o, g, bb = planes(out.get_frame(0))[0].astype(int), planes(fg.get_frame(0))[0].astype(int), planes(b.get_frame(0))[0].astype(int)
+    o, g, bb = (planes(c.get_frame(0))[0].astype(int) for c in (out, fg, b))
     assert np.array_equal(o[60 + 8:60 + 172, 100 + 8:100 + 312], g[8:172, 8:312])
     edge_o, edge_g, edge_b = o[60 + 50:60 + 130, 100], g[50:130, 0], bb[60 + 50:60 + 130, 100]
     # the outermost column is mostly BG

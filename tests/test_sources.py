@@ -4,11 +4,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import decode_gray
 
 from vidkompy_vs import sources
 from vidkompy_vs.errors import VidkompyError
-
-from conftest import decode_gray
 
 
 def test_probe(pair):

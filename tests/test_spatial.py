@@ -24,6 +24,8 @@ import spatial as bench  # noqa: E402  (benchmarks/spatial.py: the case builder)
 from vidkompy_vs import spatial  # noqa: E402
 from vidkompy_vs.errors import VidkompyError  # noqa: E402
 from vidkompy_vs.sources import frame_arrays, open_video  # noqa: E402
+from vidkompy_vs.spatial import coarse as coarse_mod  # noqa: E402
+from vidkompy_vs.spatial.refine import static_fit  # noqa: E402
 
 N_BG, N_FG = 44, 24  # FG frame i is BG frame i + 20
 
@@ -47,7 +49,7 @@ def source() -> Path | None:
 
 def _run(case: bench.Case):
     bg, fg = open_video(case.bg), open_video(case.fg)
-    coarse = spatial.coarse_from_clips(bg, fg)
+    coarse = spatial.coarse_from_clips(bg, fg).placement
     fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=coarse)
     return coarse, fine
 
@@ -140,7 +142,7 @@ def test_clips_without_fg_report_low_confidence(source) -> None:
                         f"trim=end_frame={N_FG}", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p",
                         str(other)], check=True)
     bg, fg = open_video(case.bg), open_video(other)
-    coarse = spatial.coarse_from_clips(bg, fg)
+    coarse = spatial.coarse_from_clips(bg, fg).placement
     fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=coarse)
     assert coarse.confidence < 0.4
     assert fine.confidence < 0.4 and fine.track is None
@@ -156,14 +158,17 @@ def test_coarse_keyframe_pass(source, tmp_path, monkeypatch) -> None:
                     "-x264-params", "keyint=8:min-keyint=8:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
                     str(bgp)], check=True)
     bg, fg = open_video(bgp), open_video(case.fg)
-    monkeypatch.setattr(spatial, "KEY_PIXELS", 0)  # a short window: the pass is on for it here
-    key = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
-    assert spatial.last_stats.get("key_frames", 0) >= spatial.KEY_MIN
-    assert spatial.last_stats["stretch"] < N_BG
+    monkeypatch.setattr(coarse_mod, "KEY_PIXELS", 0)  # a short window: the pass is on for it here
+    got = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
+    assert got.stats.get("key_frames", 0) >= coarse_mod.KEY_MIN
+    assert got.stats["stretch"] < N_BG
+    assert got.fg_samples == spatial.coarse_samples(fg.num_frames) and len(got.bg_picks) == len(got.fg_samples)
+    key = got.placement
     assert _err(case, key) < 2.0 and abs(key.scale - 1.0) < 0.01
-    monkeypatch.setattr(spatial, "KEY_MIN", 10_000)
-    whole = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
-    assert "key_frames" not in spatial.last_stats
+    monkeypatch.setattr(coarse_mod, "KEY_MIN", 10_000)
+    got = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
+    assert "key_frames" not in got.stats
+    whole = got.placement
     assert math.hypot(key.x - whole.x, key.y - whole.y) < 1.0
 
 
@@ -182,7 +187,7 @@ def test_scattered_estimates_on_smooth_content_are_no_drift(source) -> None:
         pairs[i] = (bg[int(ty):int(ty) + fh, int(tx):int(tx) + fw].copy(), bg)
         ests.append(spatial.Placement(tx + d, ty - 0.6 * d, 1.0, 0.999, "ncc+ecc"))
     med = spatial.Placement(tx + 0.3, ty, 1.0, 0.999, "ncc+ecc")
-    got = spatial._static_fit(pairs, list(range(5)), ests, med)
+    got = static_fit(pairs, list(range(5)), ests, med)
     assert got is not None and abs(got.x - tx) <= 2.5 and abs(got.y - ty) <= 1.5
     # a pan: FG cut 6 px further right in each sample's BG, on sharp footage
     pairs, ests = {}, []
@@ -190,4 +195,4 @@ def test_scattered_estimates_on_smooth_content_are_no_drift(source) -> None:
         x = int(tx) + 6 * i
         pairs[i] = (sharp[int(ty):int(ty) + fh, x:x + fw].copy(), sharp)
         ests.append(spatial.Placement(float(x), ty, 1.0, 0.999, "ncc+ecc"))
-    assert spatial._static_fit(pairs, list(range(5)), ests, ests[2]) is None
+    assert static_fit(pairs, list(range(5)), ests, ests[2]) is None

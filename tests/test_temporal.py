@@ -180,7 +180,8 @@ def test_near_duplicates_at_exact_coincidence_take_the_later_frame() -> None:
     for k in coincide:
         bg[k] = np.clip(bg[k - 1] + rng.normal(0, 0.3, bg[k].shape), 0, 255).astype(np.uint8)
     r, _ = _run(m, fg_fps=60, bg_fps=25, bg=bg, noise=0.0)
-    ok = np.isin(r.frame_map, [m]) | np.array([np.array_equal(bg[a], bg[b]) for a, b in zip(r.frame_map, m)])
+    ok = np.isin(r.frame_map, [m]) | np.array([np.array_equal(bg[a], bg[b])
+                                               for a, b in zip(r.frame_map, m, strict=False)])
     assert ok.mean() >= 0.995 and np.abs(r.frame_map - m).max() <= 1
     rows = i[i % 12 == 0]
     rows = rows[(rows > 40) & (rows < 440)]
@@ -250,7 +251,7 @@ def test_anchor_line_from_a_few_bg_frames() -> None:
         assert all(np.array_equal(SRC[f], SRC[2 * k - 20]) or (rough and abs(f - (2 * k - 20)) <= 3)
                    for k, f, _ in anchors)
     # FG still decoding: only its first 200 frames are known; anchors beyond are not made up
-    part = fpm.Fingerprints(planes=SRC[:200], phash=np.zeros(0, np.uint64), energy=np.zeros(0, np.float32), fps=50.0)
+    part = fpm.Fingerprints(SRC[:200], 50.0)
     got = tm.anchor_line(planes, ks, 25.0, part, complete=False)
     assert got is not None and got[0] == pytest.approx(0.41, abs=0.005)
     assert all(f < 200 - 25 and np.array_equal(SRC[f], SRC[2 * k - 20]) for k, f, _ in got[2])
@@ -271,21 +272,21 @@ def test_numeric_helpers_equal_scipy() -> None:
     from scipy.fft import next_fast_len
     from scipy.ndimage import gaussian_filter1d, median_filter, shift
 
-    from vidkompy_vs import spatial as sp
+    from vidkompy_vs import numeric
 
     rng = np.random.default_rng(4)
     a = rng.random(500)
     for sigma in (0.7, 3.0, 40.0, 300.0):
-        assert np.allclose(tm._gauss1d(a, sigma), gaussian_filter1d(a, sigma, mode="constant"), atol=1e-12)
+        assert np.allclose(numeric.gauss1d(a, sigma), gaussian_filter1d(a, sigma, mode="constant"), atol=1e-12)
     p = SRC[:5]
     for d in ((0.3, -0.7), (2.6, 1.2)):
         want = shift(p.astype(np.float32), (0, d[1], d[0]), order=1, mode="nearest")
-        assert np.allclose(tm._shift_planes(p, *d), want, atol=1e-3)
+        assert np.allclose(numeric.shift_planes(p, *d), want, atol=1e-3)
     m = rng.random((11, 3))
-    assert np.array_equal(sp._median_nearest(m, 3), median_filter(m, size=(3, 1), mode="nearest"))
-    assert np.array_equal(sp._median_nearest(m[:, 0], 5), median_filter(m[:, 0], size=5, mode="nearest"))
+    assert np.array_equal(numeric.median_nearest(m, 3), median_filter(m, size=(3, 1), mode="nearest"))
+    assert np.array_equal(numeric.median_nearest(m[:, 0], 5), median_filter(m[:, 0], size=5, mode="nearest"))
     for n in (1, 7, 97, 48001, 123457):
-        assert au._next_fast(n) == next_fast_len(n, real=True)
+        assert numeric.next_fast(n) == next_fast_len(n, real=True)
 
 
 def test_cell_vertices_match_a_linear_program() -> None:
@@ -299,7 +300,8 @@ def test_cell_vertices_match_a_linear_program() -> None:
         side = 20 if deg == 1 else 8
         rows = np.concatenate([np.sort(rng.choice(np.arange(-60, 0), side, replace=False)),
                                np.sort(rng.choice(np.arange(3, 60), side, replace=False))]).astype(float)
-        pos = rng.uniform(0, 1) + rng.uniform(0.3, 2.5) * rows + (rng.uniform(-0.004, 0.004) * rows ** 2 if deg == 2 else 0)
+        pos = rng.uniform(0, 1) + rng.uniform(0.3, 2.5) * rows \
+            + (rng.uniform(-0.004, 0.004) * rows ** 2 if deg == 2 else 0)
         k = np.round(pos + (rng.normal(0, 0.3, len(rows)) if trial % 7 == 0 else 0))
         got = tm._cell_vertices(rows, k, deg)
         s = float(max(1.0, np.abs(rows).max()))
@@ -315,6 +317,6 @@ def test_cell_vertices_match_a_linear_program() -> None:
         want = HalfspaceIntersection(np.hstack([a_ub, -b_ub[:, None]]), r.x[:-1]).intersections
         assert got is not None
         u = np.linspace(-0.2, 0.2, 9)
-        val = lambda v: sum(v[:, e][:, None] * u[None, :] ** e for e in range(deg + 1))  # noqa: E731
+        val = lambda v, u=u, deg=deg: sum(v[:, e][:, None] * u[None, :] ** e for e in range(deg + 1))  # noqa: E731
         assert np.allclose(val(got[0]).min(0), val(want).min(0), atol=1e-6)
         assert np.allclose(val(got[0]).max(0), val(want).max(0), atol=1e-6)

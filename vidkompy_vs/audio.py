@@ -19,7 +19,9 @@ import numpy as np
 
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
+from .ffpipe import ffmpeg_head
 from .fsutil import atomic_save_npy
+from .numeric import next_fast
 
 AUDIO_VERSION = 2  # 2: sample 0 is at the first video frame
 
@@ -45,7 +47,7 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
             return np.load(cfile, allow_pickle=False)
         except (OSError, ValueError):
             pass
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
+    cmd = [*ffmpeg_head(), "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-ac", "1", "-ar", str(rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     try:
         out = subprocess.run(cmd, capture_output=True, check=False)
@@ -67,20 +69,6 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
     return a
 
 
-def _next_fast(n: int) -> int:
-    """The smallest 2-3-5-smooth size >= n (a fast FFT length)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))  # times the power of 2 reaching n
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def gcc_phat(bg: np.ndarray, fg: np.ndarray, *, lag_min: int | None = None,
              lag_max: int | None = None, exclude: int = 40) -> tuple[int, float, float]:
     """Lag ``k`` (samples) maximising sum_t bg[t+k] fg[t] under the phase transform.
@@ -90,7 +78,7 @@ def gcc_phat(bg: np.ndarray, fg: np.ndarray, *, lag_min: int | None = None,
     """
     from numpy.fft import irfft, rfft
 
-    n = _next_fast(len(bg) + len(fg))
+    n = next_fast(len(bg) + len(fg))
     B = rfft(bg, n)
     F = rfft(fg, n)
     R = B * np.conj(F)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .fingerprint import Fingerprints, from_planes
 from .settings import TemporalParams
-from .temporal import align_visual
+from .temporal import TemporalResult, align_visual
 
 __all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious"]
 
@@ -83,33 +83,44 @@ def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]
     """Each BG shot found in FG (or not): a subsequence match of the shot against FG. A
     shot whose match is well below ``good_similarity`` (what the pair's true matches
     reach) is not in FG; one whose FG frames jump inside it is split there (BG was cut
-    inside a shot: the FG frames between are missing from BG)."""
+    inside a shot: the FG frames between are missing from BG) and each part found anew."""
     out: list[Piece] = []
-    step = fg.fps / bg.fps  # FG frames per BG frame
-    # FG frames past the last one a BG frame shows that still show its content (BG slower)
-    ext = max(0, int(math.ceil(step - 1e-6)) - 1)
     for a, b in bg_shots:
-        if b - a < MIN_PIECE:
+        found = _find(fg, bg, a, b, params, good_similarity)
+        if found is None:
             out.append(Piece((a, b), None, 0.0))
             continue
-        r = align_visual(_sub(bg, a, b), fg, params=params)
-        shown = np.setdiff1d(np.arange(b - a), np.asarray(r.uncovered, np.int64))
-        sim = float(np.median(np.asarray(r.similarity)[shown])) if len(shown) else 0.0
-        if not r.related or len(shown) == 0 or sim < good_similarity:
-            out.append(Piece((a, b), None, float(r.confidence)))
+        r, shown = found
+        parts = _runs(_best_fg(fg, bg, a + shown, np.asarray(r.frame_map)[shown]), fg.fps / bg.fps)
+        if len(parts) == 1:
+            out.append(_piece(fg, bg, a, r, shown))
             continue
-        f = np.asarray(r.frame_map)[shown]
-        best = _best_fg(fg, bg, a + shown, f)
-        off = best - step * np.arange(len(best))
-        for lo, hi in _runs(best, step):
-            q = shown[lo:hi]
-            # the ends from the frames' own best matches, through the median offset of a
-            # few frames there (one frame's best can be a twin in a still shot)
-            f0 = int(round(np.median(off[lo:lo + RUN_K]) + step * lo))
-            f1 = int(round(np.median(off[max(lo, hi - RUN_K):hi]) + step * (hi - 1)))
-            out.append(Piece((a + int(q[0]), a + int(q[-1]) + 1), (max(0, f0), min(fg.n, max(f0, f1) + 1 + ext)),
-                             float(r.confidence)))
+        for lo, hi in parts:
+            a2, b2 = a + int(shown[lo]), a + int(shown[hi - 1]) + 1
+            part = _find(fg, bg, a2, b2, params, good_similarity)
+            out.append(_piece(fg, bg, a2, *part) if part is not None else Piece((a2, b2), None, 0.0))
     return out
+
+
+def _find(fg: Fingerprints, bg: Fingerprints, a: int, b: int, params: TemporalParams,
+          good_similarity: float) -> tuple[TemporalResult, np.ndarray] | None:
+    """BG frames a..b matched against all of FG, and the ones FG shows; None when FG does
+    not show them."""
+    if b - a < MIN_PIECE:
+        return None
+    r = align_visual(_sub(bg, a, b), fg, params=params)
+    shown = np.setdiff1d(np.arange(b - a), np.asarray(r.uncovered, np.int64))
+    if not r.related or len(shown) == 0 or float(np.median(np.asarray(r.similarity)[shown])) < good_similarity:
+        return None
+    return r, shown
+
+
+def _piece(fg: Fingerprints, bg: Fingerprints, a: int, r: TemporalResult, shown: np.ndarray) -> Piece:
+    f = np.asarray(r.frame_map)[shown]
+    # FG frames past the last one a BG frame shows that still show its content (BG slower)
+    ext = max(0, int(math.ceil(fg.fps / bg.fps - 1e-6)) - 1)
+    return Piece((a + int(shown[0]), a + int(shown[-1]) + 1), (int(f.min()), min(fg.n, int(f.max()) + 1 + ext)),
+                 float(r.confidence))
 
 
 def _best_fg(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, path: np.ndarray) -> np.ndarray:

@@ -15,16 +15,18 @@ Planes are cached per file (content key + crop + size + decoder) in
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NamedTuple
 
 import numpy as np
 
+from . import ffpipe
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
 from .fsutil import atomic_save_npy
@@ -35,16 +37,31 @@ DEFAULT_SIZE = (64, 36)
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels
 
 
-@dataclass
 class Fingerprints:
-    """Small grey planes of every frame plus derived per-frame signals."""
+    """Small grey planes of every frame plus per-frame signals derived from them when
+    first asked for (the matcher needs only the planes)."""
 
-    planes: np.ndarray  # (N, h, w) uint8
-    phash: np.ndarray  # (N,) uint64
-    energy: np.ndarray  # (N,) float32, mean |frame - previous| in grey levels (0 for frame 0)
-    fps: float
-    # full-resolution grey (luma) pictures of the frames asked for with ``grab`` (uncropped)
-    frames: dict[int, np.ndarray] = field(default_factory=dict)
+    def __init__(self, planes: np.ndarray, fps: float, frames: dict[int, np.ndarray] | None = None, *,
+                 phash: np.ndarray | None = None, energy: np.ndarray | None = None) -> None:
+        self.planes = planes  # (N, h, w) uint8
+        self.fps = fps
+        # full-resolution grey (luma) pictures of the frames asked for with ``grab`` (uncropped)
+        self.frames: dict[int, np.ndarray] = {} if frames is None else frames
+        # (given ones, e.g. a shifted copy's, are kept as they are)
+        if phash is not None:
+            self.__dict__["phash"] = phash
+        if energy is not None:
+            self.__dict__["energy"] = energy
+
+    @functools.cached_property
+    def phash(self) -> np.ndarray:
+        """(N,) uint64 perceptual hashes (:func:`phash64`)."""
+        return phash64(self.planes) if len(self.planes) else np.zeros(0, np.uint64)
+
+    @functools.cached_property
+    def energy(self) -> np.ndarray:
+        """(N,) float32, mean |frame - previous| in grey levels (0 for frame 0)."""
+        return _energy(self.planes)
 
     @property
     def n(self) -> int:
@@ -120,8 +137,7 @@ def _energy(planes: np.ndarray) -> np.ndarray:
 
 
 def from_planes(planes: np.ndarray, fps: float) -> Fingerprints:
-    return Fingerprints(planes=planes, phash=phash64(planes) if len(planes) else np.zeros(0, np.uint64),
-                        energy=_energy(planes), fps=fps)
+    return Fingerprints(planes, fps)
 
 
 # -- decoding -------------------------------------------------------------------------
@@ -195,20 +211,13 @@ def _runs(idx: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out: dict[int, np.ndarray],
-                on_frame: Grabbed | None, keep: set[int] | None = None) -> None:
+def _read_grabs(stream: IO[bytes], idx: list[int], fsize: int, shape: tuple[int, int],
+                out: dict[int, np.ndarray], on_frame: Grabbed | None, keep: set[int] | None = None) -> None:
     """Read the selected full-size frames (in index order) from ``stream`` into ``out``
     (those in ``keep`` only, when given)."""
     for i in idx:
-        buf = bytearray(fsize)
-        view = memoryview(buf)
-        got = 0
-        while got < fsize:
-            k = stream.readinto(view[got:])
-            if not k:
-                break
-            got += k
-        if got < fsize:
+        buf = ffpipe.read_exact(stream, fsize)
+        if buf is None:
             break
         if keep is not None and i not in keep:
             continue
@@ -216,8 +225,92 @@ def _read_grabs(stream, idx: list[int], fsize: int, shape: tuple[int, int], out:
         out[i] = img
         if on_frame is not None:
             on_frame(i, img)
-    while stream.read(1 << 16):  # drain: never leave ffmpeg blocked on a full pipe
-        pass
+    ffpipe.drain(stream)
+
+
+class _GrabPlan(NamedTuple):
+    """The frames a fingerprint pass hands over at full size, on a second output."""
+
+    frames: list[int]  # what the output carries (each run one frame longer: see _grab_plan)
+    keep: set[int]  # the frames asked for
+    select: str  # ffmpeg's select expression for ``frames``
+
+
+def _grab_plan(grab: Grab | None, expect: int) -> _GrabPlan | None:
+    gidx = grab.wanted(expect) if grab is not None and grabs_exact(grab.pix_fmt) else []
+    if not gidx:
+        return None
+    runs = _runs(gidx)[:MAX_RUNS]  # ffmpeg's expression parser nests: keep it short
+    # ffmpeg (5.1) holds each selected picture back until the next one is selected
+    # (measured: frame 180 came out when the pass was at 223, the next one asked for):
+    # one more frame after each run pushes the run's last one out in time
+    keep = {i for a, b in runs for i in range(a, b + 1)}
+    runs = [(a, min(b + 1, expect - 1)) for a, b in runs]
+    sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
+    return _GrabPlan([i for a, b in runs for i in range(a, b + 1)], keep, sel)
+
+
+def _command(path: str, crop: Crop | None, size: tuple[int, int], plan: _GrabPlan | None,
+             grab: Grab | None, wfd: int, nice: int) -> list[str]:
+    """The pass's ffmpeg: planes on stdout; with ``plan``, full-size luma on ``wfd``."""
+    w, h = size
+    vf = []
+    if crop is not None:
+        cx, cy, cw, ch = crop
+        vf.append(f"crop={cw}:{ch}:{cx}:{cy}:exact=1")
+    # area scaling averages every source pixel: no aliasing from fine texture or noise
+    vf.append(f"scale={w}:{h}:flags=area,format=gray")
+    head = ffpipe.decoder_head(path)
+    if plan is not None and grab is not None:
+        luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
+        graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{plan.select}',{luma}[o2]"
+        cmd = [*head, "-filter_complex", graph,
+               "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
+               "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
+    else:
+        cmd = [*head, "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
+               "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", str(int(nice)), *cmd]
+    return cmd
+
+
+class _GrabReader:
+    """Reads the second output (full-size pictures) in a thread while the planes come in."""
+
+    def __init__(self, rfd: int, plan: _GrabPlan, grab: Grab) -> None:
+        self.plan = plan
+        self.stream = os.fdopen(rfd, "rb", buffering=0)
+        self.got: dict[int, np.ndarray] = {}
+        self.thread = threading.Thread(target=_read_grabs, daemon=True,
+                                       args=(self.stream, plan.frames, grab.width * grab.height,
+                                             (grab.height, grab.width), self.got, grab.on_frame, plan.keep))
+        self.thread.start()
+
+    def finish(self) -> dict[int, np.ndarray] | None:
+        """The pictures, once the output has ended; ``None`` unless every one came."""
+        self.thread.join()
+        self.stream.close()
+        return self.got if len(self.got) == len(self.plan.keep) else None
+
+
+def _read_planes(stdout: IO[bytes], buf: np.ndarray, fsize: int, expect: int, progress: Progress | None,
+                 live: Live | None) -> int | None:
+    """Bytes of planes read into ``buf``; ``None`` when ffmpeg had more than fit."""
+    done = [0]  # whole frames so far
+
+    def on_read(got: int) -> None:
+        frames = got // fsize
+        if progress is not None and frames > done[0]:
+            progress(frames - done[0])
+        done[0] = frames
+        if live is not None:
+            live.count = min(expect, frames)
+
+    got = ffpipe.fill(stdout, memoryview(buf), chunk=1 << 20, on_read=on_read)
+    if got >= len(buf) and stdout.read(1):
+        return None
+    return got
 
 
 def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
@@ -230,89 +323,38 @@ def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: 
     resolution (luma plane) on another pipe; they land in ``grabbed``.
     """
     w, h = size
-    vf = []
-    if crop is not None:
-        cx, cy, cw, ch = crop
-        vf.append(f"crop={cw}:{ch}:{cx}:{cy}:exact=1")
-    # area scaling averages every source pixel: no aliasing from fine texture or noise
-    vf.append(f"scale={w}:{h}:flags=area,format=gray")
-    gidx = grab.wanted(expect) if grab is not None and grabs_exact(grab.pix_fmt) else []
-    # -noautorotate: the frame server does not apply a display rotation, and the map,
-    # the crop and the grabbed pictures must be in its frame's coordinates
-    head = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-i", path]
-    rfd = wfd = -1
-    if gidx:
-        rfd, wfd = os.pipe()
-        runs = _runs(gidx)[:MAX_RUNS]  # ffmpeg's expression parser nests: keep it short
-        # ffmpeg (5.1) holds each selected picture back until the next one is selected
-        # (measured: frame 180 came out when the pass was at 223, the next one asked for):
-        # one more frame after each run pushes the run's last one out in time
-        keep = {i for a, b in runs for i in range(a, b + 1)}
-        runs = [(a, min(b + 1, expect - 1)) for a, b in runs]
-        gidx = [i for a, b in runs for i in range(a, b + 1)]
-        sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
-        luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
-        graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{sel}',{luma}[o2]"
-        cmd = [*head, "-filter_complex", graph,
-               "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
-               "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
-    else:
-        cmd = [*head, "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
-               "-f", "rawvideo", "-pix_fmt", "gray", "-"]
-    if nice and shutil.which("nice"):
-        cmd = ["nice", "-n", str(int(nice)), *cmd]
+    plan = _grab_plan(grab, expect)
+    rfd, wfd = os.pipe() if plan is not None else (-1, -1)
+    cmd = _command(path, crop, size, plan, grab, wfd, nice)
     fsize = w * h
     # Room for a few extra frames so a count mismatch is detected rather than truncated.
     buf = np.empty((expect + 16) * fsize, np.uint8)
     if live is not None:
         live.start(buf.reshape(expect + 16, h, w))
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-                                pass_fds=(wfd,) if gidx else ())
+        proc = ffpipe.spawn(cmd, pass_fds=(wfd,) if plan is not None else ())
     except FileNotFoundError:
-        if gidx:
+        if plan is not None:
             os.close(rfd)
             os.close(wfd)
         return None
     err: list[bytes] = []
     t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     t.start()
-    gt = None
-    if gidx:
+    reader = None
+    if plan is not None and grab is not None:
         os.close(wfd)
-        gstream = os.fdopen(rfd, "rb", buffering=0)
-        mine: dict[int, np.ndarray] = {}
-        gt = threading.Thread(target=_read_grabs, daemon=True,
-                              args=(gstream, gidx, grab.width * grab.height, (grab.height, grab.width), mine,
-                                    grab.on_frame, keep))
-        gt.start()
-    got = 0
-    view = memoryview(buf)
-    overflow = False
+        reader = _GrabReader(rfd, plan, grab)
     assert proc.stdout is not None
-    while True:
-        if got >= len(buf):
-            overflow = bool(proc.stdout.read(1))
-            break
-        k = proc.stdout.readinto(view[got:got + (1 << 20)])
-        if not k:
-            break
-        before = got // fsize
-        got += k
-        if progress is not None and got // fsize > before:
-            progress(got // fsize - before)
-        if live is not None:
-            live.count = min(expect, got // fsize)
-    if overflow:
+    got = _read_planes(proc.stdout, buf, fsize, expect, progress, live)
+    if got is None:
         proc.kill()
     proc.wait()
     t.join()
-    if gt is not None:
-        gt.join()
-        gstream.close()
-    if overflow or proc.returncode != 0 or got % fsize or got // fsize != expect:
+    mine = reader.finish() if reader is not None else None
+    if got is None or proc.returncode != 0 or got % fsize or got // fsize != expect:
         return None
-    if gt is not None and grabbed is not None and len(mine) == len(keep):
+    if mine is not None and grabbed is not None:
         grabbed.update(mine)
     return buf[:got].reshape(expect, h, w)
 
@@ -399,9 +441,7 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
             raise VidkompyError(f"{path}: decoded {planes.shape[0]} frames, expected {frames}")
         if cache:
             atomic_save_npy(cfile, planes)
-    fp = from_planes(planes, fps)
-    fp.frames = grabbed
-    return fp
+    return Fingerprints(planes, fps, grabbed)
 
 
 def clear_cache() -> None:

@@ -25,6 +25,7 @@ import vapoursynth as vs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import ffpipe
 from .errors import VidkompyError
 
 
@@ -100,6 +101,117 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
     return o
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """How the output is encoded (see :func:`render`)."""
+
+    codec: str = "libx264"
+    crf: float | None = 18
+    preset: str | None = "medium"
+    audio_codec: str = "auto"
+    audio_bitrate: str = "192k"
+    extra: tuple[str, ...] = ()
+
+
+def _command(out: Path, tmp: Path, audio: AudioPlan | None, enc: Encoding) -> list[str]:
+    """ffmpeg reading y4m on stdin (and ``audio``'s file), writing ``tmp``."""
+    cmd = [*ffpipe.ffmpeg_head(), "-hide_banner", "-y", "-f", "yuv4mpegpipe", "-i", "pipe:0"]
+    if audio is not None:
+        cmd += ["-i", audio.path]
+    cmd += ["-map", "0:v:0"]
+    if audio is not None:
+        audio_codec = default_audio_codec(out) if enc.audio_codec == "auto" else enc.audio_codec
+        cmd += ["-map", "1:a:0", "-af", audio.filter(), "-c:a", audio_codec]
+        if enc.audio_bitrate:
+            cmd += ["-b:a", enc.audio_bitrate]
+    cmd += ["-c:v", enc.codec]
+    if enc.crf is not None:
+        cmd += ["-crf", f"{enc.crf:g}"]
+    if enc.preset:
+        cmd += ["-preset", enc.preset]
+    if out.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        cmd += ["-movflags", "+faststart"]
+    return [*cmd, *enc.extra, str(tmp)]
+
+
+class _Encoder:
+    """The ffmpeg process, with the tail of what it printed (its last line is the error)."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
+        self.err_tail: deque[bytes] = deque(maxlen=20)
+        self.reader = threading.Thread(target=lambda: self.err_tail.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+
+    def error(self) -> str:
+        lines = [ln.decode(errors="replace").strip() for ln in self.err_tail if ln.strip()]
+        return lines[-1] if lines else f"ffmpeg exited with code {self.proc.returncode}"
+
+    def wait(self) -> int:
+        self.proc.wait()
+        self.reader.join(timeout=5)
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        """Interrupt a running ffmpeg (it cleans up), killing it when it does not stop."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class _Interrupts:
+    """Ctrl-C taken at points of our choosing, from construction to :meth:`restore`:
+    Python's own KeyboardInterrupt can land in a weakref or __del__ callback, where it is
+    printed and dropped, and the render then finished as if nothing had happened (seen
+    once in ~10 runs of the Ctrl-C test)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.old = signal.signal(signal.SIGINT, lambda sig, _f: self.seen.append(sig)) \
+            if threading.current_thread() is threading.main_thread() else None
+
+    def restore(self) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+def _feed(clip: vs.VideoNode, enc: _Encoder, ints: _Interrupts, console: Console, progress: bool) -> None:
+    """Serve ``clip`` as y4m into ffmpeg's stdin, with a progress bar."""
+    bar = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn(), console=console, disable=not progress, transient=False)
+    t0 = time.perf_counter()
+    with bar:
+        task = bar.add_task("render", total=clip.num_frames, fps=0.0)
+
+        def update(done: int, _total: int) -> None:
+            ints.check()
+            el = time.perf_counter() - t0
+            bar.update(task, completed=done, fps=done / el if el > 0 else 0.0)
+
+        try:
+            clip.output(enc.proc.stdin, y4m=True, progress_update=update)
+            enc.proc.stdin.close()
+        except (BrokenPipeError, OSError, vs.Error) as e:
+            rc = enc.wait()
+            ints.check()  # (a Ctrl-C at the terminal stops ffmpeg too: it is no failure)
+            if rc not in (0, None):
+                raise VidkompyError(f"ffmpeg failed: {enc.error()}") from None
+            raise VidkompyError(f"rendering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
+                from None
+
+
 def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan | None = None,
            codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
            audio_codec: str = "auto", audio_bitrate: str = "192k", extra: list[str] | None = None,
@@ -112,95 +224,24 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
     console = console or Console(stderr=True)
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.part-{os.getpid()}{out.suffix}")
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-           "-f", "yuv4mpegpipe", "-i", "pipe:0"]
-    if audio is not None:
-        cmd += ["-i", audio.path]
-    cmd += ["-map", "0:v:0"]
-    if audio is not None:
-        if audio_codec == "auto":
-            audio_codec = default_audio_codec(out)
-        cmd += ["-map", "1:a:0", "-af", audio.filter(), "-c:a", audio_codec]
-        if audio_bitrate:
-            cmd += ["-b:a", audio_bitrate]
-    cmd += ["-c:v", codec]
-    if crf is not None:
-        cmd += ["-crf", f"{crf:g}"]
-    if preset:
-        cmd += ["-preset", preset]
-    if out.suffix.lower() in (".mp4", ".mov", ".m4v"):
-        cmd += ["-movflags", "+faststart"]
-    cmd += list(extra or [])
-    cmd += [str(tmp)]
-
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
-    err_tail: deque[bytes] = deque(maxlen=20)
-    reader = threading.Thread(target=lambda: err_tail.extend(proc.stderr), daemon=True)
-    reader.start()
-
-    def ffmpeg_error() -> str:
-        lines = [ln.decode(errors="replace").strip() for ln in err_tail if ln.strip()]
-        return lines[-1] if lines else f"ffmpeg exited with code {proc.returncode}"
-
-    total = clip.num_frames
-    bar = Progress(TextColumn("[bold]rendering"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[fps]:>6.1f} fps"), TimeElapsedColumn(), TextColumn("ETA"),
-                   TimeRemainingColumn(), console=console, disable=not progress, transient=False)
-    t0 = time.perf_counter()
+    enc = _Encoder(_command(out, tmp, audio, Encoding(codec, crf, preset, audio_codec, audio_bitrate,
+                                                      tuple(extra or ()))))
     ok = False
-    # Ctrl-C is taken at points of our choosing: Python's own KeyboardInterrupt can land in
-    # a weakref or __del__ callback, where it is printed and dropped, and the render then
-    # finished as if nothing had happened (seen once in ~10 runs of the Ctrl-C test)
-    interrupted: list[int] = []
-    old_sigint = signal.signal(signal.SIGINT, lambda sig, _f: interrupted.append(sig)) \
-        if threading.current_thread() is threading.main_thread() else None
-
-    def check_interrupt() -> None:
-        if interrupted:
-            raise KeyboardInterrupt
-
+    ints = _Interrupts()
     try:
-        with bar:
-            task = bar.add_task("render", total=total, fps=0.0)
-
-            def update(done: int, _total: int) -> None:
-                check_interrupt()
-                el = time.perf_counter() - t0
-                bar.update(task, completed=done, fps=done / el if el > 0 else 0.0)
-
-            try:
-                clip.output(proc.stdin, y4m=True, progress_update=update)
-                proc.stdin.close()
-            except (BrokenPipeError, OSError, vs.Error) as e:
-                proc.wait()
-                reader.join(timeout=5)
-                check_interrupt()  # (a Ctrl-C at the terminal stops ffmpeg too: it is no failure)
-                if proc.returncode not in (0, None):
-                    raise VidkompyError(f"ffmpeg failed: {ffmpeg_error()}") from None
-                raise VidkompyError(f"rendering failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        check_interrupt()
-        proc.wait()
-        reader.join(timeout=5)
-        check_interrupt()
-        if proc.returncode != 0:
-            raise VidkompyError(f"ffmpeg failed: {ffmpeg_error()}")
+        _feed(clip, enc, ints, console, progress)
+        ints.check()
+        rc = enc.wait()
+        ints.check()
+        if rc != 0:
+            raise VidkompyError(f"ffmpeg failed: {enc.error()}")
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise VidkompyError("ffmpeg wrote no output")
         os.replace(tmp, out)
         ok = True
         return out
     finally:
-        if old_sigint is not None:
-            signal.signal(signal.SIGINT, old_sigint)
+        ints.restore()
         if not ok:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            enc.stop()
             tmp.unlink(missing_ok=True)

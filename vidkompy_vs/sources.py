@@ -10,19 +10,17 @@ Index files go to the cache folder, never beside the user's files.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
 import vapoursynth as vs
 
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
+from .ffpipe import ffprobe_text, probe_json
 
 core = vs.core
 
@@ -99,24 +97,8 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-@lru_cache(maxsize=64)
-def _ffprobe(path: str, _mtime: int) -> dict:
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise VidkompyError("ffprobe not found: install ffmpeg (e.g. `apt-get install ffmpeg`)") from None
-    if out.returncode != 0:
-        raise VidkompyError(f"{path}: not a media file ffmpeg can read")
-    return json.loads(out.stdout or "{}")
-
-
 def _streams(path: Path) -> tuple[dict | None, dict | None]:
-    info = _ffprobe(str(path), path.stat().st_mtime_ns)
+    info = probe_json(str(path), path.stat().st_mtime_ns)
     video = audio = None
     for s in info.get("streams", []):
         disposition = s.get("disposition", {})
@@ -243,13 +225,9 @@ HIDDEN_MAX = 300  # frames an edit list may hide at the start for us to drop the
 
 def _discarded_packets(path: str, n: int) -> int:
     """How many of the first ``n`` video packets the demuxer flags as discarded."""
-    try:
-        r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+#{n}",
-                            "-show_entries", "packet=flags", "-of", "csv=p=0", path],
-                           capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return -1
-    return sum("D" in ln for ln in r.stdout.splitlines()) if r.returncode == 0 else -1
+    out = ffprobe_text(path, "-select_streams", "v:0", "-read_intervals", f"%+#{n}",
+                       "-show_entries", "packet=flags", "-of", "csv=p=0", timeout=60)
+    return -1 if out is None else sum("D" in ln for ln in out.splitlines())
 
 
 def has_audio(path: str | os.PathLike[str]) -> bool:
@@ -272,6 +250,16 @@ def audio_lead(path: str | os.PathLike[str]) -> float:
         return float(audio.get("start_time", 0.0)) - float(video.get("start_time", 0.0))
     except (TypeError, ValueError):
         return 0.0
+
+
+def video_start(path: str | os.PathLike[str]) -> float | None:
+    """Start time (s) of ``path``'s video stream in its container's timeline, ``None``
+    when ffprobe gives none: frame ``n`` of a constant-rate input is at ``start + n / fps``."""
+    video, _ = _streams(_check_file(path))
+    try:
+        return None if video is None else float(video["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
@@ -338,11 +326,12 @@ def frame_arrays(clip: vs.VideoNode, indices: list[int] | range, *, gray: bool =
     kw: dict = {}
     if width or height:
         kw = {"width": width or clip.width, "height": height or clip.height}
+    matrix = "709" if clip.format.color_family == vs.YUV else None
     if gray:
-        node = core.resize.Bilinear(clip, format=vs.GRAY8, matrix_in_s="709" if clip.format.color_family == vs.YUV else None, **kw) \
+        node = core.resize.Bilinear(clip, format=vs.GRAY8, matrix_in_s=matrix, **kw) \
             if clip.format.color_family != vs.GRAY else core.resize.Bilinear(clip, format=vs.GRAY8, **kw)
     else:
-        node = core.resize.Bilinear(clip, format=vs.RGB24, matrix_in_s="709" if clip.format.color_family == vs.YUV else None, **kw)
+        node = core.resize.Bilinear(clip, format=vs.RGB24, matrix_in_s=matrix, **kw)
     out = []
     for n in indices:
         f = node.get_frame(int(n))

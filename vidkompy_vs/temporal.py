@@ -27,10 +27,12 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from .fingerprint import Fingerprints, area_reduce, normalise
+from .numeric import gauss1d, shift_planes
 from .settings import TemporalParams
 
 COARSE_SIZE = (16, 9)
@@ -52,7 +54,8 @@ class TemporalResult:
 
 # -- anchors before the map --------------------------------------------------------------
 def anchor_line(planes: np.ndarray, idx: list[int], bg_fps: float, fg: Fingerprints, *, rough: bool = True,
-                complete: bool = True, min_score: float = 0.75, min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
+                complete: bool = True, min_score: float = 0.75,
+                min_gap: float = 0.05) -> tuple[float, float, list[tuple[int, int, float]]] | None:
     """A time line from a few BG frames alone: each plane (BG frame ``idx[i]``, cropped
     to FG's footprint, at FG's fingerprint size) against every FG fingerprint.
 
@@ -130,7 +133,7 @@ def line_through(anchors: list[tuple[int, int, float]], bg_fps: float, fg_fps: f
             best_line, best_ok = (off, rate), ok
     if best_line is None or best_ok.sum() < max(2, int(math.ceil(0.5 * len(anchors)))):
         return None
-    good = sorted((a for a, o in zip(anchors, best_ok) if o), key=lambda a: -a[2])
+    good = sorted((a for a, o in zip(anchors, best_ok, strict=False) if o), key=lambda a: -a[2])
     return best_line[0], best_line[1], good
 
 
@@ -203,12 +206,12 @@ def _make_band(centre: np.ndarray, hw: int, m: int, kmax: int) -> tuple[np.ndarr
 
 
 # -- bins ------------------------------------------------------------------------------
-def _reduced(fp: Fingerprints, size: tuple[int, int]) -> np.ndarray:
+def _reduced(prints: Fingerprints, size: tuple[int, int]) -> np.ndarray:
     """All planes area-reduced to ``size`` (float32, flattened), in chunks."""
-    out = np.empty((fp.n, size[0] * size[1]), np.float32)
-    for lo in range(0, fp.n, 4096):
-        hi = min(fp.n, lo + 4096)
-        out[lo:hi] = area_reduce(fp.planes[lo:hi], size).reshape(hi - lo, -1)
+    out = np.empty((prints.n, size[0] * size[1]), np.float32)
+    for lo in range(0, prints.n, 4096):
+        hi = min(prints.n, lo + 4096)
+        out[lo:hi] = area_reduce(prints.planes[lo:hi], size).reshape(hi - lo, -1)
     return out
 
 
@@ -255,40 +258,9 @@ def _distinctness(C: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.maximum(nb - best, 0.0)
 
 
-def _gauss1d(a: np.ndarray, sigma: float) -> np.ndarray:
-    """scipy.ndimage.gaussian_filter1d(a, sigma, mode="constant") (same kernel, radius
-    4 sigma), without scipy's import: a third of a CPU second on every run."""
-    r = int(4.0 * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    if len(k) <= 1024 or len(a) <= 1024:
-        return np.convolve(a, k)[r:r + len(a)]
-    # a wide kernel on a long input (an hour of frames): by FFT, not n*k products
-    n = len(a) + len(k) - 1
-    m = 1 << (n - 1).bit_length()
-    full = np.fft.irfft(np.fft.rfft(a, m) * np.fft.rfft(k, m), m)[:n]
-    return full[r:r + len(a)]
-
-
-def _shift_planes(p: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Planes (N, h, w) moved by (dx, dy), out(x) = p(x - d): bilinear, edges repeated
-    (scipy.ndimage.shift(order=1, mode="nearest"), without its import). float32."""
-
-    def axis(m: int, d: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        src = np.clip(np.arange(m) - d, 0, m - 1)
-        i0 = np.floor(src).astype(np.int64)
-        return i0, np.minimum(i0 + 1, m - 1), (src - i0).astype(np.float32)
-
-    y0, y1, fy = axis(p.shape[1], dy)
-    x0, x1, fx = axis(p.shape[2], dx)
-    p = p.astype(np.float32, copy=False)
-    rows = p[:, y0] * (1 - fy)[None, :, None] + p[:, y1] * fy[None, :, None]
-    return rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx
-
-
 def _local_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-weighted local linear regression of y on x; also the effective weight count."""
-    g = lambda a: _gauss1d(a, sigma)  # noqa: E731
+    g = lambda a: gauss1d(a, sigma)  # noqa: E731
     xc = x - x.mean()
     sw, swx, swy = g(w), g(w * xc), g(w * y)
     swxx, swxy = g(w * xc * xc), g(w * xc * y)
@@ -467,7 +439,7 @@ def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -
     todo, frac = todo[sel], frac[sel]
     gap = np.searchsorted(arows, todo)  # rows in one gap share their anchors (todo is sorted)
     qs, first = np.unique(gap, return_index=True)
-    bounds = list(zip(qs, first, list(first[1:]) + [len(todo)]))
+    bounds = list(zip(qs, first, list(first[1:]) + [len(todo)], strict=False))
     if len(bounds) > CELL_GAPS:  # a budget: the gaps whose rows lie nearest a boundary
         nearest = np.maximum.reduceat(frac, first)
         keep = np.sort(np.argsort(-nearest, kind="stable")[:CELL_GAPS])
@@ -494,15 +466,20 @@ def _cell_timeline(path: np.ndarray, anchor: np.ndarray, timeline: np.ndarray) -
     return out
 
 
+class _Pass(NamedTuple):
+    path: np.ndarray  # BG frame (column) per row
+    timeline: np.ndarray  # smooth fitted position per row
+    anchors: np.ndarray  # rows whose match is distinct
+
+
 def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
               tie: float, tie_cost: float = 0.0, cells: bool = False,
-              m: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              m: int | None = None) -> _Pass:
     """DTW, timeline through its distinct matches, DTW again with the tie-breaker.
 
     Only ambiguous rows (whose chosen column is no better than its neighbours beyond
     noise) feel the penalty, so distinct matches are never pulled off their frame.
     ``cells``: sharpen the penalty's timeline with :func:`_cell_timeline` (frame level).
-    Returns (path, timeline, anchors of the final path).
     """
     p1 = dtw_band(C, lo, kmax)
     timeline, anchor = _timeline(C, lo, p1, sigma, dims, m)
@@ -516,7 +493,7 @@ def _two_pass(C: np.ndarray, lo: np.ndarray, kmax: int, dims: int, sigma: float,
     pen = (weight[:, None] * (cols - timeline[:, None]) ** 2).astype(np.float32)
     p2 = dtw_band(C + pen, lo, kmax)
     timeline, anchor2 = _timeline(C, lo, p2, sigma, dims, m)
-    return p2, timeline, anchor2
+    return _Pass(p2, timeline, anchor2)
 
 
 # The plain line replaces the path when at most this share of rows is distinctly better
@@ -588,7 +565,7 @@ def register_shift(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, anchor:
         return 0.0, 0.0
     d = np.zeros(2)
     for _ in range(iters):
-        F = unit(_shift_planes(F0, d[0], d[1]) if d.any() else F0)[inner]
+        F = unit(shift_planes(F0, d[0], d[1]) if d.any() else F0)[inner]
         e = F - B
         # moving F further by s: F'(x - s) ~ F'(x) - s . grad(B); want that = B, so e = s . grad(B)
         bx, by = float((e * gx).sum()), float((e * gy).sum())
@@ -599,33 +576,42 @@ def register_shift(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, anchor:
     return float(d[0]), float(d[1])
 
 
-def shifted(fp: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
-    """A copy of ``fp`` with every plane moved by ``shift`` (new(x) = old(x - shift)), bilinear."""
-    out = np.empty_like(fp.planes)
-    for lo in range(0, fp.n, 2048):
-        hi = min(fp.n, lo + 2048)
-        out[lo:hi] = np.clip(np.rint(_shift_planes(fp.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
-    return Fingerprints(planes=out, phash=fp.phash, energy=fp.energy, fps=fp.fps)
+def shifted(prints: Fingerprints, shift: tuple[float, float]) -> Fingerprints:
+    """A copy of ``prints`` with every plane moved by ``shift`` (new(x) = old(x - shift)), bilinear."""
+    out = np.empty_like(prints.planes)
+    for lo in range(0, prints.n, 2048):
+        hi = min(prints.n, lo + 2048)
+        out[lo:hi] = np.clip(np.rint(shift_planes(prints.planes[lo:hi], shift[0], shift[1])), 0, 255).astype(np.uint8)
+    return Fingerprints(out, prints.fps)
 
 
 # -- the matcher -----------------------------------------------------------------------
-def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, float] | None = None,
-                 params: TemporalParams | None = None) -> TemporalResult:
-    """Frame map of ``fg`` onto ``bg``; ``prior`` = (offset_s, rate) from audio, if any."""
-    P = params or TemporalParams()
-    n, m = fg.n, bg.n
-    notes: list[str] = []
-    t_fg, t_bg = n / fg.fps, m / bg.fps
+class _BinPath(NamedTuple):
+    """The finest bin level's path: BG time (s) at each FG bin centre (s)."""
+
+    times: np.ndarray
+    bg_times: np.ndarray
+    dt: float  # the bin size of the level before it (the band around it is that wide)
+
+
+def _first_dt(fg: Fingerprints, bg: Fingerprints, prior: tuple[float, float] | None,
+              P: TemporalParams) -> tuple[float, float]:
+    """(coarse bin size, finest bin size) in seconds: the coarse FG x BG bin matrix (or
+    its band around ``prior``) stays below ``coarse_cells``."""
+    t_fg, t_bg = fg.n / fg.fps, bg.n / bg.fps
     frame_dt = 1.0 / min(fg.fps, bg.fps)
     dt_min = P.min_bin_frames * frame_dt
     if prior is None:
-        dt = max(dt_min, math.sqrt(t_fg * t_bg / P.coarse_cells))
-    else:
-        band = 2 * P.prior_band_s
-        dt = max(dt_min, math.sqrt(t_fg * band / P.coarse_cells))
-    red_f, red_b = _reduced(fg, COARSE_SIZE), _reduced(bg, COARSE_SIZE)
+        return max(dt_min, math.sqrt(t_fg * t_bg / P.coarse_cells)), dt_min
+    band = 2 * P.prior_band_s
+    return max(dt_min, math.sqrt(t_fg * band / P.coarse_cells)), dt_min
 
-    # -- bin levels: (FG bin time, BG time) path from coarse to fine
+
+def _bin_levels(fg: Fingerprints, bg: Fingerprints, prior: tuple[float, float] | None,
+                P: TemporalParams) -> _BinPath:
+    """Bin levels from coarse to fine, each in a band around the previous path."""
+    dt, dt_min = _first_dt(fg, bg, prior, P)
+    red_f, red_b = _reduced(fg, COARSE_SIZE), _reduced(bg, COARSE_SIZE)
     path_t: np.ndarray | None = None
     path_v: np.ndarray | None = None
     prev_dt = dt
@@ -642,80 +628,118 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
         else:
             centre = _interp_path(tc, path_t, path_v) / dt - 0.5
             lo, w = _make_band(centre, int(math.ceil(P.band_bins * prev_dt / dt)) + 1, mb, P.kmax_bins)
-        C = _band_costs(lambda a, b: Fb[a:b], lambda a, b: Bb[a:b], lo, w, P.chunk)
+        C = _band_costs(lambda a, b, Fb=Fb: Fb[a:b], lambda a, b, Bb=Bb: Bb[a:b], lo, w, P.chunk)
         # the tie-breaker matters here too: a held shot is a run of equal bins, and a path
         # wandering through it would put the next level's band in the wrong place
-        pb, _, _ = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie, P.tie_cost, m=mb)
+        pb = _two_pass(C, lo, P.kmax_bins, Fb.shape[1], max(2.0, P.fit_window_s / dt), P.tie, P.tie_cost,
+                       m=mb).path
         path_t, path_v = tc, (pb + 0.5) * dt
         if dt <= dt_min * 1.0001:
-            break
+            return _BinPath(path_t, path_v, prev_dt)
         prev_dt, dt = dt, max(dt_min, dt / P.level_factor)
 
-    # -- frame level
-    tf = (np.arange(n) + 0.5) / fg.fps
-    centre = _interp_path(tf, path_t, path_v) * bg.fps - 0.5
+
+class _FrameMatch(NamedTuple):
+    """The frame-level match: costs over the band, and the path through them."""
+
+    costs: np.ndarray  # (N, w) 1 - correlation of FG row i with BG lo[i] + k
+    lo: np.ndarray
+    path: np.ndarray
+    timeline: np.ndarray
+    anchors: np.ndarray  # (N,) bool: rows distinctly matched
+
+
+class _FrameLevel(NamedTuple):
+    match: _FrameMatch
+    fg: Fingerprints  # FG's fingerprints it was made with (re-registered ones, or as given)
+    notes: list[str]
+
+
+def _frame_level(fg: Fingerprints, bg: Fingerprints, bins: _BinPath, P: TemporalParams) -> _FrameLevel:
+    """Frame-level DTW in a band around the bin path, FG's planes re-registered once when
+    they are off by a fraction of a pixel."""
+    n, m = fg.n, bg.n
+    centre = _interp_path((np.arange(n) + 0.5) / fg.fps, bins.times, bins.bg_times) * bg.fps - 0.5
     slope_local = np.gradient(centre) if n > 1 else np.ones(1)
     smax = float(np.percentile(slope_local, 99)) if n > 1 else 1.0
     kmax = int(max(2, math.ceil(1.5 * smax) + 1))
-    hw = int(math.ceil(P.band_bins * prev_dt * bg.fps)) + P.band_frames
+    hw = int(math.ceil(P.band_bins * bins.dt * bg.fps)) + P.band_frames
     lo, w = _make_band(centre, hw, m, kmax)
-
-    def fvec(a: int, b: int) -> np.ndarray:
-        return fg.vectors(a, b)
-
-    def bvec(a: int, b: int) -> np.ndarray:
-        return bg.vectors(a, b)
-
-    C = _band_costs(fvec, bvec, lo, w, P.chunk)
     dims = int(fg.planes.shape[1] * fg.planes.shape[2])
-    p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps), P.tie, P.tie_cost,
-                                      cells=P.cells, m=m)
+    sigma = max(2.0, P.fit_window_s * fg.fps)
+
+    def match(fgp: Fingerprints) -> _FrameMatch:
+        C = _band_costs(fgp.vectors, bg.vectors, lo, w, P.chunk)
+        return _FrameMatch(C, lo, *_two_pass(C, lo, kmax, dims, sigma, P.tie, P.tie_cost, cells=P.cells, m=m))
+
+    fm = match(fg)
+    notes: list[str] = []
     # The footprint crop is whole pixels from a coarse placement: a fraction of a
     # fingerprint pixel of misregistration already rivals the change between
     # neighbouring frames in slow pans. Estimate the residual shift from the matched
     # pairs, move FG's planes by it, and match again (no re-decode).
     if P.register:
-        shift = register_shift(fg, bg, p2, anchor2)
+        shift = register_shift(fg, bg, fm.path, fm.anchors)
         if max(abs(shift[0]), abs(shift[1])) > 0.03:
             fg = shifted(fg, shift)
+            fm = match(fg)
             notes.append(f"registered FG fingerprints by ({shift[0]:+.2f}, {shift[1]:+.2f}) px")
-            C = _band_costs(fvec, bvec, lo, w, P.chunk)
-            p2, timeline, anchor2 = _two_pass(C, lo, kmax, dims, max(2.0, P.fit_window_s * fg.fps),
-                                              P.tie, P.tie_cost, cells=P.cells, m=m)
-    # Where nothing tells neighbouring frames apart (a talking head through heavy
-    # distortion), the path follows noise and its timeline a drift that is not there: the
-    # plain line at the nominal rate wins when the path is distinctly better on almost
-    # no row.
-    line = _plain_line(C, lo, p2, dims, (bg.fps / fg.fps) * (prior[1] if prior is not None else 1.0), m)
-    if line is not None:
-        p2, timeline = line
-        anchor2 = np.zeros(n, bool)
-        notes.append("no frame told its neighbours apart: the map is the constant-rate line that fits best")
-    sim = (1.0 - C[np.arange(n), p2 - lo]).astype(np.float32)
-    wts2 = anchor2.astype(np.float64) if anchor2.any() else np.ones(n)
+    return _FrameLevel(fm, fg, notes)
 
-    # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG
-    uncovered = np.flatnonzero((timeline < -0.5) | (timeline > m - 0.5))
-    covered = np.ones(n, bool)
-    covered[uncovered] = False
 
-    # global line in seconds between frame centres (see Temporal: BG t = offset + rate * FG t)
-    wline = wts2.copy()
+class _Line(NamedTuple):
+    """BG time = offset_s + rate * FG time (s), and the RMS residual in BG frames."""
+
+    offset_s: float
+    rate: float
+    residual_frames: float
+
+
+def _global_line(path: np.ndarray, weights: np.ndarray, covered: np.ndarray, fg_fps: float,
+                 bg_fps: float) -> _Line:
+    """Weighted least-squares line in seconds between frame centres (see Temporal)."""
+    n = len(path)
+    wline = weights.copy()
     wline[~covered] = 0
     if wline.sum() <= 0:
         wline = covered.astype(np.float64) + 1e-9
-    xs = (np.arange(n) + 0.5) / fg.fps
-    ys = (p2 + 0.5) / bg.fps
+    xs = (np.arange(n) + 0.5) / fg_fps
+    ys = (path + 0.5) / bg_fps
     wsum = wline.sum()
     xm, ym = (wline * xs).sum() / wsum, (wline * ys).sum() / wsum
     sxx = (wline * (xs - xm) ** 2).sum()
     rate = float((wline * (xs - xm) * (ys - ym)).sum() / sxx) if sxx > 0 else 1.0
     offset = float(ym - rate * xm)
-    resid = float(np.sqrt((wline * (ys - offset - rate * xs) ** 2).sum() / wsum) * bg.fps)
+    resid = float(np.sqrt((wline * (ys - offset - rate * xs) ** 2).sum() / wsum) * bg_fps)
+    return _Line(offset, rate, resid)
 
-    conf = _confidence(fg, bg, p2, sim, covered)
-    return TemporalResult(frame_map=p2, similarity=sim, confidence=conf, offset_s=offset, rate=rate,
-                          residual_frames=resid, uncovered=uncovered, timeline=timeline,
+
+def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, float] | None = None,
+                 params: TemporalParams | None = None) -> TemporalResult:
+    """Frame map of ``fg`` onto ``bg``; ``prior`` = (offset_s, rate) from audio, if any."""
+    P = params or TemporalParams()
+    n, m = fg.n, bg.n
+    # (FG's planes as matched: re-registered ones, when they were)
+    (C, lo, path, timeline, anchors), fg, notes = _frame_level(fg, bg, _bin_levels(fg, bg, prior, P), P)
+    # Where nothing tells neighbouring frames apart (a talking head through heavy
+    # distortion), the path follows noise and its timeline a drift that is not there: the
+    # plain line at the nominal rate wins when the path is distinctly better on almost
+    # no row.
+    dims = int(fg.planes.shape[1] * fg.planes.shape[2])
+    line = _plain_line(C, lo, path, dims, (bg.fps / fg.fps) * (prior[1] if prior is not None else 1.0), m)
+    if line is not None:
+        path, timeline = line
+        anchors = np.zeros(n, bool)
+        notes.append("no frame told its neighbours apart: the map is the constant-rate line that fits best")
+    sim = (1.0 - C[np.arange(n), path - lo]).astype(np.float32)
+    # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG
+    uncovered = np.flatnonzero((timeline < -0.5) | (timeline > m - 0.5))
+    covered = np.ones(n, bool)
+    covered[uncovered] = False
+    fit = _global_line(path, anchors.astype(np.float64) if anchors.any() else np.ones(n), covered, fg.fps, bg.fps)
+    conf = _confidence(fg, bg, path, sim, covered)
+    return TemporalResult(frame_map=path, similarity=sim, confidence=conf, offset_s=fit.offset_s, rate=fit.rate,
+                          residual_frames=fit.residual_frames, uncovered=uncovered, timeline=timeline,
                           related=conf >= P.min_confidence, notes=notes)
 
 
@@ -727,14 +751,14 @@ def _confidence(fg: Fingerprints, bg: Fingerprints, path: np.ndarray, sim: np.nd
     the path is the 'chance' level; confidence is the median margin of the chosen match
     over chance, scaled so 0.2 of margin (or a perfect match) reads as 1.
     """
-    n, m = fg.n, bg.n
+    m = bg.n
     idx = np.flatnonzero(covered)
     if len(idx) == 0:
         return 0.0
     rng = np.random.default_rng(0)
     pick = idx if len(idx) <= 256 else np.sort(rng.choice(idx, 256, replace=False))
-    def vec(fp: Fingerprints, rows: np.ndarray) -> np.ndarray:
-        return normalise(area_reduce(fp.planes[rows], COARSE_SIZE).reshape(len(rows), -1))
+    def vec(prints: Fingerprints, rows: np.ndarray) -> np.ndarray:
+        return normalise(area_reduce(prints.planes[rows], COARSE_SIZE).reshape(len(rows), -1))
 
     F = vec(fg, pick)
     far = max(8, int(round(bg.fps)))  # at least a second away

@@ -128,8 +128,7 @@ class _Search:
         got = None
         self.complete = not self.fg_pass.is_alive()
         if not self.complete:
-            self.ffg = fpm.Fingerprints(planes=self.watch.live.prefix(), phash=np.zeros(0, np.uint64),
-                                        energy=np.zeros(0, np.float32), fps=self.ffps)
+            self.ffg = fpm.Fingerprints(self.watch.live.prefix(), self.ffps)
             got = anchor_line(rough, self.window, self.bfps, self.ffg, complete=False) \
                 if self.ffg.n > 2 * self.ffps else None
             self.ctx.run.trace(f"anchors on FG's first {self.ffg.n} frames: {'none' if got is None else len(got[2])}")

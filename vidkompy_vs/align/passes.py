@@ -119,6 +119,13 @@ class Passes:
     have_bg: dict[int, np.ndarray] = field(default_factory=dict)
     have_fg: dict[int, np.ndarray] = field(default_factory=dict)
 
+    def join(self) -> None:
+        """Wait for the passes however the prepass ended: a daemon thread still decoding
+        (or in a frame request) when the interpreter exits can take the process down."""
+        for job in (self.fg_pass, self.fg_mid, self.audio):
+            if job is not None:
+                job.join()
+
 
 def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Settings, run: Run,
                  early: Early) -> Passes:

@@ -3,7 +3,7 @@
 request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, the
 audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (BG's pass)
 -> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> refinement
--> :class:`Alignment`.
+-> per-shot placement -> :class:`Alignment`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .footprint import Context, find_footprint
 from .inputs import Input, Request, probe_inputs
 from .matching import match, refine_stage
 from .passes import Early, start_early, start_passes
+from .placement import shot_placements
 from .plan import make_plan
 from .prints import audio_result, footprint_prints
 from .results import cached_result, keep_result, result_key
@@ -58,14 +59,17 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
     plan = make_plan(bg, fg, req, settings)
     with run.make_progress():
         passes = start_passes(bg, fg, req, plan, settings, run, early)
-        ctx = Context(run, settings, req, bg, fg, plan, passes)
-        foot = find_footprint(ctx)
-        prints = footprint_prints(ctx, foot)
-        am = audio_result(ctx)
+        try:
+            ctx = Context(run, settings, req, bg, fg, plan, passes)
+            foot = find_footprint(ctx)
+            prints = footprint_prints(ctx, foot)
+            am = audio_result(ctx)
+        finally:
+            passes.join()
     found = match(ctx, foot, prints, am)
     shape = structure_stage(ctx, prints, found)
-    spatial = refine_stage(ctx, shape.match)
     temporal = shape.match.temporal
+    spatial = shot_placements(ctx, shape.fg_shots, temporal, refine_stage(ctx, shape.match))
     warn(spatial, temporal, run, settings.audio.min_confidence)
     return Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
                      temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
