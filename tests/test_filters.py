@@ -282,3 +282,13 @@ def test_uncovered_rejects_unknown_mode(clips, pair_lossless):
     bg, fg = clips
     with pytest.raises(VidkompyError, match="uncovered must be one of"):
         filters.composite(bg, fg, aligned(pair_lossless, fg, 171, 63), uncovered="grey")
+def test_fg_with_other_chroma_siting(clips):
+    """FG with centred chroma (MJPEG) over a left-sited BG: BG's chroma is resampled to
+    FG's siting (MaskedMerge refuses to mix them); FG's pixels stay exact."""
+    bg, fg = clips
+    fgc = fg.std.SetFrameProps(_ChromaLocation=1)
+    out = filters.overlay(bg[:fg.num_frames], fgc, 170, 62)
+    f = out.get_frame(4)
+    assert f.props["_ChromaLocation"] == 1
+    assert np.array_equal(planes(f)[0][62:242, 170:490], planes(fg.get_frame(4))[0])
+    assert np.array_equal(planes(f)[1][31:121, 85:245], planes(fg.get_frame(4))[1])

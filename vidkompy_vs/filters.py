@@ -13,13 +13,14 @@ until a frame is requested (vspipe, vspreview, ``clip.output``). Use them in any
     clip.set_output(0)
 
 Per-frame facts travel as frame props: ``VkBgFrame`` (the BG frame under this frame),
-``VkSimilarity`` (how well it matched), ``VkX``/``VkY``/``VkScale`` (FG placement).
+``VkSimilarity`` (how well it matched), ``VkX``/``VkY``/``VkScale`` (FG placement),
+``VkShot`` (FG's shot) and ``VkUncovered`` (1 where BG has no frame for this FG frame).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 import vapoursynth as vs
@@ -29,7 +30,7 @@ from .errors import VidkompyError
 
 core = vs.core
 
-__all__ = ["remap", "overlay", "composite", "held_map"]
+__all__ = ["remap", "overlay", "composite", "held_map", "annotate", "difference", "match_color"]
 
 # Props describing colour and timing that the output should take from FG, the master.
 _FG_PROPS = ["_Matrix", "_Primaries", "_Transfer", "_ColorRange", "_ChromaLocation", "_FieldBased",
@@ -37,13 +38,15 @@ _FG_PROPS = ["_Matrix", "_Primaries", "_Transfer", "_ColorRange", "_ChromaLocati
 
 
 def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int, int] | vs.VideoNode | None = None,
-          similarity: Sequence[float] | None = None) -> vs.VideoNode:
+          similarity: Sequence[float] | None = None, *,
+          props: Mapping[str, Sequence[int | float]] | None = None) -> vs.VideoNode:
     """BG retimed: output frame ``i`` is BG frame ``frame_map[i]``.
 
     ``fps`` is the output frame rate (a ``Fraction``, ``(num, den)``, or a clip whose rate to
     take: normally FG); BG's own rate when omitted. The output has ``len(frame_map)``
     frames. Each carries ``VkBgFrame`` (int) and, when ``similarity`` is given,
-    ``VkSimilarity`` (float).
+    ``VkSimilarity`` (float). ``props`` adds more per-frame props: name -> one value per
+    output frame (``composite`` passes ``VkShot`` and ``VkUncovered``).
 
     Implementation, chosen by ``benchmarks/remap.py`` (CPU time against decoding BG
     alone, 1080p): when the map breaks into few runs (plain offsets, drift, mild fps
@@ -64,6 +67,10 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
         raise VidkompyError(f"similarity has {len(similarity)} entries; frame_map has {len(fmap)}")
     num, den = _fps(fps, bg)
     sims = [float(s) for s in similarity] if similarity is not None else None
+    extra = {k: list(v) for k, v in (props or {}).items()}
+    for k, v in extra.items():
+        if len(v) != len(fmap):
+            raise VidkompyError(f"prop {k} has {len(v)} entries; frame_map has {len(fmap)}")
 
     pieces = _runs(fmap)
     if len(pieces) <= _MAX_SPLICE:
@@ -76,6 +83,8 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
             out.props["VkBgFrame"] = fmap[n]
             if sims is not None:
                 out.props["VkSimilarity"] = sims[n]
+            for k, v in extra.items():
+                out.props[k] = v[n]
             return out
 
         return core.std.ModifyFrame(pix, pix, tag)
@@ -87,6 +96,8 @@ def remap(bg: vs.VideoNode, frame_map: Sequence[int], fps: Fraction | tuple[int,
         props = {"VkBgFrame": m, "_DurationNum": den, "_DurationDen": num}
         if sims is not None:
             props["VkSimilarity"] = sims[n]
+        for k, v in extra.items():
+            props[k] = v[n]
         return bg[m].std.SetFrameProps(**props)
 
     return core.std.FrameEval(base, pick)
@@ -149,7 +160,7 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
         raise VidkompyError(f"overlay needs equal lengths: BG has {bg.num_frames} frames, FG {fg.num_frames}")
     if fg.format is None or bg.format is None or fg.width == 0 or bg.width == 0:
         raise VidkompyError("overlay needs clips with a constant format and size")
-    bgc = _convert(bg, fg.format)
+    bgc = _same_siting(_convert(bg, fg.format), fg)
     resizer = _resizer(kernel)
 
     if active_track is not None and len(active_track) != fg.num_frames:
@@ -177,7 +188,7 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
 
 def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canvas: str = "bg",
               feather: float = 0.0, kernel: str = "spline36", keep_bars: bool = False,
-              uncovered: str = "hold") -> vs.VideoNode:
+              uncovered: str = "hold", match_color: bool = False) -> vs.VideoNode:
     """BG retimed by ``alignment.temporal`` with FG laid on it at ``alignment.spatial``.
 
     The result has FG's frame count, frame rate and duration, FG's format and colour
@@ -195,7 +206,15 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
     (``temporal.uncovered``): ``"hold"`` (default) BG's frame under the nearest covered FG
     frame (:func:`held_map`), ``"black"`` a black frame, ``"blur"`` the held frame heavily
     blurred.
+
+    ``match_color``: BG's colours matched to FG's first (see :func:`match_color`).
     """
+    return _composite(bg, fg, alignment, canvas, feather, kernel, match_color, keep_bars, uncovered)[0]
+
+
+def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas: str, feather: float, kernel: str,
+               match: bool, keep_bars: bool = False, uncovered: str = "hold") -> tuple[vs.VideoNode, vs.VideoNode]:
+    """The composite and the BG layer under it (same canvas, format and frames)."""
     if canvas not in ("bg", "fg"):
         raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
     if uncovered not in UNCOVERED:
@@ -209,7 +228,12 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
     fmap = held_map(t.frame_map, t.uncovered)
     if max(fmap) >= bg.num_frames:
         raise VidkompyError(f"alignment refers to BG frame {max(fmap)}; BG has {bg.num_frames} frames")
-    rbg = _fill(remap(bg, fmap, fg, t.similarity), t.uncovered, uncovered)
+    unc = set(t.uncovered)
+    rbg = remap(bg, fmap, fg, t.similarity,
+                props={"VkShot": alignment.shot_index(), "VkUncovered": [int(i in unc) for i in range(fg.num_frames)]})
+    rbg = _convert(_fill(rbg, t.uncovered, uncovered), fg.format)
+    if match:
+        rbg = match_color(rbg, fg, alignment)
     active, active_track = (None, None) if keep_bars else _actives(alignment, fg.num_frames)
 
     if canvas == "fg":
@@ -221,14 +245,13 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
         w = max(sub_w, int(round(bg.width * k / sub_w)) * sub_w)
         h = max(sub_h, int(round(bg.height * k / sub_h)) * sub_h)
         # Exact geometry: output pixel j samples BG at j * scale (src_width = w * scale).
-        rbg = _convert(rbg, fg.format)
         rbg = _resizer(kernel)(rbg, width=w, height=h, src_width=w * s.scale, src_height=h * s.scale)
         out = overlay(rbg, fg, s.x * k, s.y * k, 1.0, feather=feather, kernel=kernel, active=active,
                       active_track=active_track)
     else:
         out = overlay(rbg, fg, s.x, s.y, s.scale, feather=feather, kernel=kernel, track=s.track, active=active,
                       active_track=active_track)
-    return _fg_props(out, fg)
+    return _fg_props(out, fg), _fg_props(rbg, fg)
 
 
 UNCOVERED = ("hold", "black", "blur")
@@ -261,6 +284,130 @@ def held_map(frame_map: Sequence[int], uncovered: Sequence[int]) -> list[int]:
 
 
 # -- internals --------------------------------------------------------------------
+def match_color(rbg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, pairs: int = 6) -> vs.VideoNode:
+    """BG's colours matched to FG's, so the composite shows no colour step at FG's edge.
+
+    ``rbg`` is BG on FG's clock (the output of :func:`remap`) in FG's format. Per shot,
+    ``pairs`` FG frames and the BG area under them are read small (a fraction of a
+    second), one curve per plane is fitted that takes BG's values onto FG's on that area
+    (quantile mapping on blurred samples: robust to FG being sharper), and the curves are
+    applied to the whole BG frame with ``std.Lut``. A BG that already matches is left
+    untouched. Integer formats (8-16 bit).
+    """
+    from . import color
+
+    rbg = _convert(rbg, fg.format)
+    curves = color.fit_curves(rbg, fg, alignment, pairs=pairs)
+    return color.apply_curves(rbg, curves, alignment.shot_index())
+
+
+def difference(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canvas: str = "bg", gain: float = 4.0,
+               match_color: bool = False) -> vs.VideoNode:
+    """What FG and the BG under it disagree on: ``|composite - BG| * gain`` in luma, grey
+    chroma. Black outside FG's footprint (the two are the same there) and, inside it,
+    dark where the alignment is right. Same frames and props as :func:`composite`."""
+    out, base = _composite(bg, fg, alignment, canvas, 0.0, "spline36", match_color)
+    fmt = out.format
+    if fmt.sample_type == vs.FLOAT:
+        luma, mid = f"x y - abs {gain} * 1 min", "0"
+    else:
+        peak = (1 << fmt.bits_per_sample) - 1
+        luma, mid = f"x y - abs {gain} * {peak} min", str(1 << (fmt.bits_per_sample - 1))
+    exprs = [luma] if fmt.num_planes == 1 else [luma, luma, luma] if fmt.color_family == vs.RGB else [luma, mid, mid]
+    return core.std.Expr([out, base], exprs)
+
+
+def annotate(clip: vs.VideoNode, alignment: Alignment | None = None, *, fg_size: tuple[int, int] | None = None,
+             outline: bool = True, text: bool = True) -> vs.VideoNode:
+    """``clip`` (a :func:`composite` or :func:`difference`) with what was matched drawn on
+    it, for vspreview/vsedit: FG's outline, following the per-frame placement, and a text
+    block per frame (FG frame, BG frame, similarity, x/y/scale, shot, uncovered).
+
+    Everything comes from the frame props (``VkX``/``VkY``/``VkScale``, ``VkBgFrame``,
+    ``VkSimilarity``, ``VkShot``, ``VkUncovered``); FG's size from ``alignment.fg`` or
+    ``fg_size`` (needed for the outline only).
+    """
+    if outline:
+        if fg_size is None:
+            if alignment is None:
+                raise VidkompyError("annotate needs the alignment or fg_size to draw FG's outline")
+            fg_size = (alignment.fg.width, alignment.fg.height)
+        clip = _draw_outline(clip, *fg_size)
+    if not text:
+        return clip
+    tscale = 2 if clip.height >= 720 else 1
+    base = clip
+
+    def label(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        return base.text.Text(_label(n, f.props), alignment=7, scale=tscale)
+
+    return core.std.FrameEval(clip, label, prop_src=clip)
+
+
+def _label(n: int, p) -> str:
+    get = p.get
+
+    lines = [f"FG {n}   BG {get('VkBgFrame', '?')}"]
+    sim = get("VkSimilarity")
+    lines.append(f"similarity {sim:.3f}" if sim is not None else "similarity -")
+    if "VkX" in p:
+        lines.append(f"x {p['VkX']:.2f}  y {p['VkY']:.2f}  scale {p['VkScale']:.4f}")
+    lines.append(f"shot {get('VkShot', 0)}")
+    if get("VkUncovered", 0):
+        lines.append("UNCOVERED: BG has no frame here")
+    return "\n".join(lines)
+
+
+def _outline_values(fmt: vs.VideoFormat) -> list[float]:
+    """Bright yellow in ``fmt``'s planes (BT.709, limited range for integer YUV)."""
+    r, g, b = 1.0, 0.9, 0.0
+    if fmt.color_family == vs.YUV:
+        yy = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        vals = [yy, (b - yy) / 1.8556, (r - yy) / 1.5748]
+        if fmt.sample_type == vs.INTEGER:
+            k = 1 << (fmt.bits_per_sample - 8)
+            vals = [round((16 + 219 * vals[0]) * k), round((128 + 224 * vals[1]) * k), round((128 + 224 * vals[2]) * k)]
+        return vals
+    vals = [r, g, b] if fmt.color_family == vs.RGB else [1.0]
+    if fmt.sample_type == vs.INTEGER:
+        vals = [round(v * ((1 << fmt.bits_per_sample) - 1)) for v in vals]
+    return vals
+
+
+def _draw_outline(clip: vs.VideoNode, fw: int, fh: int, width: int = 2) -> vs.VideoNode:
+    """A ``width``-px frame drawn just inside FG's footprint, read per frame from the props."""
+    import numpy as np
+
+    fmt = clip.format
+    vals = _outline_values(fmt)
+
+    def draw(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        p = f.props
+        if "VkX" not in p:
+            return f
+        x, y, s = float(p["VkX"]), float(p["VkY"]), float(p["VkScale"])
+        out = f.copy()
+        for i in range(fmt.num_planes):
+            sx = fmt.subsampling_w if i else 0
+            sy = fmt.subsampling_h if i else 0
+            a = np.asarray(out[i])
+            h, w = a.shape
+            x0, y0 = round(x) >> sx, round(y) >> sy
+            x1, y1 = (round(x + fw * s) >> sx) - 1, (round(y + fh * s) >> sy) - 1
+            t = max(1, width >> max(sx, sy))
+            for ys, xs in ((slice(y0, y0 + t), slice(x0, x1 + 1)), (slice(y1 - t + 1, y1 + 1), slice(x0, x1 + 1)),
+                           (slice(y0, y1 + 1), slice(x0, x0 + t)), (slice(y0, y1 + 1), slice(x1 - t + 1, x1 + 1))):
+                ys = slice(min(max(ys.start, 0), h), min(max(ys.stop, 0), h))
+                xs = slice(min(max(xs.start, 0), w), min(max(xs.stop, 0), w))
+                a[ys, xs] = vals[i]
+        return out
+
+    return core.std.ModifyFrame(clip, clip, draw)
+
+
+# -- internals --------------------------------------------------------------------
+
+
 def _fps(fps: Fraction | tuple[int, int] | vs.VideoNode | None, bg: vs.VideoNode) -> tuple[int, int]:
     if fps is None:
         f = bg.fps
@@ -390,6 +537,20 @@ def _convert(clip: vs.VideoNode, fmt: vs.VideoFormat) -> vs.VideoNode:
     if src in (vs.RGB, vs.GRAY) and dst == vs.YUV:
         kw["matrix_s"] = "709"
     return core.resize.Bicubic(clip, **kw)
+
+
+def _same_siting(bg: vs.VideoNode, fg: vs.VideoNode) -> vs.VideoNode:
+    """BG's chroma resampled to FG's siting when the two differ (MJPEG's centred chroma
+    against H.264's left-sited): MaskedMerge refuses to mix them, and FG is the master.
+    The sitings are read off the first frames (one decode each, while the graph is built)."""
+    fmt = fg.format
+    if fmt.color_family != vs.YUV or (fmt.subsampling_w == 0 and fmt.subsampling_h == 0):
+        return bg
+    lb = bg.get_frame(0).props.get("_ChromaLocation")
+    lf = fg.get_frame(0).props.get("_ChromaLocation")
+    if lb is None or lf is None or lb == lf:
+        return bg
+    return core.resize.Spline36(bg, chromaloc_in=int(lb), chromaloc=int(lf))
 
 
 def _fg_props(out: vs.VideoNode, fg: vs.VideoNode) -> vs.VideoNode:
