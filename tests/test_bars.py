@@ -30,7 +30,9 @@ def bunny(clip_dir: Path) -> np.ndarray:
     try:
         from benchmarks.footage import footage
 
-        src = footage("bigbuckbunny.mp4")
+        # (in the clips' folder: the project's own .cache/footage would change which
+        # source other test modules pick)
+        src = footage("bigbuckbunny.mp4", clip_dir / "footage")
     except Exception as e:  # noqa: BLE001 - offline: the synthetic cases still run
         pytest.skip(f"footage not available: {e}")
     out = clip_dir / "bunny360.mkv"
