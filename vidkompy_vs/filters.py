@@ -622,7 +622,8 @@ def _placed(fg: vs.VideoNode, bw: int, bh: int, x: float, y: float, s: float, fe
     w, h = x1 - x0, y1 - y0
     # zimg: output pixel j samples the source at src_left + (j + 0.5) * src_width / w - 0.5,
     # so BG pixel x0 + j sees FG coordinate (x0 + j - x) / s.
-    geo = dict(width=w, height=h, src_left=(x0 - x) / s, src_top=(y0 - y) / s, src_width=w / s, src_height=h / s)
+    geo = {"width": w, "height": h, "src_left": (x0 - x) / s, "src_top": (y0 - y) / s, "src_width": w / s,
+           "src_height": h / s}
     layer = resizer(fg, **geo)
     lbase, cbase = bases if bases is not None else _mask_bases(fg, feather)
     mask = core.resize.Bilinear(lbase, **dict(geo, src_left=geo["src_left"] + _PAD, src_top=geo["src_top"] + _PAD))
@@ -630,12 +631,12 @@ def _placed(fg: vs.VideoNode, bw: int, bh: int, x: float, y: float, s: float, fe
     if cbase is not None:
         # The same placement in chroma units (exact for scale 1 with left/centre siting;
         # within a chroma pixel's edge otherwise).
-        cgeo = dict(width=w >> ssw, height=h >> ssh, src_left=(x0 - x) / (sw * s) + _PAD,
-                    src_top=(y0 - y) / (sh * s) + _PAD, src_width=(w >> ssw) / s, src_height=(h >> ssh) / s)
+        cgeo = {"width": w >> ssw, "height": h >> ssh, "src_left": (x0 - x) / (sw * s) + _PAD,
+                    "src_top": (y0 - y) / (sh * s) + _PAD, "src_width": (w >> ssw) / s, "src_height": (h >> ssh) / s}
         cmask = core.resize.Bilinear(cbase, **cgeo)
         mask = core.std.ShufflePlanes([mask, cmask, cmask], [0, 0, 0], vs.YUV)
     mask = mask.std.Loop(fg.num_frames)
-    borders = dict(left=x0, right=bw - x1, top=y0, bottom=bh - y1)
+    borders = {"left": x0, "right": bw - x1, "top": y0, "bottom": bh - y1}
     if any(borders.values()):
         layer = core.std.AddBorders(layer, **borders)
         mask = core.std.AddBorders(mask, **borders, color=[0] * mask.format.num_planes)
