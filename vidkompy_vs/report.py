@@ -174,10 +174,15 @@ def _plot_map(al: Alignment) -> str:
     ax = fig.subplots()
     ax.plot(n, t.frame_map, ".", ms=2.5, color="tab:blue", label="BG frame under FG frame")
     ax.plot(n, line, "-", lw=1, color="tab:orange", label=f"fitted line: offset {t.offset_s:+.3f} s, rate {t.rate:.5f}")
+    return _finish(fig, ax, al, "BG frame", "Frame map")
+
+
+def _finish(fig, ax, al: Alignment, ylabel: str, title: str) -> str:
+    """A plot over FG frames with the shots and uncovered spans marked, as an inline PNG."""
     _mark_shots_and_gaps(ax, al)
     ax.set_xlabel("FG frame")
-    ax.set_ylabel("BG frame")
-    ax.set_title("Frame map")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     _legend(ax)
     return _fig_png(fig)
@@ -192,13 +197,7 @@ def _plot_similarity(al: Alignment, low: list[int]) -> str:
         ax.plot(low, sim[low], "o", color="tab:red", ms=6, label="least similar (shown below)")
         for i in low:
             ax.annotate(str(i), (i, sim[i]), textcoords="offset points", xytext=(3, -11), fontsize=7, color="tab:red")
-    _mark_shots_and_gaps(ax, al)
-    ax.set_xlabel("FG frame")
-    ax.set_ylabel("similarity")
-    ax.set_title("Per-frame similarity")
-    ax.grid(alpha=0.3)
-    _legend(ax)
-    return _fig_png(fig)
+    return _finish(fig, ax, al, "similarity", "Per-frame similarity")
 
 
 def _plot_placement(al: Alignment) -> str:

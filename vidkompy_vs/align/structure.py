@@ -57,19 +57,31 @@ def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Struct
     return Structure(fg_shots, Match(temporal, found.spatial, found.prior, False))
 
 
+def covered(temporal: Temporal) -> np.ndarray:
+    """(N,) bool: the FG frames BG covers."""
+    out = np.ones(len(temporal.frame_map), bool)
+    out[np.asarray(temporal.uncovered, np.int64)] = False
+    return out
+
+
+def shot_similarity(fg_shots: list[tuple[int, int]], temporal: Temporal, min_frames: int = 1) -> np.ndarray:
+    """Each FG shot's median similarity over its covered frames (NaN with fewer than
+    ``min_frames`` of them)."""
+    sim = np.asarray(temporal.similarity, np.float64)
+    cov = covered(temporal)
+    return np.array([float(np.median(sim[a:b][cov[a:b]])) if cov[a:b].sum() >= min_frames else np.nan
+                     for a, b in fg_shots])
+
+
 def shots_of(fg_shots: list[tuple[int, int]], temporal: Temporal, spatial: Spatial) -> list[Shot]:
     """The alignment file's shots: each FG shot's BG range, placement and confidence."""
     fmap = np.asarray(temporal.frame_map, np.int64)
-    sim = np.asarray(temporal.similarity, np.float64)
-    unc = np.zeros(len(fmap), bool)
-    unc[np.asarray(temporal.uncovered, np.int64)] = True
+    cov = covered(temporal)
+    conf = np.nan_to_num(shot_similarity(fg_shots, temporal), nan=0.0)
     out = []
-    for a, b in fg_shots:
-        cov = ~unc[a:b]
-        seg = fmap[a:b][cov] if cov.any() else fmap[a:b]
+    for (a, b), c in zip(fg_shots, conf):
+        seg = fmap[a:b][cov[a:b]] if cov[a:b].any() else fmap[a:b]
         x, y, s = spatial.at(a)
         out.append(Shot(fg_start=a, fg_end=b, bg_start=int(seg.min()), bg_end=int(seg.max()) + 1, x=float(x),
-                        y=float(y), scale=float(s),
-                        confidence=round(float(np.median(sim[a:b][cov])) if cov.any() else 0.0, 4),
-                        active=spatial.active))
+                        y=float(y), scale=float(s), confidence=round(float(c), 4), active=spatial.active))
     return out
