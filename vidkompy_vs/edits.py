@@ -22,7 +22,12 @@ from .fingerprint import Fingerprints, from_planes
 from .settings import TemporalParams
 from .temporal import TemporalResult, align_visual
 
-__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious", "good_similarity"]
+__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious", "good_similarity", "chunked"]
+
+# BG shots longer than this are looked for in pieces of about this length (seconds): a
+# splice in a continuous scene changes the picture no more than its motion does, and so
+# is not always a cut; a piece that straddles it is split where its FG frames jump
+CHUNK_S = 2.0
 
 MIN_PIECE = 3  # BG frames: a shorter BG shot is not matched on its own
 RUN_K = 4  # frames each side whose median offset says where a BG shot's FG frames jump
@@ -95,10 +100,9 @@ def good_similarity(similarity: list[float] | np.ndarray, uncovered: list[int] |
 def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[int], fg_cuts: list[int],
                bg_cuts: list[int], fg_fps: float, bg_fps: float) -> bool:
     """Whether the continuous map may hide an edit: it runs over a BG cut where FG has none
-    (a splice: BG jumps inside FG's shot), or a run of frames matches much worse than the
-    rest (an insert or a missing span the path had to cross)."""
-    if not bg_cuts:
-        return False
+    (a splice: BG jumps inside FG's shot), it leaves FG frames uncovered (BG may show them
+    elsewhere), or a run of frames matches much worse than the rest (an insert or a
+    missing span the path had to cross)."""
     fmap = np.asarray(frame_map)
     tol = 2 + int(math.ceil(fg_fps / bg_fps))
     fg_c = np.asarray(fg_cuts, np.int64)
@@ -107,6 +111,8 @@ def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[in
         for i in rows.tolist():
             if not len(fg_c) or np.min(np.abs(fg_c - i)) > tol:
                 return True
+    if len(uncovered) >= max(3, int(0.2 * fg_fps)):
+        return True  # FG frames BG lacks, or shows elsewhere (shots in another order): look
     sim = np.asarray(similarity, np.float64)
     covered = np.ones(len(sim), bool)
     covered[np.asarray(uncovered, np.int64)] = False
@@ -119,6 +125,17 @@ def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[in
     run = np.diff(np.concatenate([[0], low.astype(np.int8), [0]]))
     lengths = np.flatnonzero(run == -1) - np.flatnonzero(run == 1)
     return bool(len(lengths) and lengths.max() >= max(3, int(0.2 * fg_fps)))
+
+
+def chunked(shots: list[tuple[int, int]], fps: float) -> list[tuple[int, int]]:
+    """``shots`` with the long ones cut into about :data:`CHUNK_S` second pieces."""
+    size = max(MIN_PIECE * 4, int(round(CHUNK_S * fps)))
+    out = []
+    for a, b in shots:
+        k = max(1, int(round((b - a) / size)))
+        edges = np.linspace(a, b, k + 1).round().astype(int)
+        out.extend((int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo)
+    return out
 
 
 def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]], params: TemporalParams,

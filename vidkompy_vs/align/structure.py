@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..alignment import Shot, Spatial, Temporal
-from ..edits import bg_pieces, edited_map, good_similarity, is_plain, suspicious
+from ..edits import bg_pieces, chunked, edited_map, good_similarity, is_plain, suspicious
 from ..shots import find_cuts, shot_ranges
 from .footprint import Context
 from .matching import Match
@@ -33,12 +33,10 @@ def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Struct
     unrelated = t.method == "start"  # no continuous map: an edited pair matches nowhere end to end
     if not unrelated and not suspicious(t.frame_map, t.similarity, t.uncovered, fg_cuts, bg_cuts, fg_fps, bg_fps):
         return Structure(fg_shots, found)
-    if not bg_cuts:
-        return Structure(fg_shots, found)
     ctx.run.trace("structure check")
     params = ctx.settings.temporal
     good = good_similarity(found.similarity, t.uncovered)
-    pieces = bg_pieces(prints.fg, prints.bg, shot_ranges(bg_cuts, prints.bg.n), params, good)
+    pieces = bg_pieces(prints.fg, prints.bg, chunked(shot_ranges(bg_cuts, prints.bg.n), bg_fps), params, good)
     gap = 1 + int(np.ceil(fg_fps / bg_fps))
     if is_plain(pieces, gap) and not unrelated:
         ctx.run.trace("structure: plain")
