@@ -160,6 +160,20 @@ def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]
             a2, b2 = a + int(shown[lo]), a + int(shown[hi - 1]) + 1
             part = _find(fg, bg, a2, b2, params, good_similarity)
             out.append(_piece(fg, bg, a2, *part) if part is not None else Piece((a2, b2), None, 0.0))
+    return _joined(out, 1 + int(math.ceil(fg.fps / bg.fps)))
+
+
+def _joined(pieces: list[Piece], gap: int) -> list[Piece]:
+    """Neighbouring pieces that continue each other, in BG and in FG, as one (a shot cut
+    into chunks to be looked for is matched whole again)."""
+    out: list[Piece] = []
+    for p in pieces:
+        q = out[-1] if out else None
+        if q is not None and q.fg is not None and p.fg is not None and q.bg[1] == p.bg[0] \
+                and abs(p.fg[0] - q.fg[1]) <= gap:
+            out[-1] = Piece((q.bg[0], p.bg[1]), (q.fg[0], max(q.fg[1], p.fg[1])), min(q.confidence, p.confidence))
+        else:
+            out.append(p)
     return out
 
 

@@ -10,10 +10,13 @@ import numpy as np
 
 from ..alignment import Shot, Spatial, Temporal
 from ..edits import bg_pieces, chunked, edited_map, good_similarity, is_plain, suspicious
+from ..fingerprint import Fingerprints
 from ..shots import find_cuts, shot_ranges
+from ..temporal import register_shift, shifted
 from .footprint import Context
 from .matching import Match
 from .prints import Prints
+from .run import log
 
 
 class Structure(NamedTuple):
@@ -36,12 +39,14 @@ def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Struct
     ctx.run.trace("structure check")
     params = ctx.settings.temporal
     good = good_similarity(found.similarity, t.uncovered)
-    pieces = bg_pieces(prints.fg, prints.bg, chunked(shot_ranges(bg_cuts, prints.bg.n), bg_fps), params, good)
+    fg = _registered(prints, t, good)
+    pieces = bg_pieces(fg, prints.bg, chunked(shot_ranges(bg_cuts, prints.bg.n), bg_fps), params, good)
+    log.debug("BG pieces (good similarity %.3f): %s", good, [(p.bg, p.fg) for p in pieces])
     gap = 1 + int(np.ceil(fg_fps / bg_fps))
     if is_plain(pieces, gap) and not unrelated:
         ctx.run.trace("structure: plain")
         return Structure(fg_shots, found)
-    ed = edited_map(prints.fg, prints.bg, pieces, params, good)
+    ed = edited_map(fg, prints.bg, pieces, params, good)
     if unrelated and len(ed.uncovered) > prints.fg.n // 2:
         return Structure(fg_shots, found)  # most of FG in no BG shot: unrelated after all
     ctx.run.trace(f"structure: edited ({sum(p.fg is None for p in pieces)} BG shots FG does not show, "
@@ -53,6 +58,15 @@ def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Struct
                         uncovered=[int(v) for v in ed.uncovered])
     # the refinement measured the continuous map's pairs: once more on these
     return Structure(fg_shots, Match(temporal, found.spatial, found.prior, False))
+
+
+def _registered(prints: Prints, t: Temporal, good: float) -> Fingerprints:
+    """FG's planes moved onto BG's by the sub-pixel shift its good matches show: BG was cut
+    to a footprint good to a pixel or so, and the pieces are matched on single frames and
+    short spans, where a misregistration costs more than over the whole map."""
+    ok = covered(t) & (np.asarray(t.similarity) >= good)
+    shift = register_shift(prints.fg, prints.bg, np.asarray(t.frame_map, np.int64), ok)
+    return shifted(prints.fg, shift) if max(abs(shift[0]), abs(shift[1])) > 0.03 else prints.fg
 
 
 def covered(temporal: Temporal) -> np.ndarray:
