@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 1; }
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	# the preview extra too, so its test (vspreview starts) runs here and in CI
+	$(PY) -m pip install -q -e '.[test,preview]'
 	# vspipe finds the core's plugins only after this, once per venv
 	$(VENV)/bin/vapoursynth config >/dev/null
 	@touch $(STAMP)
@@ -50,6 +51,8 @@ bench: setup
 	$(PY) benchmarks/structure.py
 	$(PY) benchmarks/sources.py
 	$(PY) benchmarks/remap.py
+	$(PY) benchmarks/color.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

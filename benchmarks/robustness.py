@@ -44,8 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -496,8 +496,9 @@ def main() -> None:
     comps = []
     if not args.no_comp:
         cc = [s for s in args.comp_cases.split(",") if s]
-        print(f"\nCLI comp (-q comp BG FG -o out.mp4 --preset ultrafast): want FG's frame count and duration")
-        h2 = f"{'case':16s} {'rc':>4s} {'frames':>9s} {'video s':>13s} {'audio s':>7s} {'format s':>8s} {'size':>9s} {'sec':>6s}"
+        print("\nCLI comp (-q comp BG FG -o out.mp4 --preset ultrafast): want FG's frame count and duration")
+        h2 = (f"{'case':16s} {'rc':>4s} {'frames':>9s} {'video s':>13s} {'audio s':>7s} {'format s':>8s} "
+              f"{'size':>9s} {'sec':>6s}")
         print(h2)
         print("-" * len(h2))
         for name in cc:

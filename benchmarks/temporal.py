@@ -68,7 +68,7 @@ def master() -> tuple[Path, Path, int]:
         ins = [str(footage("bigbuckbunny.mp4")), str(footage("bikes.mp4"))]
         chains, labels = [], []
         count = {0: 0, 1: 0}
-        for i, (src, _) in enumerate(segs):
+        for _i, (src, _) in enumerate(segs):
             count[src] += 1
         splits = [f"[{k}:v]split={count[k]}" + "".join(f"[s{k}_{j}]" for j in range(count[k])) for k in (0, 1)]
         used = {0: 0, 1: 0}
@@ -154,7 +154,7 @@ def cases(n_master: int) -> list[Case]:
     return [c for c in out if c.b.max() < n_master and c.f.max() < n_master]
 
 
-def _frames(vid: Path) -> "iter[np.ndarray]":
+def _frames(vid: Path) -> iter[np.ndarray]:
     p = subprocess.Popen(["ffmpeg", "-v", "error", "-i", str(vid), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     size = W * H * 3
@@ -187,7 +187,8 @@ def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
                              case.fg_fps, case.crop, case.bg_vf, case.fg_vf, case.both_vf, case.size,
                              case.audio, case.bg_crf, case.static)
                             # audio cut at the case's own frame rate (was 25 fps for every case)
-                            + (("audio-at-fps",) if case.audio and case.bg_fps != 25 else ())).encode()).hexdigest()[:10]
+                            + (("audio-at-fps",) if case.audio and case.bg_fps != 25 else ())).encode()
+                           ).hexdigest()[:10]
     d = CACHE / f"{case.name}-{key}"
     bg, fg = d / "bg.mp4", d / "fg.mp4"
     if bg.exists() and fg.exists():
@@ -285,11 +286,8 @@ def truth_sets(case: Case, bg: Path) -> tuple[list[set[int] | None], list[str]]:
     for j, k in enumerate(case.b):
         by_master.setdefault(int(k), set()).add(j)
     sets: list[set[int] | None] = []
-    for i, k in enumerate(case.f):
-        if case.extra.get("fg_bg_index"):
-            base = {int(k)}
-        else:
-            base = by_master.get(int(k))
+    for _i, k in enumerate(case.f):
+        base = {int(k)} if case.extra.get("fg_bg_index") else by_master.get(int(k))
         if base is None:
             sets.append(None)
             continue
@@ -349,7 +347,8 @@ done.set()
 th.join()
 me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ch = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-json.dump({"seconds": t, "rss_kb": max(peak[0], me), "rss_kb_rusage": me + ch, "map": a.temporal.frame_map, "uncovered": a.temporal.uncovered,
+json.dump({"seconds": t, "rss_kb": max(peak[0], me), "rss_kb_rusage": me + ch, "map": a.temporal.frame_map,
+           "uncovered": a.temporal.uncovered,
            "confidence": a.temporal.confidence, "offset": a.temporal.offset_s, "rate": a.temporal.rate,
            "method": a.temporal.method, "x": a.spatial.x, "y": a.spatial.y}, open(sys.argv[4], "w"))
 """

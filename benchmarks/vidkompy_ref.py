@@ -201,8 +201,7 @@ def _candidates() -> list[str]:
         cands += sorted(PYENV.glob(f"{minor}.*/bin/python{minor}"), reverse=True)
     out = [str(p) for p in cands if p.is_file() and os.access(p, os.X_OK)]
     out += [w for m in ("3.12", "3.11", "3.10") if (w := shutil.which(f"python{m}"))]
-    if sys.version_info[:2] >= (3, 10):
-        out.append(sys.executable)
+    out.append(sys.executable)
     return list(dict.fromkeys(out))
 
 
@@ -243,7 +242,7 @@ def ensure_venv() -> Path:
                     return py
                 errors.append(f"{interp}: installed but `import vidkompy` failed")
         shutil.rmtree(VENV, ignore_errors=True)
-        raise RuntimeError("could not install vidkompy==%s:\n%s" % (VERSION, "\n".join(errors)))
+        raise RuntimeError("could not install vidkompy=={}:\n{}".format(VERSION, "\n".join(errors)))
 
 
 def run_vidkompy(bg: Path, fg: Path, out: Path, timeout: float = 900, *,

@@ -99,6 +99,41 @@ def test_comp_lossless_fg_untouched(pair_lossless, tmp_path):
         assert np.array_equal(got, np.asarray(f.get_frame(n)[0]))
 
 
+def test_comp_bars_and_uncovered(pair_lossless, tmp_path):
+    """FG's bars (spatial.active) show BG; --keep-bars lays them; --uncovered black fills BG's gaps."""
+    from vidkompy_vs.sources import open_video
+
+    align = true_alignment(pair_lossless, tmp_path / "true.json")
+    al = Alignment.load(align)
+    al.spatial.active = [0, 20, 320, 140]
+    al.temporal.uncovered = [0, 1, 2]
+    al.save(align)
+    x, y = pair_lossless.x, pair_lossless.y
+    b, f = open_video(pair_lossless.bg), open_video(pair_lossless.fg)
+    for extra in ([], ["--keep-bars"]):
+        out = tmp_path / f"out{len(extra)}.mkv"
+        r = run("comp", pair_lossless.bg, pair_lossless.fg, "-o", out, "--align", align, "--codec", "ffv1",
+                "--crf", "-1", "--preset", "", "--audio", "none", "--uncovered", "black", *extra)
+        assert r.returncode == 0, r.stderr
+        o = open_video(out)
+        got = np.asarray(o.get_frame(50)[0])
+        bar = got[y:y + 20, x:x + 320]
+        want = np.asarray((f if extra else b).get_frame(50 if extra else al.temporal.frame_map[50])[0])
+        assert np.array_equal(bar, want[:20] if extra else want[y:y + 20, x:x + 320])
+        assert np.array_equal(got[y + 20:y + 160, x:x + 320], np.asarray(f.get_frame(50)[0])[20:160])
+        assert (np.asarray(o.get_frame(1)[0])[:y] == 16).all()  # an uncovered frame: black BG
+
+
+def test_script_passes_bars_and_uncovered(pair, tmp_path):
+    align = true_alignment(pair, tmp_path / "true.json")
+    vpy = tmp_path / "comp.vpy"
+    r = run("script", pair.bg, pair.fg, "-o", vpy, "--align", align, "--keep-bars", "--uncovered", "blur")
+    assert r.returncode == 0, r.stderr
+    assert "keep_bars=True" in vpy.read_text() and "uncovered='blur'" in vpy.read_text()
+    info = subprocess.run([str(VENV_BIN / "vspipe"), "--info", str(vpy)], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+
+
 def test_comp_audio_is_fg_in_sync(pair, rendered):
     out, _ = rendered
     a, b = decode_audio(pair.fg), decode_audio(out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidkompy_vs.edits import bg_pieces, edited_map, is_plain, suspicious
+from vidkompy_vs.edits import bg_pieces, edited_map, good_similarity, is_plain, suspicious
 from vidkompy_vs.fingerprint import Fingerprints
 from vidkompy_vs.settings import TemporalParams
 from vidkompy_vs.shots import find_cuts, shot_ranges
@@ -50,9 +50,10 @@ def _edit(fg_idx: np.ndarray, bg_idx: np.ndarray) -> tuple[np.ndarray, list[int]
     fg_cuts, bg_cuts = find_cuts(fg.planes).starts, find_cuts(bg.planes).starts
     fmap, unc = np.asarray(tr.frame_map), list(tr.uncovered)
     if suspicious(fmap.tolist(), tr.similarity.tolist(), unc, fg_cuts, bg_cuts, 25.0, 25.0):
-        pieces = bg_pieces(fg, bg, shot_ranges(bg_cuts, bg.n), params, 0.9)
+        good = good_similarity(tr.similarity, tr.uncovered)
+        pieces = bg_pieces(fg, bg, shot_ranges(bg_cuts, bg.n), params, good)
         if not is_plain(pieces, 2):
-            ed = edited_map(fg, bg, pieces, params)
+            ed = edited_map(fg, bg, pieces, params, good)
             fmap, unc = ed.frame_map, ed.uncovered.tolist()
     return fmap, unc, fg_cuts
 

@@ -1,4 +1,4 @@
-"""``vidkompy-vs align|comp|script|export|batch``: a thin command line over the library.
+"""``vidkompy-vs align|comp|script|report|export|batch``: a thin command line over the library.
 
 Every failure the user can cause ends in one line on stderr and a non-zero exit:
 2 for bad input, 130 for Ctrl-C, 1 for anything unexpected (``--debug`` shows the trace).
@@ -39,6 +39,14 @@ def _add_align_opts(p: argparse.ArgumentParser, preset_flag: str) -> None:
                    help="align afresh, even when the same inputs and settings were aligned before")
 
 
+def _add_render_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keep-bars", action="store_true",
+                   help="lay FG's bars (letterbox/pillarbox baked into FG) over BG too; by default BG shows there")
+    p.add_argument("--uncovered", default="hold", choices=["hold", "black", "blur"],
+                   help="under FG frames BG lacks: BG held at the nearest covered frame (default), black, "
+                        "or the held frame blurred")
+
+
 def _shared() -> argparse.ArgumentParser:
     """Options taken before or after the sub-command (``vidkompy-vs -q comp`` or ``comp -q``).
 
@@ -72,6 +80,7 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     _add_inputs(a)
     a.add_argument("-o", "--output", required=True, help="alignment file to write (.json)")
     a.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    a.add_argument("--report", metavar="FILE", help="also write the alignment report (HTML) to FILE")
     _add_align_opts(a, "--preset")
 
     c = sub.add_parser("comp", help="align (or load an alignment) and render the composite with sound",
@@ -85,6 +94,9 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     c.add_argument("--canvas", default="bg", choices=["bg", "fg"],
                    help="bg: BG's size (FG scaled); fg: FG's pixels 1:1, BG scaled around it")
     c.add_argument("--feather", type=float, default=0.0, help="soft FG edge, in FG pixels (default 0)")
+    _add_render_opts(c)
+    c.add_argument("--match-color", action="store_true",
+                   help="match BG's colours to FG's where they overlap (per shot), so FG's edge shows no seam")
     e = c.add_argument_group("encoder")
     e.add_argument("--codec", default="libx264", help="ffmpeg video encoder (default libx264)")
     e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better; -1: do not pass -crf)")
@@ -102,7 +114,21 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
                    help="use this alignment (else one is made and saved as OUTPUT's name + .align.json)")
     s.add_argument("--canvas", default="bg", choices=["bg", "fg"])
     s.add_argument("--feather", type=float, default=0.0)
+    _add_render_opts(s)
+    s.add_argument("--match-color", action="store_true", help="match BG's colours to FG's (as comp --match-color)")
+    s.add_argument("--overlay", action="store_true",
+                   help="draw FG's outline and a text block per frame (FG/BG frame, similarity, placement, shot)")
+    s.add_argument("--diff", action="store_true",
+                   help="also set output 2: |FG - the BG under it|, amplified (black where they agree)")
     _add_align_opts(s, "--align-preset")
+
+    r = sub.add_parser("report", help="write an HTML report of an alignment file (plots, frames)",
+                       parents=shared)
+    r.add_argument("align_file", metavar="ALIGN.json", help="alignment file (from align, or script's .align.json)")
+    r.add_argument("-o", "--output", required=True, help="report to write (.html)")
+    r.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    r.add_argument("--bg", help="BG video, when it is no longer where the alignment file says")
+    r.add_argument("--fg", help="FG video, when it is no longer where the alignment file says")
     _add_export(sub, shared)
     _add_batch(sub, shared)
     return ap
@@ -195,10 +221,30 @@ def cmd_align(args: argparse.Namespace) -> int:
     from .sources import probe
 
     out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
+    report = check_output(args.report, [args.bg, args.fg, out], overwrite=args.overwrite) if args.report else None
     bgp, fgp = probe(args.bg), probe(args.fg)
     al = get_alignment(args, bgp, fgp)
     al.save(out)
     console.print(f"wrote {out}")
+    if report is not None:
+        _write_report(al, report, args.bg, args.fg, out.parent)
+    return 0
+
+
+def _write_report(al, out: Path, bg, fg, base) -> None:
+    from .report import write_report
+
+    r = write_report(al, out, bg=bg, fg=fg, base=base)
+    console.print(f"wrote {r.path}" + ("" if r.frames_shown else " (plots only: frames missing)"))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .alignment import Alignment
+    from .render import check_output
+
+    out = check_output(args.output, [args.align_file] + [p for p in (args.bg, args.fg) if p], overwrite=args.overwrite)
+    al = Alignment.load(args.align_file)
+    _write_report(al, out, args.bg, args.fg, Path(args.align_file).parent)
     return 0
 
 
@@ -224,7 +270,8 @@ def render_comp(args: argparse.Namespace, bgp, fgp, al, out: Path, choice: str, 
     if args.canvas == "bg":
         _check_fits(al, fgp)
     clip = filters.composite(sources.open_video(args.bg), sources.open_video(args.fg), al,
-                             canvas=args.canvas, feather=args.feather)
+                             canvas=args.canvas, feather=args.feather, keep_bars=args.keep_bars,
+                             uncovered=args.uncovered, match_color=args.match_color)
     audio = None
     if choice == "fg":
         audio = AudioPlan(fgp.path, fgp.duration, lead=sources.audio_lead(fgp.path))
@@ -289,19 +336,38 @@ def cmd_script(args: argparse.Namespace) -> int:
         al.save(align_path)
     if args.canvas == "bg":
         _check_fits(al, fgp)
-    write_script(out, args.bg, args.fg, align_path, canvas=args.canvas, feather=args.feather)
+    write_script(out, args.bg, args.fg, align_path, canvas=args.canvas, feather=args.feather,
+                 keep_bars=args.keep_bars, uncovered=args.uncovered, match_color=args.match_color,
+                 overlay=args.overlay, diff=args.diff)
     console.print(f"wrote {out} (alignment: {align_path})")
     console.print(f"render: vspipe -c y4m {out} - | ffmpeg -i - -i {args.fg} -map 0:v -map 1:a? -shortest out.mkv")
     return 0
+
+
+class _StderrHandler(logging.Handler):
+    """Library warnings (``logging``) as one line each on stderr, like our own messages.
+    Looks up ``sys.stderr`` per message: a stream bound once would outlive a redirect."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"vidkompy-vs: {record.levelname.lower()}: {record.getMessage()}\n")
+
+
+def _log_to_console() -> None:
+    # (--debug's root handler shows these and more; then this one stays out)
+    pkg = logging.getLogger("vidkompy_vs")
+    if not any(isinstance(h, _StderrHandler) for h in pkg.handlers):
+        pkg.addHandler(_StderrHandler(logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    else:
+        _log_to_console()
     try:
-        return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "export": cmd_export,
-                "batch": cmd_batch}[args.cmd](args)
+        return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "report": cmd_report,
+                "export": cmd_export, "batch": cmd_batch}[args.cmd](args)
     except VidkompyError as e:
         console.print(f"[red]vidkompy-vs: error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         return e.exit_code

@@ -22,7 +22,12 @@ from .fingerprint import Fingerprints, from_planes
 from .settings import TemporalParams
 from .temporal import TemporalResult, align_visual
 
-__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious"]
+__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious", "good_similarity", "chunked"]
+
+# BG shots longer than this are looked for in pieces of about this length (seconds): a
+# splice in a continuous scene changes the picture no more than its motion does, and so
+# is not always a cut; a piece that straddles it is split where its FG frames jump
+CHUNK_S = 2.0
 
 MIN_PIECE = 3  # BG frames: a shorter BG shot is not matched on its own
 RUN_K = 4  # frames each side whose median offset says where a BG shot's FG frames jump
@@ -43,19 +48,61 @@ class Edited(NamedTuple):
     uncovered: np.ndarray  # FG frames no BG shot shows
     line: tuple[float, float]  # (offset_s, rate) of the piece covering most of FG
     pieces: list[Piece]
+    confidence: float  # the pieces' confidence, weighted by the FG frames each covers
+
+
+def _extend(fg: Fingerprints, bg: Fingerprints, fmap: np.ndarray, sim: np.ndarray, good: float) -> None:
+    """Unclaimed FG frames next to a claimed one, in place: on the BG frame its line puts
+    there (or one either side), while that matches at ``good`` at least."""
+    rate = bg.fps / fg.fps
+    slack = max(0, int(math.ceil(fg.fps / bg.fps - 1e-6)) - 1)  # FG frames one BG frame shows, less one
+    for direction in (1, -1):
+        order = range(fg.n) if direction == 1 else range(fg.n - 1, -1, -1)
+        for i in order:
+            c = i - direction
+            if fmap[i] >= 0 or not 0 <= c < fg.n or fmap[c] < 0:
+                continue
+            j0 = int(round(fmap[c] + direction * rate))
+            cand = [j for j in (j0 - 1, j0, j0 + 1) if 0 <= j < bg.n]
+            if not cand:
+                continue
+            fi = fg.vectors(i, i + 1)[0]
+            corr = np.array([float(bg.vectors(j, j + 1)[0] @ fi) for j in cand])
+            k = int(np.argmax(corr))
+            if corr[k] < good:
+                continue
+            # and that BG frame shows this FG frame, not a neighbour (a span cut from BG
+            # starts with frames much like the last one BG kept)
+            lo, hi = max(0, i - 2), min(fg.n, i + 3)
+            mine = lo + int(np.argmax(fg.vectors(lo, hi) @ bg.vectors(cand[k], cand[k] + 1)[0]))
+            if abs(mine - i) <= slack:
+                fmap[i], sim[i] = cand[k], corr[k]
 
 
 def _sub(fp: Fingerprints, lo: int, hi: int) -> Fingerprints:
     return from_planes(fp.planes[lo:hi], fp.fps)
 
 
+def good_similarity(similarity: list[float] | np.ndarray, uncovered: list[int] | np.ndarray) -> float:
+    """What the continuous match's good rows reach: a BG shot matching worse than this is
+    not in FG. From the upper part of the rows (an edited pair's continuous map is poor on
+    the edited part: half of it may be wrong) and their spread."""
+    sim = np.asarray(similarity, np.float64)
+    keep = np.ones(len(sim), bool)
+    keep[np.asarray(uncovered, np.int64)] = False
+    s = sim[keep] if keep.any() else sim
+    upper = s[s >= np.median(s)]
+    top = float(np.quantile(s, 0.75))
+    mad = 1.4826 * float(np.median(np.abs(upper - np.median(upper))))
+    return top - max(0.05, 6 * mad)
+
+
 def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[int], fg_cuts: list[int],
                bg_cuts: list[int], fg_fps: float, bg_fps: float) -> bool:
     """Whether the continuous map may hide an edit: it runs over a BG cut where FG has none
-    (a splice: BG jumps inside FG's shot), or a run of frames matches much worse than the
-    rest (an insert or a missing span the path had to cross)."""
-    if not bg_cuts:
-        return False
+    (a splice: BG jumps inside FG's shot), it leaves FG frames uncovered (BG may show them
+    elsewhere), or a run of frames matches much worse than the rest (an insert or a
+    missing span the path had to cross)."""
     fmap = np.asarray(frame_map)
     tol = 2 + int(math.ceil(fg_fps / bg_fps))
     fg_c = np.asarray(fg_cuts, np.int64)
@@ -64,6 +111,8 @@ def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[in
         for i in rows.tolist():
             if not len(fg_c) or np.min(np.abs(fg_c - i)) > tol:
                 return True
+    if len(uncovered) >= max(3, int(0.2 * fg_fps)):
+        return True  # FG frames BG lacks, or shows elsewhere (shots in another order): look
     sim = np.asarray(similarity, np.float64)
     covered = np.ones(len(sim), bool)
     covered[np.asarray(uncovered, np.int64)] = False
@@ -76,6 +125,17 @@ def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[in
     run = np.diff(np.concatenate([[0], low.astype(np.int8), [0]]))
     lengths = np.flatnonzero(run == -1) - np.flatnonzero(run == 1)
     return bool(len(lengths) and lengths.max() >= max(3, int(0.2 * fg_fps)))
+
+
+def chunked(shots: list[tuple[int, int]], fps: float) -> list[tuple[int, int]]:
+    """``shots`` with the long ones cut into about :data:`CHUNK_S` second pieces."""
+    size = max(MIN_PIECE * 4, int(round(CHUNK_S * fps)))
+    out = []
+    for a, b in shots:
+        k = max(1, int(round((b - a) / size)))
+        edges = np.linspace(a, b, k + 1).round().astype(int)
+        out.extend((int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo)
+    return out
 
 
 def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]], params: TemporalParams,
@@ -91,7 +151,8 @@ def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]
             out.append(Piece((a, b), None, 0.0))
             continue
         r, shown = found
-        parts = _runs(_best_fg(fg, bg, a + shown, np.asarray(r.frame_map)[shown]), fg.fps / bg.fps)
+        best = _best_fg(fg, bg, a + shown, np.asarray(r.frame_map)[shown])
+        parts = _runs(fg, bg, a + shown, best, good_similarity)
         if len(parts) == 1:
             out.append(_piece(fg, bg, a, r, shown))
             continue
@@ -99,6 +160,20 @@ def bg_pieces(fg: Fingerprints, bg: Fingerprints, bg_shots: list[tuple[int, int]
             a2, b2 = a + int(shown[lo]), a + int(shown[hi - 1]) + 1
             part = _find(fg, bg, a2, b2, params, good_similarity)
             out.append(_piece(fg, bg, a2, *part) if part is not None else Piece((a2, b2), None, 0.0))
+    return _joined(out, 1 + int(math.ceil(fg.fps / bg.fps)))
+
+
+def _joined(pieces: list[Piece], gap: int) -> list[Piece]:
+    """Neighbouring pieces that continue each other, in BG and in FG, as one (a shot cut
+    into chunks to be looked for is matched whole again)."""
+    out: list[Piece] = []
+    for p in pieces:
+        q = out[-1] if out else None
+        if q is not None and q.fg is not None and p.fg is not None and q.bg[1] == p.bg[0] \
+                and abs(p.fg[0] - q.fg[1]) <= gap:
+            out[-1] = Piece((q.bg[0], p.bg[1]), (q.fg[0], max(q.fg[1], p.fg[1])), min(q.confidence, p.confidence))
+        else:
+            out.append(p)
     return out
 
 
@@ -135,12 +210,25 @@ def _best_fg(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, path: np
     return lo + np.argmax(np.einsum("lsd,ld->ls", cand, bv), axis=1)
 
 
-def _runs(best: np.ndarray, step: float) -> list[tuple[int, int]]:
+def _line_match(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, off: float, q: int) -> float:
+    """How well BG frames ``bg_frames`` (the ``q``-th and on of a shot) match the FG frames
+    the line ``off`` + step * index puts under them (mean correlation)."""
+    step = fg.fps / bg.fps
+    f = np.clip(np.round(off + step * (q + np.arange(len(bg_frames)))).astype(np.int64), 0, fg.n - 1)
+    return float(np.mean([bg.vectors(int(j), int(j) + 1)[0] @ fg.vectors(int(i), int(i) + 1)[0]
+                          for j, i in zip(bg_frames, f)]))
+
+
+def _runs(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, best: np.ndarray,
+          good: float) -> list[tuple[int, int]]:
     """Splits of a BG shot where its FG frames jump forward beyond what the rates allow
     (BG was cut inside the shot), as index ranges. Each side's offset from the rate line
     is the median of a few frames, so a single noisy best match splits nothing; of the
-    positions around a jump, the one between the two cleanest sides is the cut."""
+    positions around a jump, the one between the two cleanest sides is the cut. A jump
+    counts only where the frames after it do not match on the line before it (best
+    matches in a still stretch wander without any cut)."""
     n = len(best)
+    step = fg.fps / bg.fps
     off = best - step * np.arange(n)
     k = RUN_K
     if n < 2 * k:
@@ -159,7 +247,9 @@ def _runs(best: np.ndarray, step: float) -> list[tuple[int, int]]:
         seg = off[p0 - k:p1 + k]
         cand = np.arange(p0, p1 + 1)
         cost = [np.abs(seg[:c - p0 + k] - left).sum() + np.abs(seg[c - p0 + k:] - right).sum() for c in cand]
-        cuts.append(int(cand[int(np.argmin(cost))]))
+        c = int(cand[int(np.argmin(cost))])
+        if _line_match(fg, bg, bg_frames[c:c + k], float(left), c) < good:
+            cuts.append(c)
     return [(lo, hi) for lo, hi in zip([0, *cuts], [*cuts, n])]
 
 
@@ -175,9 +265,13 @@ def is_plain(pieces: list[Piece], gap: int) -> bool:
     return all(abs(q.fg[0] - p.fg[1]) <= gap for p, q in zip(inner[:-1], inner[1:]))
 
 
-def edited_map(fg: Fingerprints, bg: Fingerprints, pieces: list[Piece], params: TemporalParams) -> Edited:
+def edited_map(fg: Fingerprints, bg: Fingerprints, pieces: list[Piece], params: TemporalParams,
+               good_similarity: float) -> Edited:
     """The map rebuilt from the BG shots FG shows: each one's FG span matched against that
-    BG shot alone; where two claim an FG frame, the better match wins."""
+    BG shot alone; where two claim an FG frame, the better match wins. FG frames next to a
+    span that no span claims follow its line while they match as well as the pair's good
+    rows (a BG shot overlapping FG by a few frames at FG's ends is too short to be found
+    on its own)."""
     n = fg.n
     fmap = np.full(n, -1, np.int64)
     sim = np.full(n, -np.inf, np.float32)
@@ -200,6 +294,7 @@ def edited_map(fg: Fingerprints, bg: Fingerprints, pieces: list[Piece], params: 
             # the line in whole-clip seconds: FG t0 = fa / fps, BG t0 = a / fps
             best_cover = fb - fa
             line = (r.offset_s + a / bg.fps - r.rate * fa / fg.fps, r.rate)
+    _extend(fg, bg, fmap, sim, good_similarity)
     uncovered = np.flatnonzero(fmap < 0)
     sim[uncovered] = 0.0
     if len(uncovered) < n:
@@ -212,4 +307,7 @@ def edited_map(fg: Fingerprints, bg: Fingerprints, pieces: list[Piece], params: 
         fmap[uncovered] = fmap[pick]
     else:
         fmap[:] = 0
-    return Edited(fmap, sim, uncovered, line, pieces)
+    shown = [p for p in pieces if p.fg is not None]
+    weights = [p.fg[1] - p.fg[0] for p in shown]
+    conf = float(np.average([p.confidence for p in shown], weights=weights)) if shown and sum(weights) else 0.0
+    return Edited(fmap, sim, uncovered, line, pieces, round(conf, 4))

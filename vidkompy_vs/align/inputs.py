@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -41,21 +42,52 @@ class Request(NamedTuple):
 
 @dataclass
 class Input:
-    """One side of the pair: its path, its probe and (once opened) its frame-server clip."""
+    """One side of the pair: its path, its probe and (once opened) its frame-server clip.
+
+    FG with bars baked in is aligned as its picture area alone (:meth:`picture`):
+    ``probe`` then has that area's size, ``origin`` is its corner in the file's frame and
+    ``file_probe`` the file's own probe."""
 
     name: str  # "BG" or "FG", for messages
     path: str
     probe: Probe
     clip: Any = None  # vs.VideoNode, opened by :meth:`open` (an index build: only when aligning)
+    origin: tuple[int, int] = (0, 0)
+    file_probe: Probe | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return self.probe.width, self.probe.height
 
+    @property
+    def file(self) -> Probe:
+        return self.file_probe or self.probe
+
     def open(self) -> Input:
         if self.clip is None:
             self.clip = open_video(self.probe.path)
         return self
+
+    def picture(self, active: list[int]) -> Input:
+        """This input cut to ``active`` = [x, y, w, h] (its picture area inside bars)."""
+        x, y, w, h = active
+        fw, fh = self.file.width, self.file.height
+        clip = self.open().clip.std.Crop(left=x, right=fw - x - w, top=y, bottom=fh - y - h)
+        return Input(self.name, self.path, dataclasses.replace(self.file, width=w, height=h), clip, (x, y), self.file)
+
+    def file_crop(self, crop: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        """``crop`` of this input's frames as a crop of the file's frames."""
+        if self.file_probe is None:
+            return crop
+        x, y = self.origin
+        return (x + crop[0], y + crop[1], crop[2], crop[3]) if crop else (x, y, self.probe.width, self.probe.height)
+
+    def cut(self, img: Any) -> Any:
+        """A full-size picture of the file as one of this input's frames."""
+        if self.file_probe is None:
+            return img
+        x, y = self.origin
+        return img[y:y + self.probe.height, x:x + self.probe.width]
 
 
 def probe_inputs(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,

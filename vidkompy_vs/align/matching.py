@@ -25,6 +25,7 @@ class Match(NamedTuple):
     spatial: Spatial
     prior: Placement | None  # the refinement's prior (None: no refinement)
     refined: bool  # the refinement already ran on this map
+    similarity: list[float] | None = None  # the visual match's own, also when the map fell back to 'start'
 
 
 def match(ctx: Context, foot: Footprint, prints: Prints | None, am: AudioMatch | None) -> Match:
@@ -105,9 +106,9 @@ class _Visual:
         """Fingerprint BG (and FG, when its crop changed) on another footprint; match again."""
         fs, run = self.ctx.settings.fingerprint, self.ctx.run
         with run.progress:
-            fbg = fingerprint_pass(self.ctx.bg.probe, cut.bg, fs, run, f"decoding BG ({why})")
+            fbg = fingerprint_pass(self.ctx.bg, cut.bg, fs, run, f"decoding BG ({why})")
             ffg = self.prints.fg if cut.fg == self.prints.crops.fg else fingerprint_pass(
-                self.ctx.fg.probe, cut.fg, fs, run, "decoding FG")
+                self.ctx.fg, cut.fg, fs, run, "decoding FG")
         return align_visual(ffg, fbg, prior=self.prior, params=self.params)
 
     def run(self, foot: Footprint) -> Match:
@@ -133,7 +134,7 @@ class _Visual:
             temporal = Temporal(frame_map=fmap, similarity=[0.0] * fg_probe.frames,
                                 confidence=round(float(tr.confidence), 4), method="start", offset_s=0.0, rate=1.0,
                                 uncovered=unc)
-        return Match(temporal, spatial, prior_pl, refined)
+        return Match(temporal, spatial, prior_pl, refined, [float(v) for v in tr.similarity])
 
     def second_opinion(self, tr: TemporalResult, spatial: Spatial, prior_pl: Placement | None
                        ) -> tuple[TemporalResult, Spatial, Placement | None]:
@@ -141,10 +142,13 @@ class _Visual:
         alt = template_placement(self.ctx.bg, self.ctx.fg, self.ctx.req.scale_or_1, self.prior)
         if abs(alt.x - spatial.x) + abs(alt.y - spatial.y) > 2:
             tr2 = self.rematch(crops(alt, self.ctx.bg.probe, self.ctx.fg.probe), "second footprint")
-            if tr2.confidence > tr.confidence:
+            # (both unrelated: the footprint stays; an edited pair matches nowhere end to
+            # end, and the structure stage looks at it shot by shot)
+            if tr2.related and tr2.confidence > tr.confidence:
                 self.ctx.run.note(f"spatial estimate ({spatial.x:.0f}, {spatial.y:.0f}) did not match in time; "
                                   f"using template match ({alt.x:.0f}, {alt.y:.0f})")
-                return tr2, alt, None
+                # the refinement starts from it on the matched pairs (a Spatial is a Placement)
+                return tr2, alt, alt
         return tr, spatial, prior_pl
 
     def refine_and_rematch(self, tr: TemporalResult, spatial: Spatial, prior_pl: Placement

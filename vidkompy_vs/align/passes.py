@@ -25,15 +25,16 @@ GRAB_BYTES = 96 << 20
 
 
 class Watch:
-    """A fingerprint pass as it goes: the pictures it keeps, as they arrive, and the
-    planes decoded so far (``live``)."""
+    """A fingerprint pass as it goes: the pictures it keeps, as they arrive (as the
+    input's frames: cut to its picture area), and the planes decoded so far (``live``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inp: Input) -> None:
         self.live = fpm.Live()
         self.frames: dict[int, np.ndarray] = {}
+        self._cut = inp.cut
 
     def on_frame(self, i: int, img: np.ndarray) -> None:
-        self.frames[i] = img
+        self.frames[i] = self._cut(img)
 
     def wait(self, ids: list[int], job: Job) -> bool:
         """Until the pictures ``ids`` are in (True) or the pass has ended (False if not)."""
@@ -44,17 +45,20 @@ class Watch:
         return True
 
 
-def fingerprint_pass(p: Probe, crop: fpm.Crop | None, fs: FingerprintSettings, run: Run, label: str,
+def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings, run: Run, label: str,
                      grab: list[int] | tuple[int, ...] | None = None, nice: int = 0,
                      watch: Watch | None = None) -> fpm.Fingerprints:
-    """One decode of ``p`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full size."""
+    """One decode of ``inp`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full size."""
+    p = inp.file
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
-    return fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=fs.size,
-                            # a VFR input is read at a constant rate by the frame server only: ffmpeg's
-                            # frames could number the same and still be other frames
-                            decoder="vs" if p.vfr else fs.decoder,
-                            progress=run.task(label, p.frames), grab=g, nice=nice,
-                            live=watch.live if watch else None)
+    prints = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=inp.file_crop(crop), size=fs.size,
+                              # a VFR input is read at a constant rate by the frame server only: ffmpeg's
+                              # frames could number the same and still be other frames
+                              decoder="vs" if p.vfr else fs.decoder,
+                              progress=run.task(label, p.frames), grab=g, nice=nice,
+                              live=watch.live if watch else None)
+    prints.frames = {i: inp.cut(img) for i, img in prints.frames.items()}
+    return prints
 
 
 def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
@@ -132,8 +136,8 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     """FG's fingerprints and both audio tracks decode while the spatial search runs: none
     of them needs the footprint (FG is cropped only when it sticks out of BG)."""
     run.trace("FG pass starts")
-    watch = Watch()
-    fg_pass = Job(fingerprint_pass, fg.probe, None, settings.fingerprint, run, "decoding FG", plan.fg_grab,
+    watch = Watch(fg)
+    fg_pass = Job(fingerprint_pass, fg, None, settings.fingerprint, run, "decoding FG", plan.fg_grab,
                   nice=plan.fg_nice, watch=watch) if plan.visual else None
     audio = early.audio if plan.use_audio else None
     fg_mid = None

@@ -8,8 +8,11 @@ audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import NamedTuple
 
+import numpy as np
 from rich.console import Console
 
 from ..alignment import Alignment, MediaInfo, Spatial, Temporal
@@ -47,7 +50,9 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
         bg_in, fg_in = probe_inputs(bg, fg, req, run)
         if hit is not None:
             return _from_cache(hit, bg_in, fg_in, run, settings)
-        result = _align(bg_in.open(), fg_in.open(), req, settings, run, early)
+        found = _align(bg_in.open(), fg_in.open(), req, settings, run, early)
+        result = _without_bars(found, bg_in, fg_in, req, settings, run, early)
+        warn(result.spatial, result.temporal, run, settings.audio.min_confidence)
     finally:
         early.join()  # nothing started before the probes outlives the call, however it ends
     if key and not run.fallbacks:  # a fallback's result is not kept: fixing the cause fixes the next run
@@ -55,7 +60,13 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     return result
 
 
-def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, early: Early) -> Alignment:
+class Outcome(NamedTuple):
+    alignment: Alignment
+    fg_planes: np.ndarray | None  # FG's fingerprint planes, uncut (None: no visual pass)
+    fg_frames: dict[int, np.ndarray]  # the full-size FG pictures kept
+
+
+def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, early: Early) -> Outcome:
     plan = make_plan(bg, fg, req, settings)
     with run.make_progress():
         passes = start_passes(bg, fg, req, plan, settings, run, early)
@@ -70,9 +81,47 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
     shape = structure_stage(ctx, prints, found)
     temporal = shape.match.temporal
     spatial = shot_placements(ctx, shape.fg_shots, temporal, refine_stage(ctx, shape.match))
-    warn(spatial, temporal, run, settings.audio.min_confidence)
-    return Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
-                     temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
+    al = Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
+                   temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
+    return Outcome(al, None if prints is None else prints.fg_whole, passes.have_fg)
+
+
+def _without_bars(found: Outcome, bg: Input, fg: Input, req: Request, settings: Settings, run: Run,
+                  early: Early) -> Alignment:
+    """Bars baked into FG (letterbox, pillarbox, windowbox): FG's picture area aligned on
+    its own (the bars would match nothing in an open-matte BG) and recorded, so that the
+    overlay lays the picture alone (BG shows through the bars)."""
+    from ..bars import active_from_prints, active_per_shot_from_prints
+
+    al = found.alignment
+    if found.fg_planes is None:
+        return al
+    full = [0, 0, fg.probe.width, fg.probe.height]
+    active = active_from_prints(found.fg_planes, fg.size, found.fg_frames)
+    if active is None or active == full:
+        return al
+    run.trace(f"bars in FG: its picture is {active}")
+    if not req.manual:
+        inner = _align(bg, fg.picture(active), req, settings, run, early).alignment
+        al = in_file_frame(inner, MediaInfo.from_probe(fg.probe), active)
+    al.spatial.active = active
+    bounds = [(sh.fg_start, sh.fg_end) for sh in al.shots]
+    per_shot = active_per_shot_from_prints(found.fg_planes, fg.size, bounds, found.fg_frames) if bounds else []
+    for sh, act in zip(al.shots, per_shot):
+        sh.active = None if act is None or act == full else act
+    return al
+
+
+def in_file_frame(al: Alignment, fg: MediaInfo, active: list[int]) -> Alignment:
+    """An alignment made for FG's picture area ``active`` as one for the whole FG frame."""
+    ox, oy = active[0], active[1]
+    sp = al.spatial
+    track = None if sp.track is None else [[x - ox * s, y - oy * s, s] for x, y, s in sp.track]
+    spatial = Spatial(x=sp.x - ox * sp.scale, y=sp.y - oy * sp.scale, scale=sp.scale, confidence=sp.confidence,
+                      method=sp.method, track=track, active=active)
+    shots = [dataclasses.replace(sh, x=sh.x - ox * sh.scale, y=sh.y - oy * sh.scale, active=active)
+             for sh in al.shots]
+    return Alignment(bg=al.bg, fg=fg, spatial=spatial, temporal=al.temporal, shots=shots)
 
 
 def _from_cache(hit: Alignment, bg: Input, fg: Input, run: Run, settings: Settings) -> Alignment:

@@ -16,6 +16,7 @@ from ..alignment import Spatial, Temporal
 from ..errors import VidkompyError
 from ..sources import frame_arrays
 from .footprint import Context
+from .structure import shot_similarity
 
 # a shot whose matches are this much below the best shots' is checked at full size
 SHOT_SIM_DROP = 0.02
@@ -58,14 +59,7 @@ def shot_placements(ctx: Context, fg_shots: list[tuple[int, int]], temporal: Tem
 
 
 def _suspects(fg_shots: list[tuple[int, int]], temporal: Temporal) -> list[int]:
-    sim = np.asarray(temporal.similarity, np.float64)
-    unc = np.zeros(len(sim), bool)
-    unc[np.asarray(temporal.uncovered, np.int64)] = True
-    med = []
-    for a, b in fg_shots:
-        cov = ~unc[a:b]
-        med.append(float(np.median(sim[a:b][cov])) if cov.sum() >= 3 else np.nan)
-    med_a = np.asarray(med)
+    med_a = shot_similarity(fg_shots, temporal, min_frames=3)
     if np.all(np.isnan(med_a)):
         return []
     best = float(np.nanmax(med_a))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from .. import fingerprint as fpm
 from ..audio import AudioMatch
 from ..errors import VidkompyError
@@ -17,6 +19,7 @@ class Prints(NamedTuple):
     bg: fpm.Fingerprints
     crops: Crops  # what each was cut to
     refine_on_view: bool  # the refinement may re-match on its own footprint (BG was cut to a crop)
+    fg_whole: np.ndarray  # FG's planes uncut (what its bars are looked for in)
 
 
 def footprint_prints(ctx: Context, foot: Footprint) -> Prints | None:
@@ -43,16 +46,17 @@ def footprint_prints(ctx: Context, foot: Footprint) -> Prints | None:
         grab_bg = [j for j in grab_bg if j not in passes.have_bg]
     ctx.run.trace(f"footprint found ({foot.spatial.method}); BG pass starts")
     fs = ctx.settings.fingerprint
-    fbg = fingerprint_pass(bg_probe, cut.bg, fs, ctx.run, "decoding BG", grab_bg)
+    fbg = fingerprint_pass(ctx.bg, cut.bg, fs, ctx.run, "decoding BG", grab_bg)
     ctx.run.trace("BG pass done")
     passes.have_bg.update(fbg.frames)
     fbg.frames = {}
     ffg = passes.fg_pass.get()
     passes.have_fg.update(ffg.frames)
     ffg.frames = {}
+    whole = ffg.planes
     if cut.fg is not None:
-        ffg = fingerprint_pass(fg_probe, cut.fg, fs, ctx.run, "decoding FG (cropped)")
-    return Prints(ffg, fbg, cut, ctx.plan.refine and foot.prior is not None and cut.bg is not None)
+        ffg = fingerprint_pass(ctx.fg, cut.fg, fs, ctx.run, "decoding FG (cropped)")
+    return Prints(ffg, fbg, cut, ctx.plan.refine and foot.prior is not None and cut.bg is not None, whole)
 
 
 def audio_result(ctx: Context) -> AudioMatch | None:

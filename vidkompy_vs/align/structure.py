@@ -9,11 +9,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ..alignment import Shot, Spatial, Temporal
-from ..edits import bg_pieces, edited_map, is_plain, suspicious
+from ..edits import bg_pieces, chunked, edited_map, good_similarity, is_plain, suspicious
+from ..fingerprint import Fingerprints
 from ..shots import find_cuts, shot_ranges
+from ..temporal import register_shift, shifted
 from .footprint import Context
 from .matching import Match
 from .prints import Prints
+from .run import log
 
 
 class Structure(NamedTuple):
@@ -23,58 +26,74 @@ class Structure(NamedTuple):
 
 def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Structure:
     """Shots, and the map rebuilt piece by piece when the pair is edited."""
-    if prints is None or found.temporal.method == "start":
+    if prints is None or found.similarity is None:
         return Structure([(0, ctx.fg.probe.frames)], found)
     fg_cuts = find_cuts(prints.fg.planes).starts
     bg_cuts = find_cuts(prints.bg.planes).starts
     t = found.temporal
     fg_fps, bg_fps = prints.fg.fps, prints.bg.fps
     fg_shots = shot_ranges(fg_cuts, prints.fg.n)
-    if not suspicious(t.frame_map, t.similarity, t.uncovered, fg_cuts, bg_cuts, fg_fps, bg_fps):
+    unrelated = t.method == "start"  # no continuous map: an edited pair matches nowhere end to end
+    if not unrelated and not suspicious(t.frame_map, t.similarity, t.uncovered, fg_cuts, bg_cuts, fg_fps, bg_fps):
         return Structure(fg_shots, found)
     ctx.run.trace("structure check")
     params = ctx.settings.temporal
-    pieces = bg_pieces(prints.fg, prints.bg, shot_ranges(bg_cuts, prints.bg.n), params, _good_similarity(t))
+    good = good_similarity(found.similarity, t.uncovered)
+    fg = _registered(prints, t, good)
+    pieces = bg_pieces(fg, prints.bg, chunked(shot_ranges(bg_cuts, prints.bg.n), bg_fps), params, good)
+    log.debug("BG pieces (good similarity %.3f): %s", good, [(p.bg, p.fg) for p in pieces])
     gap = 1 + int(np.ceil(fg_fps / bg_fps))
-    if is_plain(pieces, gap):
+    if is_plain(pieces, gap) and not unrelated:
         ctx.run.trace("structure: plain")
         return Structure(fg_shots, found)
-    ed = edited_map(prints.fg, prints.bg, pieces, params)
+    ed = edited_map(fg, prints.bg, pieces, params, good)
+    if unrelated and len(ed.uncovered) > prints.fg.n // 2:
+        return Structure(fg_shots, found)  # most of FG in no BG shot: unrelated after all
     ctx.run.trace(f"structure: edited ({sum(p.fg is None for p in pieces)} BG shots FG does not show, "
                   f"{len(ed.uncovered)} FG frames BG lacks)")
     temporal = Temporal(frame_map=[int(v) for v in ed.frame_map],
-                        similarity=[round(float(v), 4) for v in ed.similarity], confidence=t.confidence,
-                        method=t.method, offset_s=float(ed.line[0]), rate=float(ed.line[1]),
+                        similarity=[round(float(v), 4) for v in ed.similarity],
+                        confidence=ed.confidence if unrelated else t.confidence,
+                        method="visual" if unrelated else t.method, offset_s=float(ed.line[0]), rate=float(ed.line[1]),
                         uncovered=[int(v) for v in ed.uncovered])
     # the refinement measured the continuous map's pairs: once more on these
     return Structure(fg_shots, Match(temporal, found.spatial, found.prior, False))
 
 
-def _good_similarity(t: Temporal) -> float:
-    """What the continuous map's good matches reach: a BG shot matching worse than this is
-    not in FG (the map's worst rows are the edits' own, so a robust level of the rest)."""
-    sim = np.asarray(t.similarity, np.float64)
-    keep = np.ones(len(sim), bool)
-    keep[np.asarray(t.uncovered, np.int64)] = False
-    s = sim[keep] if keep.any() else sim
-    med = float(np.median(s))
-    mad = 1.4826 * float(np.median(np.abs(s - med)))
-    return med - max(0.05, 6 * mad)
+def _registered(prints: Prints, t: Temporal, good: float) -> Fingerprints:
+    """FG's planes moved onto BG's by the sub-pixel shift its good matches show: BG was cut
+    to a footprint good to a pixel or so, and the pieces are matched on single frames and
+    short spans, where a misregistration costs more than over the whole map."""
+    ok = covered(t) & (np.asarray(t.similarity) >= good)
+    shift = register_shift(prints.fg, prints.bg, np.asarray(t.frame_map, np.int64), ok)
+    return shifted(prints.fg, shift) if max(abs(shift[0]), abs(shift[1])) > 0.03 else prints.fg
+
+
+def covered(temporal: Temporal) -> np.ndarray:
+    """(N,) bool: the FG frames BG covers."""
+    out = np.ones(len(temporal.frame_map), bool)
+    out[np.asarray(temporal.uncovered, np.int64)] = False
+    return out
+
+
+def shot_similarity(fg_shots: list[tuple[int, int]], temporal: Temporal, min_frames: int = 1) -> np.ndarray:
+    """Each FG shot's median similarity over its covered frames (NaN with fewer than
+    ``min_frames`` of them)."""
+    sim = np.asarray(temporal.similarity, np.float64)
+    cov = covered(temporal)
+    return np.array([float(np.median(sim[a:b][cov[a:b]])) if cov[a:b].sum() >= min_frames else np.nan
+                     for a, b in fg_shots])
 
 
 def shots_of(fg_shots: list[tuple[int, int]], temporal: Temporal, spatial: Spatial) -> list[Shot]:
     """The alignment file's shots: each FG shot's BG range, placement and confidence."""
     fmap = np.asarray(temporal.frame_map, np.int64)
-    sim = np.asarray(temporal.similarity, np.float64)
-    unc = np.zeros(len(fmap), bool)
-    unc[np.asarray(temporal.uncovered, np.int64)] = True
+    cov = covered(temporal)
+    conf = np.nan_to_num(shot_similarity(fg_shots, temporal), nan=0.0)
     out = []
-    for a, b in fg_shots:
-        cov = ~unc[a:b]
-        seg = fmap[a:b][cov] if cov.any() else fmap[a:b]
+    for (a, b), c in zip(fg_shots, conf):
+        seg = fmap[a:b][cov[a:b]] if cov[a:b].any() else fmap[a:b]
         x, y, s = spatial.at(a)
         out.append(Shot(fg_start=a, fg_end=b, bg_start=int(seg.min()), bg_end=int(seg.max()) + 1, x=float(x),
-                        y=float(y), scale=float(s),
-                        confidence=round(float(np.median(sim[a:b][cov])) if cov.any() else 0.0, 4),
-                        active=spatial.active))
+                        y=float(y), scale=float(s), confidence=round(float(c), 4), active=spatial.active))
     return out

@@ -78,19 +78,25 @@ class Pyramid:
         self._s: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def grey(self, k: int) -> np.ndarray:
+        # (no level below a few pixels: a degenerate scale asked for one would otherwise
+        # halve an empty image until OpenCV's resize asserts)
+        k = min(k, max(0, int(math.log2(max(1, min(self.w, self.h)) / 4))))
         if k not in self._g:
             self._g[k] = resize(self.grey(k - 1), 0.5)
         return self._g[k]
 
     def level(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(grey, gradient) at level ``k``."""
+        g = self.grey(k)
         if k not in self._d:
-            self._d[k] = grad(self.grey(k))
-        return self._g[k], self._d[k]
+            self._d[k] = grad(g)
+        return g, self._d[k]
 
     def scaled(self, r: float) -> tuple[np.ndarray, np.ndarray]:
         """(grey, gradient) at exact factor ``r``."""
         key = round(r, 9)
+        if not (math.isfinite(r) and min(self.w, self.h) * r >= 2):
+            raise ValueError(f"no usable picture at scale {r:g} of {self.w}x{self.h}")
         if key not in self._s:
             j = max(0, int(math.floor(math.log2(1 / r) + 1e-9))) if r < 1 else 0
             g = resize(self.grey(j), r * 2 ** j)

@@ -16,6 +16,7 @@ fraction of a pixel.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from ..alignment import Placement
 from ..numeric import peak
 from .common import (
     FEATURE_BELOW,
+    MIN_FOOT,
     PREFER_ONE,
     Pyramid,
     check_fit,
@@ -38,6 +40,8 @@ from .common import (
     resize,
     scale_grid,
 )
+
+log = logging.getLogger(__name__)
 
 # Working level for the first ECC: the FG footprint at most this many pixels.
 WORK_PIXELS = 200_000
@@ -148,6 +152,8 @@ def features(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement |
     if m is None or inl is None or int(inl.sum()) < 8:
         return None
     s = float(math.hypot(m[0, 0], m[1, 0]))
+    if not math.isfinite(s) or min(fg.shape) * s < MIN_FOOT:
+        return None  # RANSAC on a few chance matches: a degenerate similarity, not a placement
     return Placement(float(m[0, 2]), float(m[1, 2]), s, float(inl.mean()), "orb")
 
 
@@ -426,7 +432,11 @@ def estimate_full(fg: Pyramid, bg: Pyramid, scale: float | None) -> Placement:
     best = _best_free(fg, bg, cands) if free else cands[0]
     p = Placement(best.x, best.y, best.scale, best.score, "ncc")
     if best.score < FEATURE_BELOW:
-        orb = features(fg.full, bg.full, scale)
+        try:
+            orb = features(fg.full, bg.full, scale)
+        except cv2.error as e:  # a method that fails is skipped, the search goes on
+            log.warning("feature path skipped: %s", str(e).strip().splitlines()[-1])
+            orb = None
         if orb is not None and fits(fg.w, fg.h, bg.w, bg.h, orb.scale):
             sc_f = score_at(fg, bg, orb, coarse_level(bg.w, bg.h, fg.w * orb.scale, fg.h * orb.scale))
             sc_n = score_at(fg, bg, p, coarse_level(bg.w, bg.h, fg.w * p.scale, fg.h * p.scale))
