@@ -204,10 +204,12 @@ def _best_fg(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, path: np
     w = int(round(3 * fg.fps))
     lo = np.clip(path - w, 0, max(0, fg.n - 2 * w - 1))
     span = min(fg.n, 2 * w + 1)
-    fv = fg.vectors()
+    # every BG frame against the FG frames its window can reach, once (FG may be hours long)
+    f0, f1 = int(lo.min()), int(lo.max()) + span
     bv = bg.vectors(int(bg_frames.min()), int(bg_frames.max()) + 1)[bg_frames - bg_frames.min()]
-    cand = fv[lo[:, None] + np.arange(span)[None, :]]  # (L, span, D)
-    return lo + np.argmax(np.einsum("lsd,ld->ls", cand, bv), axis=1)
+    corr = bv @ fg.vectors(f0, f1).T  # (L, f1 - f0)
+    win = np.take_along_axis(corr, (lo - f0)[:, None] + np.arange(span)[None, :], axis=1)
+    return lo + np.argmax(win, axis=1)
 
 
 def _line_match(fg: Fingerprints, bg: Fingerprints, bg_frames: np.ndarray, off: float, q: int) -> float:
