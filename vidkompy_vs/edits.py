@@ -22,7 +22,8 @@ from .fingerprint import Fingerprints, from_planes
 from .settings import TemporalParams
 from .temporal import TemporalResult, align_visual
 
-__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious", "good_similarity", "chunked"]
+__all__ = ["Piece", "Edited", "bg_pieces", "is_plain", "edited_map", "suspicious", "good_similarity", "chunked",
+           "covered_mask"]
 
 # BG shots longer than this are looked for in pieces of about this length (seconds): a
 # splice in a continuous scene changes the picture no more than its motion does, and so
@@ -83,13 +84,19 @@ def _sub(fp: Fingerprints, lo: int, hi: int) -> Fingerprints:
     return from_planes(fp.planes[lo:hi], fp.fps)
 
 
+def covered_mask(n: int, uncovered: list[int] | np.ndarray) -> np.ndarray:
+    """(n,) bool: the FG frames not in ``uncovered``."""
+    out = np.ones(n, bool)
+    out[np.asarray(uncovered, np.int64)] = False
+    return out
+
+
 def good_similarity(similarity: list[float] | np.ndarray, uncovered: list[int] | np.ndarray) -> float:
     """What the continuous match's good rows reach: a BG shot matching worse than this is
     not in FG. From the upper part of the rows (an edited pair's continuous map is poor on
     the edited part: half of it may be wrong) and their spread."""
     sim = np.asarray(similarity, np.float64)
-    keep = np.ones(len(sim), bool)
-    keep[np.asarray(uncovered, np.int64)] = False
+    keep = covered_mask(len(sim), uncovered)
     s = sim[keep] if keep.any() else sim
     upper = s[s >= np.median(s)]
     top = float(np.quantile(s, 0.75))
@@ -114,8 +121,7 @@ def suspicious(frame_map: list[int], similarity: list[float], uncovered: list[in
     if len(uncovered) >= max(3, int(0.2 * fg_fps)):
         return True  # FG frames BG lacks, or shows elsewhere (shots in another order): look
     sim = np.asarray(similarity, np.float64)
-    covered = np.ones(len(sim), bool)
-    covered[np.asarray(uncovered, np.int64)] = False
+    covered = covered_mask(len(sim), uncovered)
     s = sim[covered]
     if len(s) < 8:
         return False

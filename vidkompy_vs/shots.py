@@ -42,8 +42,8 @@ def frame_change(planes: np.ndarray) -> np.ndarray:
         hi = min(n, lo + 4096)
         v[lo:hi] = normalise(area_reduce(planes[lo:hi], CUT_SIZE).reshape(hi - lo, -1))
     out[1:] = 1.0 - np.einsum("ij,ij->i", v[1:], v[:-1])
-    # a flat frame (a fade's black) has no correlation with anything: its change is what
-    # the mean level did, not a cut in itself
+    # (a flat frame, a fade's black, normalises to zeros: a change of 1 from anything; the
+    # clip only keeps rounding inside 1 - correlation's range)
     return np.clip(out, 0.0, 2.0)
 
 

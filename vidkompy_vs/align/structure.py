@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..alignment import Shot, Spatial, Temporal
-from ..edits import bg_pieces, chunked, edited_map, good_similarity, is_plain, suspicious
+from ..edits import bg_pieces, chunked, covered_mask, edited_map, good_similarity, is_plain, suspicious
 from ..fingerprint import Fingerprints
 from ..shots import find_cuts, shot_ranges
 from ..temporal import register_shift, shifted
@@ -71,9 +71,7 @@ def _registered(prints: Prints, t: Temporal, good: float) -> Fingerprints:
 
 def covered(temporal: Temporal) -> np.ndarray:
     """(N,) bool: the FG frames BG covers."""
-    out = np.ones(len(temporal.frame_map), bool)
-    out[np.asarray(temporal.uncovered, np.int64)] = False
-    return out
+    return covered_mask(len(temporal.frame_map), temporal.uncovered)
 
 
 def shot_similarity(fg_shots: list[tuple[int, int]], temporal: Temporal, min_frames: int = 1) -> np.ndarray:
