@@ -6,7 +6,10 @@ offsets come from a 2x (3x for 1080p) upscaled master that both sides area-downs
 offsets of different parity, so both go through the same kernel. FG starts ``OFF`` frames
 into BG (the coarse pass does not know this) and the refinement gets the true frame map.
 
-    .venv/bin/python benchmarks/spatial.py [--no-vidkompy] [--only NAME ...]
+    .venv/bin/python benchmarks/spatial.py [--no-vidkompy] [--only NAME ...] [--nodes]
+
+``--nodes``: a second table, the whole prepass (``align``, which finds the map too) on
+each case's files and on the same files opened as VapourSynth nodes, side by side.
 
 Columns: error of the combined placement in BG px (the pan case: median over frames), the
 coarse pass's error, scale error in %, wall time of the spatial step (coarse + refine,
@@ -263,6 +266,77 @@ def _composite_psnr(case: Case, bg, fg, sp: Spatial, ids: list[int]) -> float:
     return worst
 
 
+def _errors(case: Case, r: Spatial, w: int, h: int) -> dict[str, float]:
+    """Placement error in BG px at FG's middle frame (the pan cases: median over frames),
+    scale error in % (the pan cases: the worst frame's), and the worst FG corner over
+    every frame of a track."""
+    mid = case.n_fg // 2
+    tx, ty, ts = case.truth(mid)
+    rx, ry, rsc = r.at(mid)
+    out = {"err": math.hypot(rx - tx, ry - ty), "scale_err": 100 * (rsc / ts - 1), "track_err": float("nan")}
+    if case.track is not None:
+        if r.track is None:
+            out["track_err"] = float("inf")
+        else:
+            tr, tt = np.asarray(r.track), case.track
+            # worst FG corner (a scale error moves the far corners most), every frame
+            worst = np.zeros(len(tr))
+            for u, v in ((0, 0), (w, 0), (0, h), (w, h)):
+                worst = np.maximum(worst, np.hypot(tr[:, 0] + tr[:, 2] * u - tt[:, 0] - tt[:, 2] * u,
+                                                   tr[:, 1] + tr[:, 2] * v - tt[:, 1] - tt[:, 2] * v))
+            out["track_err"] = float(worst.max())
+            out["err"] = float(np.median(np.hypot(tr[:, 0] - tt[:, 0], tr[:, 1] - tt[:, 1])))
+            out["scale_err"] = float(100 * np.max(np.abs(tr[:, 2] / tt[:, 2] - 1)))
+    return out
+
+
+def run_align(case: Case, inputs: str) -> dict:
+    """The whole prepass (``align``: the map too, not given) on the case's files, or on
+    them opened as VapourSynth nodes (``inputs="nodes"``), with a cold cache each."""
+    import os
+    import tempfile
+
+    from rich.console import Console
+
+    from vidkompy_vs.align import align
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("VIDKOMPY_VS_CACHE")
+        os.environ["VIDKOMPY_VS_CACHE"] = tmp
+        try:
+            t0 = time.perf_counter()
+            bg, fg = (open_video(case.bg), open_video(case.fg)) if inputs == "nodes" else (case.bg, case.fg)
+            a = align(bg, fg, console=Console(stderr=True, quiet=True))
+            seconds = time.perf_counter() - t0
+        finally:
+            if old is None:
+                os.environ.pop("VIDKOMPY_VS_CACHE", None)
+            else:
+                os.environ["VIDKOMPY_VS_CACHE"] = old
+    fmap = a.temporal.frame_map
+    return {"case": case.name, "inputs": inputs, "seconds": seconds, "map_ok": fmap == case.frame_map,
+            "map": fmap, "conf": a.spatial.confidence, "method": a.spatial.method,
+            **_errors(case, a.spatial, a.fg.width, a.fg.height)}
+
+
+def _align_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="whole prepass (align: map found, not given): files vs the files opened as VapourSynth nodes")
+    for c in ("case", "map exact files/nodes", "err px files", "err px nodes", "scale err % files/nodes",
+              "track max px files/nodes", "s files", "s nodes", "node/file", "same map"):
+        t.add_column(c, justify="left" if c == "case" else "right")
+    by = {(r["case"], r["inputs"]): r for r in rows}
+    for name in dict.fromkeys(r["case"] for r in rows):
+        f, n = by[(name, "files")], by[(name, "nodes")]
+        t.add_row(name, f"{'yes' if f['map_ok'] else 'no'}/{'yes' if n['map_ok'] else 'no'}", f"{f['err']:.3f}",
+                  f"{n['err']:.3f}", f"{f['scale_err']:+.3f}/{n['scale_err']:+.3f}",
+                  f"{f['track_err']:.3f}/{n['track_err']:.3f}", f"{f['seconds']:.2f}", f"{n['seconds']:.2f}",
+                  f"{n['seconds'] / f['seconds']:.2f}", "yes" if f["map"] == n["map"] else "no")
+    Console(width=200).print(t)
+
+
 def run_case(case: Case, vidkompy: bool) -> dict:
     bg, fg = open_video(case.bg), open_video(case.fg)
     t0 = time.perf_counter()
@@ -272,14 +346,10 @@ def run_case(case: Case, vidkompy: bool) -> dict:
     r = spatial.refine_from_clips(bg, fg, case.frame_map, prior=c, stats=rs)
     total = time.perf_counter() - t0
     mid = case.n_fg // 2
-    tx, ty, ts = case.truth(mid)
-    rx, ry, rsc = r.at(mid)
     out = {
         "case": case.name,
-        "err": math.hypot(rx - tx, ry - ty),
         "coarse_err": math.hypot(c.x - case.truth(mid)[0], c.y - case.truth(mid)[1]) if case.track is None
         else float("nan"),
-        "scale_err": 100 * (rsc / ts - 1),
         "compute": cs["compute_s"] + rs["compute_s"],
         "cpu": cs["compute_cpu_s"] + rs["compute_cpu_s"],
         "refine_s": rs["compute_s"],
@@ -287,22 +357,9 @@ def run_case(case: Case, vidkompy: bool) -> dict:
         "total": total,
         "conf": r.confidence,
         "method": r.method,
-        "track_err": float("nan"),
+        **_errors(case, r, fg.width, fg.height),
     }
-    if case.track is not None:
-        if r.track is None:
-            out["track_err"] = float("inf")
-        else:
-            tr, tt = np.asarray(r.track), case.track
-            w, h = open_video(case.fg).width, open_video(case.fg).height
-            # worst FG corner (a scale error moves the far corners most), every frame
-            worst = np.zeros(len(tr))
-            for u, v in ((0, 0), (w, 0), (0, h), (w, h)):
-                worst = np.maximum(worst, np.hypot(tr[:, 0] + tr[:, 2] * u - tt[:, 0] - tt[:, 2] * u,
-                                                   tr[:, 1] + tr[:, 2] * v - tt[:, 1] - tt[:, 2] * v))
-            out["track_err"] = float(worst.max())
-            out["err"] = float(np.median(np.hypot(tr[:, 0] - tt[:, 0], tr[:, 1] - tt[:, 1])))
-            out["scale_err"] = float(100 * np.max(np.abs(tr[:, 2] / tt[:, 2] - 1)))
+    tx, ty, ts = case.truth(mid)
     # FG-region PSNR on three frames, found vs true placement
     ids = [case.n_fg // 4, mid, 3 * case.n_fg // 4]
     fgs = frame_arrays(fg, ids, gray=True)
@@ -348,15 +405,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-vidkompy", action="store_true", help="skip the vidkompy 1.2.5 column")
     ap.add_argument("--only", nargs="*", default=None, help="case names")
+    ap.add_argument("--nodes", action="store_true",
+                    help="also the whole prepass on each case's files and on them opened as nodes (a second table)")
     a = ap.parse_args()
     vk = not a.no_vidkompy and (HERE / "vidkompy_ref.py").exists()
     names = a.only or ALL
-    rows = []
+    rows: list[dict] = []
+    aligned: list[dict] = []
     for n in names:
         case = build(n, n_fg=60 if n == "1080p" else 100, n_bg=90 if n == "1080p" else 132)
         rows.append(run_case(case, vk))
         r = rows[-1]
         print(f"  {n}: err {r['err']:.3f} px, {r['compute']:.2f} s", file=sys.stderr)
+        if a.nodes:
+            for inputs in ("files", "nodes"):
+                aligned.append(run_align(case, inputs))
+                q = aligned[-1]
+                print(f"  {n} ({inputs}): map {'exact' if q['map_ok'] else 'NOT exact'}, err {q['err']:.3f} px, "
+                      f"{q['seconds']:.2f} s", file=sys.stderr)
     try:
         from rich.console import Console
         from rich.table import Table
@@ -379,6 +445,8 @@ def main() -> None:
     except ImportError:
         for r in rows:
             print(r)
+    if aligned:
+        _align_table(aligned)
 
 
 if __name__ == "__main__":

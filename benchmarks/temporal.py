@@ -15,7 +15,11 @@ time ffmpeg needs to decode both inputs (same run), peak memory (our process plu
 ffmpeg children), uncovered frames found/true, and vidkompy 1.2.5's time and accuracy
 (``benchmarks/vidkompy_ref.py``; skip with ``--no-vidkompy``).
 
-    .venv/bin/python benchmarks/temporal.py [--cases a,b] [--no-vidkompy] [--vidkompy-cases a,b]
+    .venv/bin/python benchmarks/temporal.py [--cases a,b] [--no-vidkompy] [--vidkompy-cases a,b] [--nodes]
+
+``--nodes``: every case a second time with its files opened as VapourSynth nodes
+(``sources.open_video``; sound as ``AudioNode`` s from ``sources.open_audio``) and passed
+to ``align`` as a script would, in a second table beside the file path's time.
 """
 
 from __future__ import annotations
@@ -341,7 +345,15 @@ def _sample():
 th = threading.Thread(target=_sample, daemon=True)
 th.start()
 t0 = time.perf_counter()  # imports (~1 s of Python start-up) are not the engine's time
-a = align(sys.argv[1], sys.argv[2], preset=sys.argv[3], console=Console(stderr=True, quiet=True))
+con = Console(stderr=True, quiet=True)
+if sys.argv[5] == "nodes":
+    # as a script would: each file opened as a node (its index built here, inside the
+    # timed run, as the file path builds it), sound as AudioNodes where there is some
+    from vidkompy_vs.sources import open_audio, open_video
+    a = align(open_video(sys.argv[1]), open_video(sys.argv[2]), preset=sys.argv[3], console=con,
+              bg_audio=open_audio(sys.argv[1]), fg_audio=open_audio(sys.argv[2]))
+else:
+    a = align(sys.argv[1], sys.argv[2], preset=sys.argv[3], console=con)
 t = time.perf_counter() - t0
 done.set()
 th.join()
@@ -361,13 +373,15 @@ def decode_time(*paths: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_ours(bg: Path, fg: Path, preset: str) -> dict:
+def run_ours(bg: Path, fg: Path, preset: str, inputs: str = "files") -> dict:
+    """One align() run in a fresh process; ``inputs``: ``files`` (paths) or ``nodes``
+    (the files opened as VapourSynth nodes first)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a cold cache: indexes and fingerprints are built inside the timed run
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
         res = Path(tmp) / "r.json"
-        subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), preset, str(res)], env=env, check=True,
-                       cwd=ROOT)
+        subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), preset, str(res), inputs], env=env,
+                       check=True, cwd=ROOT)
         return json.loads(res.read_text())
 
 
@@ -386,6 +400,35 @@ def score(fmap: list[int] | None, sets: list[set[int] | None]) -> tuple[float, i
     return ok / max(n, 1), worst
 
 
+def _row(c: Case, r: dict, sets: list[set[int] | None], dec: float) -> dict:
+    exact, worst = score(r["map"], sets)
+    unc_true = sum(s is None for s in sets)
+    return {"case": c.name, "fg": len(c.f), "bg": len(c.b), "exact": exact, "maxerr": worst,
+            "uncovered": f"{len(r['uncovered'])}/{unc_true}", "conf": r["confidence"], "ours": r["seconds"],
+            "dec": dec, "ratio": r["seconds"] / dec, "mb": r["rss_kb"] / 1024, "vk": None,
+            "method": r["method"], "map": r["map"],
+            # FG is BG's picture cropped at (x, y): the placement's error in BG px
+            "xy_err": float(np.hypot(r["x"] - c.crop[2], r["y"] - c.crop[3]))}
+
+
+def _node_table(rows: list[dict], node_rows: list[dict]) -> None:
+    """The cases again with their files opened as nodes (``sources.open_video``, sound
+    through ``open_audio``), beside the file path's figures; ``node/file``: the node
+    run's time over the file run's, both from this run."""
+    print("\nthe same cases, files opened as VapourSynth nodes (align(bg_node, fg_node, bg_audio=, fg_audio=))")
+    hdr = (f"{'case':14s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} {'xy err':>6s} {'method':>12s} "
+           f"{'node s':>7s} {'file s':>7s} {'node/file':>9s} {'MB':>5s} {'same map':>8s}")
+    print(hdr)
+    print("-" * len(hdr))
+    for f, n in zip(rows, node_rows, strict=True):
+        print(f"{n['case']:14s} {100 * n['exact']:7.2f} {n['maxerr']:6d} {n['uncovered']:>7s} {n['conf']:5.2f} "
+              f"{n['xy_err']:6.3f} {n['method']:>12s} {n['ours']:7.2f} {f['ours']:7.2f} "
+              f"{n['ours'] / f['ours']:9.2f} {n['mb']:5.0f} {'yes' if n['map'] == f['map'] else 'no':>8s}",
+              flush=True)
+    tn, tf = sum(r["ours"] for r in node_rows), sum(r["ours"] for r in rows)
+    print(f"all cases: nodes {tn:.1f} s, files {tf:.1f} s, node/file {tn / tf:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
@@ -394,6 +437,8 @@ def main() -> None:
     ap.add_argument("--vidkompy-cases", default="offset,fg60_bg25,drift,degraded,hd1080",
                     help="cases vidkompy runs on ('all' for every case; it is slow)")
     ap.add_argument("--vidkompy-timeout", type=float, default=600)
+    ap.add_argument("--nodes", action="store_true",
+                    help="also run every case with its files opened as VapourSynth nodes (a second table)")
     args = ap.parse_args()
 
     vid, wav, n_master = master()
@@ -405,7 +450,7 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001
             print(f"(vidkompy reference unavailable: {e})")
             ref = None
-    rows = []
+    rows, node_rows = [], []
     hdr = (f"{'case':14s} {'FG':>5s} {'BG':>5s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} "
            f"{'xy err':>6s} {'ours s':>7s} {'dec s':>6s} {'ratio':>6s} {'MB':>5s} {'vk s':>6s} {'vk ratio':>8s} "
            f"{'vk exact%':>9s} {'vk maxerr':>9s}")
@@ -415,14 +460,10 @@ def main() -> None:
         bg, fg = build(c, vid, wav)
         sets, _ = truth_sets(c, bg)
         dec = decode_time(bg, fg)
-        r = run_ours(bg, fg, args.preset)
-        exact, worst = score(r["map"], sets)
-        unc_true = sum(s is None for s in sets)
-        row = {"case": c.name, "fg": len(c.f), "bg": len(c.b), "exact": exact, "maxerr": worst,
-               "uncovered": f"{len(r['uncovered'])}/{unc_true}", "conf": r["confidence"], "ours": r["seconds"],
-               "dec": dec, "ratio": r["seconds"] / dec, "mb": r["rss_kb"] / 1024, "vk": None,
-               # FG is BG's picture cropped at (x, y): the placement's error in BG px
-               "xy_err": float(np.hypot(r["x"] - c.crop[2], r["y"] - c.crop[3]))}
+        row = _row(c, run_ours(bg, fg, args.preset), sets, dec)
+        exact, worst = row["exact"], row["maxerr"]
+        if args.nodes:
+            node_rows.append(_row(c, run_ours(bg, fg, args.preset, "nodes"), sets, dec))
         if ref is not None and (args.vidkompy_cases == "all" or c.name in args.vidkompy_cases.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 v = ref.run_vidkompy(bg, fg, Path(tmp) / "out.mp4", timeout=args.vidkompy_timeout)
@@ -435,12 +476,15 @@ def main() -> None:
               f"{row['conf']:5.2f} {row['xy_err']:6.3f} {row['ours']:7.2f} {dec:6.2f} {row['ratio']:6.2f} "
               f"{row['mb']:5.0f} {vk}",
               flush=True)
+    if node_rows:
+        _node_table(rows, node_rows)
     base = next((r for r in rows if r["case"] == "offset"), None)
     long = next((r for r in rows if r["case"] == "long10x"), None)
     if base and long:
         print(f"\nscaling: long10x (10x the frames of 'offset') took {long['ours'] / base['ours']:.1f}x the time")
     out = CACHE / "last-results.json"
-    out.write_text(json.dumps(rows, indent=1, default=str))
+    keep = [{k: v for k, v in r.items() if k != "map"} for r in rows + [dict(r, inputs="nodes") for r in node_rows]]
+    out.write_text(json.dumps(keep, indent=1, default=str))
     print(f"(results in {out})")
 
 

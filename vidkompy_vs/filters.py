@@ -186,10 +186,17 @@ def overlay(bg: vs.VideoNode, fg: vs.VideoNode, x: float, y: float, scale: float
     return out.std.SetFrameProps(VkX=float(x), VkY=float(y), VkScale=float(scale))
 
 
-def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canvas: str = "bg",
+def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment | None = None, *, canvas: str = "bg",
               feather: float = 0.0, kernel: str = "spline36", keep_bars: bool = False,
               uncovered: str = "hold", match_color: bool = False) -> vs.VideoNode:
     """BG retimed by ``alignment.temporal`` with FG laid on it at ``alignment.spatial``.
+
+    Without ``alignment``, ``bg`` and ``fg`` are aligned here, as they are, when this is
+    called (not per frame): :func:`vidkompy_vs.align.align` on the nodes, visual only
+    (call it yourself for sound, a preset or a placement by hand). That reads every
+    frame of both through the frame server once, like the file path's decode; the
+    result is cached by the nodes' content, so loading the script again costs a few
+    frame reads of each.
 
     The result has FG's frame count, frame rate and duration, FG's format and colour
     props, and every FG frame once at its own time.
@@ -209,16 +216,18 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, *, canva
 
     ``match_color``: BG's colours matched to FG's first (see :func:`match_color`).
     """
+    if alignment is None:
+        from .align import align
+
+        _check_options(canvas, uncovered)  # a typo should not cost a whole alignment first
+        alignment = align(bg, fg)
     return _composite(bg, fg, alignment, canvas, feather, kernel, match_color, keep_bars, uncovered)[0]
 
 
 def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas: str, feather: float, kernel: str,
                match: bool, keep_bars: bool = False, uncovered: str = "hold") -> tuple[vs.VideoNode, vs.VideoNode]:
     """The composite and the BG layer under it (same canvas, format and frames)."""
-    if canvas not in ("bg", "fg"):
-        raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
-    if uncovered not in UNCOVERED:
-        raise VidkompyError(f"uncovered must be one of {', '.join(UNCOVERED)}, not {uncovered!r}")
+    _check_options(canvas, uncovered)
     t, s = alignment.temporal, alignment.spatial
     if len(t.frame_map) != fg.num_frames:
         raise VidkompyError(f"alignment has {len(t.frame_map)} frames in its map; FG has {fg.num_frames}")
@@ -255,6 +264,13 @@ def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas:
 
 
 UNCOVERED = ("hold", "black", "blur")
+
+
+def _check_options(canvas: str, uncovered: str) -> None:
+    if canvas not in ("bg", "fg"):
+        raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
+    if uncovered not in UNCOVERED:
+        raise VidkompyError(f"uncovered must be one of {', '.join(UNCOVERED)}, not {uncovered!r}")
 
 
 def held_map(frame_map: Sequence[int], uncovered: Sequence[int]) -> list[int]:

@@ -102,7 +102,7 @@ class _Search:
     def run(self) -> Footprint | None:
         from ..spatial import scan_window
 
-        self.scan = scan_window(self.ctx.bg.clip, self.ctx.fg.clip, self.fg_samples, bg_path=self.bg_probe.path,
+        self.scan = scan_window(self.ctx.bg.clip, self.ctx.fg.clip, self.fg_samples, bg_path=self.ctx.bg.reads,
                                 scale=self.scale, at=ANCHOR_AT)
         if self.scan is None:
             return None

@@ -54,6 +54,10 @@ class Input:
     clip: Any = None  # vs.VideoNode, opened by :meth:`open` (an index build: only when aligning)
     origin: tuple[int, int] = (0, 0)
     file_probe: Probe | None = None
+    # a caller's VideoNode (uncut, checked: :func:`nodes.analysis_clip`) and its content
+    # key: every read then goes through the frame server, none to a file
+    node: Any = None
+    node_key: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -73,7 +77,13 @@ class Input:
         x, y, w, h = active
         fw, fh = self.file.width, self.file.height
         clip = self.open().clip.std.Crop(left=x, right=fw - x - w, top=y, bottom=fh - y - h)
-        return Input(self.name, self.path, dataclasses.replace(self.file, width=w, height=h), clip, (x, y), self.file)
+        return Input(self.name, self.path, dataclasses.replace(self.file, width=w, height=h), clip, (x, y), self.file,
+                     self.node, self.node_key)
+
+    @property
+    def reads(self) -> Any:
+        """What BG's window reads decode: the file, or the node through the frame server."""
+        return self.probe.path if self.node is None else self.node
 
     def file_crop(self, crop: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
         """``crop`` of this input's frames as a crop of the file's frames."""

@@ -50,6 +50,14 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
                      watch: Watch | None = None) -> fpm.Fingerprints:
     """One decode of ``inp`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full size."""
     p = inp.file
+    if inp.node is not None:
+        from ..nodes import node_fingerprints
+
+        prints = node_fingerprints(inp.node, key=inp.node_key, crop=inp.file_crop(crop), size=fs.size,
+                                   progress=run.task(label, p.frames), grab=grab,
+                                   on_frame=watch.on_frame if watch else None, live=watch.live if watch else None)
+        prints.frames = {i: inp.cut(img) for i, img in prints.frames.items()}
+        return prints
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
     prints = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=inp.file_crop(crop), size=fs.size,
                               # a VFR input is read at a constant rate by the frame server only: ffmpeg's

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.console import Console
 from ..alignment import Alignment, MediaInfo, Spatial, Temporal
 from ..settings import Settings, load_preset
 from .footprint import Context, find_footprint
+from .from_nodes import NodePair, given
 from .inputs import Input, Request, probe_inputs
 from .matching import match, refine_stage
 from .passes import Early, start_early, start_passes
@@ -28,26 +29,36 @@ from .results import cached_result, keep_result, result_key
 from .run import Run
 from .structure import shots_of, structure_stage
 
+if TYPE_CHECKING:
+    import vapoursynth as vs
 
-def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str | Settings = "default",
-          method: str = "auto", x: float | None = None, y: float | None = None,
-          scale: float | None = None, console: Console | None = None, cache: bool = True) -> Alignment:
+
+def align(bg: str | os.PathLike[str] | vs.VideoNode, fg: str | os.PathLike[str] | vs.VideoNode, *,
+          preset: str | Settings = "default", method: str = "auto", x: float | None = None,
+          y: float | None = None, scale: float | None = None, console: Console | None = None, cache: bool = True,
+          bg_audio: vs.AudioNode | None = None, fg_audio: vs.AudioNode | None = None) -> Alignment:
     """Align ``fg`` to ``bg`` and return the :class:`Alignment`.
 
+    ``bg``/``fg``: file paths, or VapourSynth ``VideoNode`` s (a script's own clips,
+    filtered as they will be composited: every frame is then read through the frame
+    server; ``bg_audio``/``fg_audio``: their sound as ``AudioNode`` s, for the audio line).
     ``preset``: a preset's name, a JSON file's path or :class:`Settings`. ``method``:
     ``auto`` (the audio line as a prior when both have sound, checked visually), ``audio``
     or ``visual``. ``x``/``y``/``scale`` override the spatial search by hand. Messages and
     progress go to ``console`` (stderr by default). ``cache``: reuse (and keep) the result
-    for the same input contents, settings and code (a re-run only probes the inputs).
+    for the same input contents, settings and code (a re-run only probes the inputs; a
+    node's contents: :func:`vidkompy_vs.nodes.content_key`).
     """
     run = Run(console or Console(stderr=True))
     req = Request(method, x, y, scale).check()
     settings = preset if isinstance(preset, Settings) else load_preset(preset)
-    key = result_key(bg, fg, settings, req) if cache else None
+    nodes = NodePair.of(bg, fg, bg_audio, fg_audio) if given(bg, fg, bg_audio, fg_audio) else None
+    key = (nodes.result_key(settings, req) if nodes else result_key(bg, fg, settings, req)) if cache else None
     hit = cached_result(key)
-    early = start_early(bg, fg, req, settings) if hit is None else Early()
+    early = (nodes.start_early(req, settings) if nodes else start_early(bg, fg, req, settings)) \
+        if hit is None else Early()
     try:
-        bg_in, fg_in = probe_inputs(bg, fg, req, run)
+        bg_in, fg_in = nodes.inputs(req, run, cache) if nodes else probe_inputs(bg, fg, req, run)
         if hit is not None:
             return _from_cache(hit, bg_in, fg_in, run, settings)
         found = _align(bg_in.open(), fg_in.open(), req, settings, run, early)

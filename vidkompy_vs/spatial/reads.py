@@ -106,7 +106,7 @@ def _collect(proc: subprocess.Popen, pts: queue.Queue, w: _Window) -> dict[int, 
             return out
 
 
-def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int], *,
+def window_frames(path: str | vs.VideoNode, lo: int, hi: int, fps: float, size: tuple[int, int], *,
                   src_size: tuple[int, int] | None = None, want: set[int] | None = None, every: int = 1,
                   start: float | None = None, skip: str = "bidir") -> dict[int, np.ndarray] | None:
     """Grey (luma) frames of ``path`` numbered ``lo..hi`` from one sequential ffmpeg decode:
@@ -116,7 +116,12 @@ def window_frames(path: str, lo: int, hi: int, fps: float, size: tuple[int, int]
     codecs without B-frames), or only ``want`` of them, every ``every``-th at most
     (``skip="nokey"``: only the keyframes),
     at ``size`` (not scaled when it is ``src_size``). Frame numbers come from the timestamps (CFR input);
-    ``None`` when they cannot be had (the caller reads through the frame server)."""
+    ``None`` when they cannot be had (the caller reads through the frame server).
+    ``path`` may be a caller's VideoNode (no file behind it): read through the frame server."""
+    if not isinstance(path, str):
+        from ..nodes import node_window
+
+        return node_window(path, lo, hi, size, want=want, every=every, skip=skip)
     if start is None:
         start = _start_time(path)
     if start is None or fps <= 0:
