@@ -152,6 +152,12 @@ def test_bad_nodes_are_one_line_errors(pair: SamplePair) -> None:
         (bg, 42, "expected a file path or a vapoursynth.VideoNode"),
         (fg, bg, "larger than BG"),
     ]
+    def fail_at_40(n: int) -> vs.VideoNode:
+        if n == 40:
+            raise ValueError("no frame 40 here")
+        return fg
+
+    cases.append((bg, core.std.FrameEval(fg, fail_at_40), "FG: the node failed to make a frame.*no frame 40 here"))
     for b, f, msg in cases:
         with pytest.raises(VidkompyError, match=msg) as e:
             align(b, f, console=con)
@@ -166,3 +172,22 @@ def test_rgb_and_high_bit_depth_nodes_align(pair: SamplePair) -> None:
               console=con, cache=False)
     assert a.temporal.frame_map == list(range(START, START + N))
     assert abs(a.spatial.x - X) < 0.3 and abs(a.spatial.y - Y) < 0.3
+
+
+def test_bars_and_reordered_shots_in_nodes(pair: SamplePair) -> None:
+    """The stages that read a part of a node (FG's picture area inside bars; BG's shots
+    matched one by one) read the right part."""
+    bg, src = open_video(pair.bg), _fg_source(pair)
+    fg = _crop(src[START:START + N])
+    # bars baked in: FG's top and bottom 24 rows black
+    boxed = core.std.Crop(fg, top=24, bottom=24).std.AddBorders(top=24, bottom=24, color=[16, 128, 128])
+    con, _ = _console()
+    a = align(bg, boxed, console=con, cache=False)
+    x, y, w, h = a.spatial.active
+    assert (x, w) == (0, W) and 24 <= y <= 28 and H - 28 <= y + h <= H - 24
+    assert abs(a.spatial.x - X) < 0.1 and abs(a.spatial.y - Y) < 0.1
+    assert a.temporal.frame_map == list(range(START, START + N))
+    # BG's second half first: FG (BG's frames 25..199) jumps once, at the cut
+    b = align(bg[100:200] + bg[0:100], _crop(src[25:200]), console=con, cache=False, method="visual")
+    assert b.temporal.frame_map == [k + 100 if k < 100 else k - 100 for k in range(25, 200)]
+    assert b.jumps() == 1

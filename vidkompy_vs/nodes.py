@@ -10,6 +10,7 @@ content (:func:`content_key`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable, Iterator
@@ -108,6 +109,17 @@ def node_probe(node: vs.VideoNode, audio: vs.AudioNode | None, fmt: vs.VideoForm
                  audio_channels=audio.num_channels if audio is not None else 0, sar=_sar(node))
 
 
+@contextlib.contextmanager
+def served(name: str) -> Iterator[None]:
+    """A frame the caller's graph fails to make (a filter's error) as one line, naming the side."""
+    try:
+        yield
+    except vs.Error as e:
+        # (a Python filter's error comes with its traceback: the last line says what)
+        msg = (str(e).strip().splitlines() or ["no message"])[-1]
+        raise VidkompyError(f"{name}: the node failed to make a frame ({msg})") from None
+
+
 # -- content keys --------------------------------------------------------------------------
 # The key reads RUNS runs of RUN consecutive frames spread over the clip: consecutive, so
 # that a change of a decimation or pulldown pattern (periods up to RUN) shows in each run,
@@ -123,7 +135,7 @@ def key_frames(n: int) -> list[int]:
     return sorted({s + k for s in starts for k in range(RUN)})
 
 
-def content_key(node: vs.VideoNode) -> str:
+def content_key(node: vs.VideoNode, name: str = "node") -> str:
     """A key for what ``node`` shows: its format, size, rate and frame count, and every
     byte of the frames :func:`key_frames` picks.
 
@@ -134,12 +146,13 @@ def content_key(node: vs.VideoNode) -> str:
     h = hashlib.blake2b(digest_size=16)
     fmt = node.format
     h.update(repr((fmt.name, node.width, node.height, node.num_frames, node.fps_num, node.fps_den)).encode())
-    for a, b in _runs(key_frames(node.num_frames)):
-        # run by run: a request from the next run while one of this run is still being
-        # made would send a long-GOP decoder back and forth
-        for f in node[a:b + 1].frames(close=True):
-            for p in range(fmt.num_planes):
-                h.update(np.ascontiguousarray(np.asarray(f[p])).data)
+    with served(name):
+        for a, b in _runs(key_frames(node.num_frames)):
+            # run by run: a request from the next run while one of this run is still
+            # being made would send a long-GOP decoder back and forth
+            for f in node[a:b + 1].frames(close=True):
+                for p in range(fmt.num_planes):
+                    h.update(np.ascontiguousarray(np.asarray(f[p])).data)
     return h.hexdigest()
 
 
@@ -153,16 +166,17 @@ def _runs(idx: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def audio_key(anode: vs.AudioNode | None) -> str:
+def audio_key(anode: vs.AudioNode | None, name: str = "audio") -> str:
     if anode is None:
         return "-"
     h = hashlib.blake2b(digest_size=16)
     h.update(repr((anode.sample_type, anode.bits_per_sample, anode.sample_rate, anode.num_channels,
                    anode.num_samples)).encode())
-    for i in key_frames(anode.num_frames):
-        f = anode.get_frame(i)
-        for c in range(f.num_channels):
-            h.update(np.ascontiguousarray(np.asarray(f[c])).data)
+    with served(name):
+        for i in key_frames(anode.num_frames):
+            f = anode.get_frame(i)
+            for c in range(f.num_channels):
+                h.update(np.ascontiguousarray(np.asarray(f[c])).data)
     return h.hexdigest()
 
 
@@ -202,7 +216,7 @@ def node_fingerprints(clip: vs.VideoNode, *, key: str | None, crop: fpm.Crop | N
                       size: tuple[int, int] = fpm.DEFAULT_SIZE, progress: Callable[[int], None] | None = None,
                       grab: list[int] | tuple[int, ...] | None = None,
                       on_frame: Callable[[int, np.ndarray], None] | None = None,
-                      live: fpm.Live | None = None) -> fpm.Fingerprints:
+                      live: fpm.Live | None = None, name: str = "node") -> fpm.Fingerprints:
     """Fingerprints of every frame of ``clip`` (cut to ``crop`` first) through the frame
     server, with the frames ``grab`` at full size (as :func:`sources.frame_arrays` reads
     them; ``on_frame(i, img)`` as each arrives). Cached under ``key`` (the clip's
@@ -223,18 +237,19 @@ def node_fingerprints(clip: vs.VideoNode, *, key: str | None, crop: fpm.Crop | N
     out = np.empty((n, size[1], size[0]), np.uint8)
     if live is not None:
         live.start(out)
-    for i, f in enumerate(_plane_node(clip, crop, size).frames(close=True)):
-        out[i] = _reduce(np.asarray(f[0]), size)
-        if i in want:
-            # its source frame was just made: at full size it is a cache hit, or nearly
-            img = frame_arrays(clip, [i], gray=True)[0]
-            grabbed[i] = img
-            if on_frame is not None:
-                on_frame(i, img)
-        if progress is not None:
-            progress(1)
-        if live is not None:
-            live.count = i + 1
+    with served(name):
+        for i, f in enumerate(_plane_node(clip, crop, size).frames(close=True)):
+            out[i] = _reduce(np.asarray(f[0]), size)
+            if i in want:
+                # its source frame was just made: at full size it is a cache hit, or nearly
+                img = frame_arrays(clip, [i], gray=True)[0]
+                grabbed[i] = img
+                if on_frame is not None:
+                    on_frame(i, img)
+            if progress is not None:
+                progress(1)
+            if live is not None:
+                live.count = i + 1
     if cfile is not None:
         atomic_save_npy(cfile, out)
     return fpm.Fingerprints(out, float(clip.fps), grabbed)
@@ -274,7 +289,8 @@ def node_window(clip: vs.VideoNode, lo: int, hi: int, size: tuple[int, int], *, 
         kw.update(width=size[0], height=size[1])
     small = core.resize.Bilinear(clip, format=vs.GRAY8, **kw)
     frames = small[lo:hi + 1:step].frames(close=True) if want is None else _frames_of(small, idx)
-    return {i: np.array(f[0], copy=True) for i, f in zip(idx, frames, strict=True)}
+    with served("BG"):
+        return {i: np.array(f[0], copy=True) for i, f in zip(idx, frames, strict=True)}
 
 
 # -- sound ---------------------------------------------------------------------------------
@@ -292,7 +308,7 @@ def _mono(anode: vs.AudioNode) -> Iterator[np.ndarray]:
         yield np.mean(chans, axis=0, dtype=np.float32) if len(chans) > 1 else chans[0]
 
 
-def node_audio(anode: vs.AudioNode, rate: int = 8000) -> np.ndarray:
+def node_audio(anode: vs.AudioNode, rate: int = 8000, name: str = "audio") -> np.ndarray:
     """``anode`` as mono float32 at ``rate`` (sample 0 with the video's frame 0, as
     VapourSynth plays them), resampled in blocks so that an hour of 48 kHz sound is never
     held whole."""
@@ -303,7 +319,8 @@ def node_audio(anode: vs.AudioNode, rate: int = 8000) -> np.ndarray:
     up, down = int(rate) // g, src // g
     chunks = _mono(anode)
     if up == down:
-        return np.concatenate(list(chunks)).astype(np.float32)
+        with served(name):
+            return np.concatenate(list(chunks)).astype(np.float32)
     # blocks start on multiples of `down` input samples (output sample k is input sample
     # k * down / up), with a margin beyond resample_poly's filter on either side: each
     # block's middle is then what one resample of the whole track gives
@@ -335,8 +352,9 @@ def node_audio(anode: vs.AudioNode, rate: int = 8000) -> np.ndarray:
             keep = max(0, done - margin) - start
             buf, start = buf[keep:], start + keep
 
-    for chunk in chunks:
-        buf = np.concatenate([buf, chunk])
-        emit(False)
+    with served(name):
+        for chunk in chunks:
+            buf = np.concatenate([buf, chunk])
+            emit(False)
     emit(True)
     return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -66,14 +66,15 @@ class NodePair:
     def keys(self) -> tuple[str, str]:
         if not self.bg.key:
             # both at once: each is a few seeks into its own source
-            job = Job(nd.content_key, self.bg.clip)
-            self.fg.key = nd.content_key(self.fg.clip)
+            job = Job(nd.content_key, self.bg.clip, "BG")
+            self.fg.key = nd.content_key(self.fg.clip, "FG")
             self.bg.key = job.get()
         return self.bg.key, self.fg.key
 
     def result_key(self, settings: Settings, req: Request) -> str:
         bk, fk = self.keys()
-        parts = ("result-nodes", bk, fk, nd.audio_key(self.bg.audio), nd.audio_key(self.fg.audio), code_key(),
+        parts = ("result-nodes", bk, fk, nd.audio_key(self.bg.audio, "bg_audio"),
+                 nd.audio_key(self.fg.audio, "fg_audio"), code_key(),
                  json.dumps(settings.to_dict(), sort_keys=True), req.method, req.x, req.y, req.scale)
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:20]
 
@@ -106,7 +107,7 @@ class NodePair:
 
 def audio_match(bg: Any, fg: Any, cfg: AudioSettings) -> Any:
     """The audio line from two AudioNodes (both read at once)."""
-    bg_job = Job(nd.node_audio, bg, cfg.rate)
-    a_fg = nd.node_audio(fg, cfg.rate)
+    bg_job = Job(nd.node_audio, bg, cfg.rate, "bg_audio")
+    a_fg = nd.node_audio(fg, cfg.rate, "fg_audio")
     a_bg = bg_job.get()
     return match_audio(a_bg, a_fg, cfg.rate, windows=cfg.windows, window_s=cfg.window_s)

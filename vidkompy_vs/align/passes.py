@@ -55,7 +55,8 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
 
         prints = node_fingerprints(inp.node, key=inp.node_key, crop=inp.file_crop(crop), size=fs.size,
                                    progress=run.task(label, p.frames), grab=grab,
-                                   on_frame=watch.on_frame if watch else None, live=watch.live if watch else None)
+                                   on_frame=watch.on_frame if watch else None, live=watch.live if watch else None,
+                                   name=inp.name)
         prints.frames = {i: inp.cut(img) for i, img in prints.frames.items()}
         return prints
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
