@@ -345,6 +345,9 @@ def _sample():
 th = threading.Thread(target=_sample, daemon=True)
 th.start()
 t0 = time.perf_counter()  # imports (~1 s of Python start-up) are not the engine's time
+# CPU seconds too (ours and our ffmpeg children's): steadier than wall time on a shared machine
+cpu0 = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                             resource.getrusage(resource.RUSAGE_CHILDREN)))
 con = Console(stderr=True, quiet=True)
 if sys.argv[5] == "nodes":
     # as a script would: each file opened as a node (its index built here, inside the
@@ -355,11 +358,13 @@ if sys.argv[5] == "nodes":
 else:
     a = align(sys.argv[1], sys.argv[2], preset=sys.argv[3], console=con)
 t = time.perf_counter() - t0
+_ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+cpu = sum(r.ru_utime + r.ru_stime for r in _ru) - cpu0
 done.set()
 th.join()
 me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ch = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-json.dump({"seconds": t, "rss_kb": max(peak[0], me), "rss_kb_rusage": me + ch, "map": a.temporal.frame_map,
+json.dump({"seconds": t, "cpu": cpu, "rss_kb": max(peak[0], me), "rss_kb_rusage": me + ch, "map": a.temporal.frame_map,
            "uncovered": a.temporal.uncovered,
            "confidence": a.temporal.confidence, "offset": a.temporal.offset_s, "rate": a.temporal.rate,
            "method": a.temporal.method, "x": a.spatial.x, "y": a.spatial.y}, open(sys.argv[4], "w"))
@@ -406,7 +411,7 @@ def _row(c: Case, r: dict, sets: list[set[int] | None], dec: float) -> dict:
     return {"case": c.name, "fg": len(c.f), "bg": len(c.b), "exact": exact, "maxerr": worst,
             "uncovered": f"{len(r['uncovered'])}/{unc_true}", "conf": r["confidence"], "ours": r["seconds"],
             "dec": dec, "ratio": r["seconds"] / dec, "mb": r["rss_kb"] / 1024, "vk": None,
-            "method": r["method"], "map": r["map"],
+            "method": r["method"], "map": r["map"], "cpu": r["cpu"],
             # FG is BG's picture cropped at (x, y): the placement's error in BG px
             "xy_err": float(np.hypot(r["x"] - c.crop[2], r["y"] - c.crop[3]))}
 
@@ -417,16 +422,20 @@ def _node_table(rows: list[dict], node_rows: list[dict]) -> None:
     run's time over the file run's, both from this run."""
     print("\nthe same cases, files opened as VapourSynth nodes (align(bg_node, fg_node, bg_audio=, fg_audio=))")
     hdr = (f"{'case':14s} {'exact%':>7s} {'maxerr':>6s} {'unc':>7s} {'conf':>5s} {'xy err':>6s} {'method':>12s} "
-           f"{'node s':>7s} {'file s':>7s} {'node/file':>9s} {'MB':>5s} {'same map':>8s}")
+           f"{'node s':>7s} {'file s':>7s} {'node/file':>9s} {'node cpu':>8s} {'file cpu':>8s} {'cpu n/f':>7s} "
+           f"{'MB':>5s} {'same map':>8s}")
     print(hdr)
     print("-" * len(hdr))
     for f, n in zip(rows, node_rows, strict=True):
         print(f"{n['case']:14s} {100 * n['exact']:7.2f} {n['maxerr']:6d} {n['uncovered']:>7s} {n['conf']:5.2f} "
               f"{n['xy_err']:6.3f} {n['method']:>12s} {n['ours']:7.2f} {f['ours']:7.2f} "
-              f"{n['ours'] / f['ours']:9.2f} {n['mb']:5.0f} {'yes' if n['map'] == f['map'] else 'no':>8s}",
+              f"{n['ours'] / f['ours']:9.2f} {n['cpu']:8.2f} {f['cpu']:8.2f} {n['cpu'] / f['cpu']:7.2f} "
+              f"{n['mb']:5.0f} {'yes' if n['map'] == f['map'] else 'no':>8s}",
               flush=True)
     tn, tf = sum(r["ours"] for r in node_rows), sum(r["ours"] for r in rows)
-    print(f"all cases: nodes {tn:.1f} s, files {tf:.1f} s, node/file {tn / tf:.2f}")
+    cn, cf = sum(r["cpu"] for r in node_rows), sum(r["cpu"] for r in rows)
+    print(f"all cases: nodes {tn:.1f} s, files {tf:.1f} s, node/file {tn / tf:.2f}; "
+          f"CPU nodes {cn:.1f} s, files {cf:.1f} s, node/file {cn / cf:.2f}")
 
 
 def main() -> None:

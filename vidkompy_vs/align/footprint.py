@@ -164,9 +164,7 @@ def coarse_footprint(ctx: Context) -> Footprint | None:
     try:
         from ..spatial import coarse_from_clips
 
-        # (a node's window: the search's own reads through the frame server)
-        c = coarse_from_clips(ctx.bg.clip, ctx.fg.clip, scale=ctx.req.scale,
-                              bg_path=ctx.bg.probe.path if ctx.bg.node is None else None)
+        c = coarse_from_clips(ctx.bg.clip, ctx.fg.clip, scale=ctx.req.scale, bg_path=ctx.bg.reads)
     except VidkompyError:
         raise
     except Exception as e:  # noqa: BLE001 - never block the map on the spatial engine

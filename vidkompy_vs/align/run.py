@@ -17,22 +17,27 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..threads import environment, using
+
 log = logging.getLogger("vidkompy_vs.align")
 
 
 class Job(threading.Thread):
-    """Run ``fn`` beside the main thread; ``get()`` joins and re-raises its error here."""
+    """Run ``fn`` beside the main thread; ``get()`` joins and re-raises its error here.
+    It runs in its starter's VapourSynth environment (see :mod:`vidkompy_vs.threads`)."""
 
     def __init__(self, fn: Any, *args: Any, **kw: Any) -> None:
         super().__init__(daemon=True)
         self._fn, self._args, self._kw = fn, args, kw
         self._res: Any = None
         self._err: BaseException | None = None
+        self._env = environment()
         self.start()
 
     def run(self) -> None:
         try:
-            self._res = self._fn(*self._args, **self._kw)
+            with using(self._env):
+                self._res = self._fn(*self._args, **self._kw)
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             self._err = e
 

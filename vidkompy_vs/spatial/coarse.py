@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from .. import threads
 from ..alignment import Placement
 from ..numeric import peak
 from .common import PREFER_ONE, Pyramid, best_method, check_fit, combine, grad, grey, ncc_map, resize, scale_grid
@@ -255,7 +256,8 @@ def _fps(clip: vs.VideoNode) -> float:
 
 
 def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[np.ndarray] | None], *,
-                bg_path: str, scale: float | None = None, at: tuple[float, ...] = COARSE_AT) -> Scan | None:
+                bg_path: str | vs.VideoNode, scale: float | None = None,
+                at: tuple[float, ...] = COARSE_AT) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
     one sequential decode at mid size (only the keyframes when the window is large; only
@@ -303,7 +305,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
 class _WindowReader:
     """Mid-size reads of BG's window by sequential decodes, timed as decoding."""
 
-    path: str
+    path: str | vs.VideoNode  # BG's file, or BG itself when it is a caller's node (no file)
     fps: float
     mid: MidSize
     src_size: tuple[int, int]
@@ -382,7 +384,7 @@ def _keyframe_pass(search: ReducedSearch, keyframes: dict[int, np.ndarray], read
 
 
 def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None = None,
-                      bg_path: str | None = None) -> Coarse:
+                      bg_path: str | vs.VideoNode | None = None) -> Coarse:
     """Placement before the temporal map exists.
 
     FG's middle frames are matched against BG frames around the proportional time, in a
@@ -403,7 +405,8 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     keyframe before the earliest to the keyframe after the latest (windows of at least
     :data:`KEY_PIXELS` only). Few keyframes (fewer than :data:`KEY_MIN`), a weak match
     there or on that stretch, or a partner at the stretch's edge: the whole window is
-    decoded as before.
+    decoded as before. ``bg_path`` may be BG's node itself (a caller's, with no file):
+    its window is then read through the frame server (:func:`window_frames`).
     """
     clock = FrameClock()
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
@@ -412,9 +415,9 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     fg_samples, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps)
     mid = mid_size(bw, bh, fw, fh)
     seq = bg_path is not None and hi - lo + 1 <= WINDOW_MAX
-    reader = _WindowReader(str(bg_path), fps, mid, (bw, bh), clock)
+    reader = _WindowReader(bg_path if bg_path is not None else "", fps, mid, (bw, bh), clock)
     # FG's samples are random reads: beside BG's keyframe pass rather than before it
-    pool = ThreadPoolExecutor(max_workers=4)
+    pool = ThreadPoolExecutor(max_workers=4, initializer=threads.enter, initargs=(threads.environment(),))
     fg_read = pool.submit(clock.frames, fg, fg_samples)
     keyframes = reader.read(lo, hi, "nokey") if seq and (hi - lo + 1) * bw * bh >= KEY_PIXELS else None
     fgs = [grey(a) for a in fg_read.result()]
