@@ -70,9 +70,9 @@ def nearest_stage(ctx: Context, prints: Prints | None, shape: Structure) -> Stru
         return shape
     got = nearest_content(prints.fg, prints.bg, np.asarray(t.frame_map, np.int64), covered(t), shape.fg_shots,
                           np.asarray(t.similarity, np.float32))
+    ctx.run.trace(f"nearest content: {got.moved} FG frames BG lacks moved")
     if not got.moved:
         return shape
-    ctx.run.trace(f"nearest content: {got.moved} FG frames BG lacks moved")
     temporal = dataclasses.replace(t, frame_map=[int(v) for v in got.frame_map],
                                    similarity=[round(float(v), 4) for v in got.similarity])
     return Structure(shape.fg_shots, shape.match._replace(temporal=temporal))
