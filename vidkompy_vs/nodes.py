@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
@@ -270,17 +271,26 @@ def _cached(cfile: Any, shape: tuple[int, int, int]) -> np.ndarray | None:
 
 
 # -- window reads --------------------------------------------------------------------------
+# at most this many frames of a window are kept (mid-size grey, ~130 kB each at 480x270)
+WINDOW_KEEP = 640
+# one window read at a time: reads of one node from several threads at once would send
+# its decoder back and forth (on a long GOP each seek decodes from the keyframe before)
+_window_lock = threading.Lock()
+
+
 def node_window(clip: vs.VideoNode, lo: int, hi: int, size: tuple[int, int], *, want: set[int] | None = None,
                 every: int = 1, skip: str = "bidir") -> dict[int, np.ndarray] | None:
     """What :func:`spatial.reads.window_frames` reads from a file, from a node: grey
     frames ``lo..hi`` at ``size``, every ``every``-th (only ``want`` of them, when given).
 
-    A node has no keyframes: ``skip="nokey"`` (the file path's cheap first look at a
-    long window) takes one frame a second instead; every other read is every frame."""
+    A node has no keyframes to skip to (the file path's cheap first look at a long
+    window, ``skip="nokey"``): every read decodes the window in order, so the first
+    look takes the whole window at once (every frame, or every few when it is longer
+    than :data:`WINDOW_KEEP` frames), which the searches then use as it is."""
     step = max(1, int(every))
-    if skip == "nokey":
-        step = max(step, int(round(float(clip.fps))))
     lo, hi = max(0, lo), min(clip.num_frames - 1, hi)
+    if skip == "nokey":
+        step = max(step, math.ceil((hi - lo + 1) / WINDOW_KEEP))
     idx = [i for i in range(lo, hi + 1, step) if want is None or i in want]
     if not idx:
         return None
@@ -288,8 +298,8 @@ def node_window(clip: vs.VideoNode, lo: int, hi: int, size: tuple[int, int], *, 
     if size != (clip.width, clip.height):
         kw.update(width=size[0], height=size[1])
     small = core.resize.Bilinear(clip, format=vs.GRAY8, **kw)
-    frames = small[lo:hi + 1:step].frames(close=True) if want is None else _frames_of(small, idx)
-    with served("BG"):
+    with _window_lock, served("BG"):
+        frames = small[lo:hi + 1:step].frames(close=True) if want is None else _frames_of(small, idx)
         return {i: np.array(f[0], copy=True) for i, f in zip(idx, frames, strict=True)}
 
 
