@@ -1,7 +1,11 @@
 """Render a VapourSynth clip to a file through ffmpeg, with sound, atomically.
 
 The clip is served in-process (``VideoNode.output`` as y4m into ffmpeg's stdin), so there
-is no second interpreter and the progress bar sees every frame. Audio comes straight from
+is no second interpreter and the progress bar sees every frame. The ffmpeg is
+:func:`ffpipe.ffmpeg_binary`'s: the imageio-ffmpeg wheel's unless the user names one.
+Encoding in-process with PyAV was measured against this pipe (benchmarks/render_backends.py):
+the same bitstream for the same CPU time, so the pipe stays, with ffmpeg's own audio
+filters and any encoder option the user passes. Audio comes straight from
 a source file via ffmpeg, cut, shifted and stretched onto FG's timeline with sample-exact
 filters (``atrim``/``adelay``/``atempo``/``apad``), never with ``-itsoffset`` (AAC priming
 makes that land ~20 ms early).
@@ -112,11 +116,12 @@ class Encoding:
     audio_codec: str = "auto"
     audio_bitrate: str = "192k"
     extra: tuple[str, ...] = ()
+    ffmpeg: str | None = None  # the binary (None: ffpipe.ffmpeg_binary's choice)
 
 
 def _command(out: Path, tmp: Path, audio: AudioPlan | None, enc: Encoding) -> list[str]:
     """ffmpeg reading y4m on stdin (and ``audio``'s file), writing ``tmp``."""
-    cmd = [*ffpipe.ffmpeg_head(), "-hide_banner", "-y", "-f", "yuv4mpegpipe", "-i", "pipe:0"]
+    cmd = [*ffpipe.ffmpeg_head(binary=enc.ffmpeg), "-hide_banner", "-y", "-f", "yuv4mpegpipe", "-i", "pipe:0"]
     if audio is not None:
         cmd += ["-i", audio.path]
     cmd += ["-map", "0:v:0"]
@@ -141,8 +146,9 @@ class _Encoder:
     def __init__(self, cmd: list[str]) -> None:
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        except FileNotFoundError:
-            raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
+        except OSError as e:
+            # (resolved a moment ago, so only a binary that vanished or lost its exec bit)
+            raise VidkompyError(f"{cmd[0]}: cannot run ({e.strerror or e})") from None
         self.err_tail: deque[bytes] = deque(maxlen=20)
         self.reader = threading.Thread(target=lambda: self.err_tail.extend(self.proc.stderr), daemon=True)
         self.reader.start()
@@ -220,10 +226,11 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
            codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
            audio_codec: str = "auto", audio_bitrate: str = "192k", extra: list[str] | None = None,
            console: Console | None = None, progress: bool = True,
-           on_progress: Callable[[int, int], None] | None = None) -> Path:
+           on_progress: Callable[[int, int], None] | None = None, ffmpeg: str | os.PathLike[str] | None = None) -> Path:
     """Encode ``clip`` (and ``audio``) to ``out`` with ffmpeg; returns the final path.
 
     ``on_progress(done, total)`` is called as frames go out (a caller's own progress bar).
+    ``ffmpeg``: the binary to use (default: :func:`ffpipe.ffmpeg_binary`'s choice).
 
     Writes ``.<name>.part-<pid><ext>`` beside ``out`` and renames it when ffmpeg has
     finished cleanly; removes it on any error or interrupt.
@@ -232,7 +239,7 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.part-{os.getpid()}{out.suffix}")
     enc = _Encoder(_command(out, tmp, audio, Encoding(codec, crf, preset, audio_codec, audio_bitrate,
-                                                      tuple(extra or ()))))
+                                                      tuple(extra or ()), None if ffmpeg is None else str(ffmpeg))))
     ok = False
     ints = _Interrupts()
     try:
