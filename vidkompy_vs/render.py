@@ -165,7 +165,10 @@ class _Encoder:
     def stop(self) -> None:
         """Interrupt a running ffmpeg (it cleans up), killing it when it does not stop."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            if os.name == "nt":  # (no SIGINT for one child there: send_signal raises)
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
