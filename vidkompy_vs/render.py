@@ -1,14 +1,15 @@
 """Render a VapourSynth clip to a file through ffmpeg, with sound, atomically.
 
 The clip is served in-process (``VideoNode.output`` as y4m into ffmpeg's stdin), so there
-is no second interpreter and the progress bar sees every frame. The ffmpeg is
-:func:`ffpipe.ffmpeg_binary`'s: the imageio-ffmpeg wheel's unless the user names one.
-Encoding in-process with PyAV was measured against this pipe (benchmarks/render_backends.py):
-the same bitstream for the same CPU time, so the pipe stays, with ffmpeg's own audio
-filters and any encoder option the user passes. Audio comes straight from
+is no second interpreter and the progress bar sees every frame. Audio comes straight from
 a source file via ffmpeg, cut, shifted and stretched onto FG's timeline with sample-exact
 filters (``atrim``/``adelay``/``atempo``/``apad``), never with ``-itsoffset`` (AAC priming
 makes that land ~20 ms early).
+
+The ffmpeg is :func:`ffpipe.ffmpeg_binary`'s: the imageio-ffmpeg wheel's unless the user
+names one. Encoding in-process with PyAV instead wrote the same bitstream for the same CPU
+time within noise (``benchmarks/render_backends.py``), so the pipe stays: it keeps
+ffmpeg's audio filters and takes any encoder option.
 
 The output is written to a hidden temporary file beside the target and renamed at the
 end: an error or Ctrl-C leaves no half-written file.
