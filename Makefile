@@ -36,7 +36,8 @@ test: setup
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # `make demo` and `make test` with no ffmpeg or ffprobe on PATH (a system one must never be
-# needed); the demo writes to its own folder, so that an earlier demo's pair is not reused
+# needed; VIDKOMPY_HIDE=ffmpeg hides only ffmpeg); the demo writes to its own folder, so
+# that an earlier demo's pair, made with another ffmpeg, is not reused
 test-noffmpeg: setup
 	scripts/without-ffmpeg.sh $(PY) -m vidkompy_vs.demo out/demo-noffmpeg
 	scripts/without-ffmpeg.sh $(MAKE) --no-print-directory test
