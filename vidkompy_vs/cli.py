@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -347,8 +348,9 @@ def cmd_script(args: argparse.Namespace) -> int:
                  keep_bars=args.keep_bars, uncovered=args.uncovered, match_color=args.match_color,
                  overlay=args.overlay, diff=args.diff)
     console.print(f"wrote {out} (alignment: {align_path})")
-    console.print(f"render: vspipe -c y4m {out} - | {ffmpeg_binary()} -i - -i {args.fg} -map 0:v -map 1:a? "
-                  "-shortest out.mkv")
+    q = shlex.quote
+    console.print(f"render: vspipe -c y4m {q(str(out))} - | {q(ffmpeg_binary())} -i - -i {q(args.fg)} -map 0:v "
+                  "-map 1:a? -shortest out.mkv")
     return 0
 
 
