@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test`. They need Python 3.12 and
+# pip, nothing else: FFmpeg comes from wheels (PyAV, imageio-ffmpeg), no system package.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,15 +13,9 @@ PYTHON312 ?= $(shell \
   PYENV_VERSION=$$(ls $$(pyenv root 2>/dev/null)/versions 2>/dev/null | grep '^3\.12' | tail -1) python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null && exit 0; \
   command -v python3.12)
 
-.PHONY: all setup demo test lint bench clean ffmpeg
+.PHONY: all setup demo test test-noffmpeg wheel-check lint bench clean
 
 all: test
-
-ffmpeg:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
-	  echo "installing ffmpeg (Debian package)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 1; }
@@ -32,13 +27,26 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/vapoursynth config >/dev/null
 	@touch $(STAMP)
 
-setup: ffmpeg $(STAMP)
+setup: $(STAMP)
 
 demo: setup
 	$(PY) -m vidkompy_vs.demo
 
 test: setup
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# `make demo` and `make test` with no ffmpeg or ffprobe on PATH (a system one must never be
+# needed; VIDKOMPY_HIDE=ffmpeg hides only ffmpeg); the demo writes to its own folder, so
+# that an earlier demo's pair, made with another ffmpeg, is not reused
+test-noffmpeg: setup
+	scripts/without-ffmpeg.sh $(PY) -m vidkompy_vs.demo out/demo-noffmpeg
+	scripts/without-ffmpeg.sh $(MAKE) --no-print-directory test
+
+# `pip wheel .` installs into a fresh venv and `vidkompy-vs comp` works from it (no ffmpeg
+# on PATH); needs PyPI
+wheel-check:
+	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (set PYTHON312=/path/to/python3.12)"; exit 1; }
+	PYTHON312=$(PYTHON312) scripts/check_wheel.sh
 
 lint: setup
 	$(VENV)/bin/ruff check vidkompy_vs tests benchmarks scripts

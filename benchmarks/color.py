@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from ff import FFMPEG  # noqa: E402
 from footage import ROOT, footage  # noqa: E402
 
 from vidkompy_vs import filters, sources  # noqa: E402
@@ -55,7 +56,7 @@ SECONDS = 4
 
 
 def ff(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+    subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
 def make_case(folder: Path, clip: str, shift: str) -> tuple[Path, Path, Path]:

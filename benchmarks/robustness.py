@@ -54,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from ff import FFMPEG, count_frames, streams  # noqa: E402
 from footage import footage  # noqa: E402
 from temporal import score  # noqa: E402  (exact fraction, max frame error)
 
@@ -70,7 +71,7 @@ CASE_TIMEOUT = 240
 
 # -- master ------------------------------------------------------------------------------
 def _ff(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
+    subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def master() -> tuple[Path, Path, int]:
@@ -97,7 +98,7 @@ def master() -> tuple[Path, Path, int]:
         right = 0.8 * left + 0.05 * rng.standard_normal(total)
         a = np.clip(np.stack([left, right], 1), -1, 1).astype(np.float32)
         tmp = wav.with_suffix(".tmp.wav")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(AR), "-ac", "2", "-i", "-",
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "f32le", "-ar", str(AR), "-ac", "2", "-i", "-",
                         "-c:a", "pcm_s16le", str(tmp)], input=a.tobytes(), check=True)
         tmp.rename(wav)
     return vid, wav, n
@@ -105,10 +106,7 @@ def master() -> tuple[Path, Path, int]:
 
 def _count(path: Path) -> int:
     """Frames ffmpeg decodes (what a player shows: edit lists applied)."""
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    return int(out.split(",")[0])
+    return count_frames(path)
 
 
 # -- cases -------------------------------------------------------------------------------
@@ -293,7 +291,7 @@ def build_side(s: Side, vid: Path, wav: Path, role: str) -> Path:
 
 
 def bg_md5(bg: Path) -> list[str]:
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(bg), "-map", "0:v:0", "-f", "framemd5", "-"],
+    out = subprocess.run([FFMPEG, "-v", "error", "-i", str(bg), "-map", "0:v:0", "-f", "framemd5", "-"],
                          capture_output=True, text=True, check=True).stdout
     return [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
 
@@ -383,9 +381,7 @@ def notes_of(console: str) -> list[str]:
 
 
 def ffprobe_json(path: Path) -> dict:
-    return json.loads(subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
-                                      "-show_format", "-count_frames", str(path)], capture_output=True, text=True,
-                                     check=True).stdout)
+    return streams(path, frames=True)
 
 
 def run_comp(c: Case, bg: Path, fg: Path) -> dict:

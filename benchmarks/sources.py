@@ -51,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from ff import FFMPEG, packets  # noqa: E402
 from footage import footage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
@@ -69,7 +70,7 @@ def bbb1080(kind: str) -> Path:
         "default": [],
     }[kind]
     tmp = out.with_suffix(".part.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "1", "-i", str(footage("bigbuckbunny.mp4")),
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-stream_loop", "1", "-i", str(footage("bigbuckbunny.mp4")),
                     "-an", "-vf", "scale=1920:1080:flags=bicubic,setsar=1", "-c:v", "libx264", *enc,
                     "-pix_fmt", "yuv420p", str(tmp)], check=True)
     tmp.rename(out)
@@ -98,14 +99,14 @@ def _children_cpu() -> float:
 def ffmpeg_null(path: Path) -> tuple[float, float]:
     """(wall s, CPU s) of a plain decode."""
     t, c = time.perf_counter(), _children_cpu()
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], check=True)
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], check=True)
     return time.perf_counter() - t, _children_cpu() - c
 
 
 def ffmpeg_md5s(path: Path, w: int, h: int) -> list[str]:
     """md5 of each frame of a linear ffmpeg decode to yuv420p, in display order."""
     size = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
-    p = subprocess.Popen(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+    p = subprocess.Popen([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
                           "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"], stdout=subprocess.PIPE)
     out = []
     assert p.stdout is not None
@@ -127,14 +128,7 @@ def frame_md5(f: vs.VideoFrame) -> str:
 
 def keyframes(path: Path) -> list[int]:
     """Display indices of keyframes, from packet flags (demux only)."""
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts,flags",
-                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
-    pk = []
-    for line in out.split():
-        pts, flags = line.split(",")[:2]
-        if pts != "N/A":
-            pk.append((int(pts), "K" in flags))
-    ordered = sorted(pk)
+    ordered = sorted((pts, key) for pts, key in packets(path) if pts is not None)
     return [i for i, (_, k) in enumerate(ordered) if k]
 
 

@@ -40,6 +40,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from ff import FFMPEG  # noqa: E402
 from footage import footage  # noqa: E402
 
 from vidkompy_vs import spatial  # noqa: E402
@@ -82,7 +83,7 @@ class _Writer:
     def __init__(self, path: Path, w: int, h: int, fps: int = 25, crf: int | None = None, preset: str = "medium"):
         q = ["-qp", "0", "-preset", "ultrafast"] if crf is None else ["-crf", str(crf), "-preset", preset]
         self.p = subprocess.Popen(
-            ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+            [FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
              "-r", str(fps), "-i", "-", "-c:v", "libx264", *q, "-pix_fmt", "yuv420p", str(path)],
             stdin=subprocess.PIPE)
         self.size = (w, h)

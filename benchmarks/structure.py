@@ -66,6 +66,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import temporal  # noqa: E402
+from ff import FFMPEG  # noqa: E402
 from footage import footage  # noqa: E402
 from spatial import _degrade, _Writer  # noqa: E402
 
@@ -145,7 +146,7 @@ class Reel:
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             vf = f"trim=start_frame={s.start}:end_frame={s.start + s.n},setpts=PTS-STARTPTS,{s.vf},format=bgr24"
-            raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-vf", vf, "-f", "rawvideo", "-"],
+            raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(src), "-vf", vf, "-f", "rawvideo", "-"],
                                  capture_output=True, check=True).stdout
             if len(raw) != s.n * w * h * 3:
                 raise RuntimeError(f"{s}: got {len(raw) / (w * h * 3):.2f} frames of {w}x{h}, wanted {s.n}")

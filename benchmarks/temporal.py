@@ -42,6 +42,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from ff import FFMPEG, count_packets  # noqa: E402
 from footage import footage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-temporal"
@@ -82,13 +83,11 @@ def master() -> tuple[Path, Path, int]:
             labels.append(f"[v{i}]")
         graph = ";".join(splits + chains + ["".join(labels) + f"concat=n={len(segs)}:v=1:a=0[out]"])
         tmp = vid.with_suffix(".tmp.mp4")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", ins[0], "-i", ins[1], "-filter_complex", graph,
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-i", ins[0], "-i", ins[1], "-filter_complex", graph,
                         "-map", "[out]", "-r", "25", "-c:v", "libx264", "-preset", "veryfast", "-crf", "10",
                         "-pix_fmt", "yuv420p", str(tmp)], check=True)
         tmp.rename(vid)
-    n = int(subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0", "-show_entries",
-                            "stream=nb_read_packets", "-of", "csv=p=0", str(vid)], capture_output=True,
-                           text=True, check=True).stdout.strip())
+    n = count_packets(vid)
     if not wav.exists():
         # speech-like audio: noise bursts in moving bands, so GCC-PHAT has one clear peak
         rng = np.random.default_rng(7)
@@ -99,7 +98,7 @@ def master() -> tuple[Path, Path, int]:
         tone = 0.3 * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * 0.3 * t)) * t)
         a = (0.25 * x * env + tone * env).astype(np.float32)
         tmp = wav.with_suffix(".tmp.wav")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(AR), "-ac", "1", "-i", "-",
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "f32le", "-ar", str(AR), "-ac", "1", "-i", "-",
                         "-c:a", "pcm_s16le", str(tmp)], input=a.tobytes(), check=True)
         tmp.rename(wav)
     return vid, wav, n
@@ -159,7 +158,7 @@ def cases(n_master: int) -> list[Case]:
 
 
 def _frames(vid: Path) -> iter[np.ndarray]:
-    p = subprocess.Popen(["ffmpeg", "-v", "error", "-i", str(vid), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    p = subprocess.Popen([FFMPEG, "-v", "error", "-i", str(vid), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     size = W * H * 3
     try:
@@ -174,7 +173,7 @@ def _frames(vid: Path) -> iter[np.ndarray]:
 
 
 def _enc(path: Path, fps: int, vf: str, crf: int) -> subprocess.Popen:
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", str(fps),
+    cmd = [FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", str(fps),
            "-i", "-"]
     if vf:
         cmd += ["-vf", vf]
@@ -268,7 +267,7 @@ def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
                                           (tf, fg, fg_start, len(f), case.fg_fps)):
             s0 = int(round(start / fps * AR))
             s1 = s0 + int(round(nfr / fps * AR))
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-i", str(wav), "-filter_complex",
+            subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(src), "-i", str(wav), "-filter_complex",
                             f"[1:a]atrim=start_sample={s0}:end_sample={s1},asetpts=N/SR/TB[a]", "-map", "0:v",
                             "-map", "[a]", "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", str(dst)], check=True)
             src.unlink()
@@ -280,7 +279,7 @@ def build(case: Case, vid: Path, wav: Path) -> tuple[Path, Path]:
 
 def truth_sets(case: Case, bg: Path) -> tuple[list[set[int] | None], list[str]]:
     """Per FG frame the BG frames that count as correct (None: uncovered); BG framemd5s."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(bg), "-map", "0:v", "-f", "framemd5", "-"],
+    out = subprocess.run([FFMPEG, "-v", "error", "-i", str(bg), "-map", "0:v", "-f", "framemd5", "-"],
                          capture_output=True, text=True, check=True).stdout
     md5 = [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
     by_md5: dict[str, set[int]] = {}
@@ -374,7 +373,7 @@ json.dump({"seconds": t, "cpu": cpu, "rss_kb": max(peak[0], me), "rss_kb_rusage"
 def decode_time(*paths: Path) -> float:
     t = time.perf_counter()
     for p in paths:
-        subprocess.run(["ffmpeg", "-v", "error", "-i", str(p), "-f", "null", "-"], check=True)
+        subprocess.run([FFMPEG, "-v", "error", "-i", str(p), "-f", "null", "-"], check=True)
     return time.perf_counter() - t
 
 

@@ -300,6 +300,7 @@ def sample_pair(x: int = 311, y: int = 97, w: int = 640, h: int = 360,
     offsets to the chroma grid of 4:2:0), then brought back to 4:2:0 H.264; audio is kept.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ff import FFMPEG
     from footage import footage
 
     bg = footage("bigbuckbunny.mp4")
@@ -307,7 +308,7 @@ def sample_pair(x: int = 311, y: int = 97, w: int = 640, h: int = 360,
     if not fg.exists():
         fg.parent.mkdir(parents=True, exist_ok=True)
         tmp = fg.with_suffix(".tmp.mp4")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{start}", "-i", str(bg),
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-ss", f"{start}", "-i", str(bg),
                         "-vf", f"format=yuv444p,crop={w}:{h}:{x}:{y},format=yuv420p",
                         "-c:v", "libx264", "-crf", "16", "-preset", "fast",
                         "-c:a", "aac", str(tmp)], check=True)

@@ -1,4 +1,7 @@
-"""Shared fixtures: small real clips made with ffmpeg once and cached in .pytest_cache."""
+"""Shared fixtures: small real clips made with ffmpeg once and cached in .pytest_cache.
+
+ffmpeg is the one the package resolves (the imageio-ffmpeg wheel's unless the user names
+another), so the suite runs with no ffmpeg on PATH."""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidkompy_vs.ffpipe import ffmpeg_binary
 from vidkompy_vs.sample import SamplePair, make_pair
+
+FFMPEG = ffmpeg_binary()
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+    subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -40,20 +46,20 @@ def pair_lossless(clip_dir: Path) -> SamplePair:
 
 
 def decode_audio(path: Path, rate: int = 8000) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+    out = subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
                           "-ar", str(rate), "-f", "f32le", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(out, dtype=np.float32)
 
 
 def decode_gray(path: Path, w: int, h: int) -> np.ndarray:
     """All frames' luma as (N, h, w) uint8, decoded by ffmpeg (independent of our sources)."""
-    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+    out = subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
                           "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(out, dtype=np.uint8).reshape(-1, h, w)
 
 
 def decode_rgb(path: Path, w: int, h: int) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+    out = subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(out, dtype=np.uint8).reshape(-1, h, w, 3)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import decode_gray, ffmpeg
+from conftest import FFMPEG, decode_gray, ffmpeg
 
 from vidkompy_vs import bars, fingerprint
 
@@ -43,7 +43,7 @@ def bunny(clip_dir: Path) -> np.ndarray:
 
 def luma(path: Path) -> np.ndarray:
     """The luma plane as stored (what the prepass grabs), not range-converted grey."""
-    raw = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", "extractplanes=y",
+    raw = subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", "extractplanes=y",
                           "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, H, W)
 

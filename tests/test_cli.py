@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from conftest import decode_audio, decode_gray, decode_rgb, ffmpeg, psnr, xcorr_lag
@@ -45,11 +47,10 @@ def test_comp_output_is_fg_timed(pair, rendered):
     o, f = probe(out), probe(pair.fg)
     assert (o.width, o.height) == (640, 360)
     assert (o.frames, o.fps_num, o.fps_den) == (f.frames, f.fps_num, f.fps_den)
-    fmt = json.loads(subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(out)],
-                                    capture_output=True, text=True).stdout)
-    audio = [s for s in fmt["streams"] if s["codec_type"] == "audio"]
-    assert audio, "FG's audio is missing"
-    assert abs(float(audio[0]["duration"]) - f.duration) < 0.05
+    with av.open(str(out)) as c:
+        assert c.streams.audio, "FG's audio is missing"
+        a = c.streams.audio[0]
+        assert abs(float(a.duration * a.time_base) - f.duration) < 0.05
 
 
 def test_comp_fg_region_matches_ffmpeg_yuv444_overlay(pair, rendered, tmp_path):
@@ -308,3 +309,33 @@ def test_quiet_after_the_subcommand(pair, tmp_path):
         assert r.returncode == 0, r.stderr
         seen[name] = "rendering" in r.stderr
     assert seen == {"loud": True, "quiet": False}
+
+
+def test_ffmpeg_the_user_names_is_the_one_that_runs(pair, tmp_path):
+    """``--ffmpeg PATH`` (before or after the command) and ``VIDKOMPY_VS_FFMPEG`` pick the
+    binary the render runs; a missing one is one line before any work."""
+    from vidkompy_vs.cli import _parser
+    from vidkompy_vs.ffpipe import FFMPEG_ENV, ffmpeg_binary
+
+    base = ["comp", "b.mp4", "f.mp4", "-o", "o.mp4"]
+    assert _parser().parse_args(["--ffmpeg", "x", *base]).ffmpeg == "x"
+    assert _parser().parse_args([*base, "--ffmpeg", "x"]).ffmpeg == "x"
+    log = tmp_path / "calls.log"
+    wrapper = tmp_path / "my ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\necho called >> "{log}"\nexec "{ffmpeg_binary()}" "$@"\n')
+    wrapper.chmod(0o755)
+    align = true_alignment(pair, tmp_path / "true.json")
+    common = ["--align", str(align), "--preset", "ultrafast", "-q"]
+    out = tmp_path / "flag.mp4"
+    r = run("comp", pair.bg, pair.fg, "-o", out, *common, "--ffmpeg", wrapper)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 0 and log.read_text().count("called") == 1
+    out = tmp_path / "env.mp4"
+    env = {**os.environ, FFMPEG_ENV: str(wrapper)}
+    r = subprocess.run([sys.executable, "-m", "vidkompy_vs", "comp", str(pair.bg), str(pair.fg), "-o", str(out),
+                        *common], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 0 and log.read_text().count("called") == 2
+    out = tmp_path / "missing.mp4"
+    _bad(["comp", pair.bg, pair.fg, "-o", out, *common, "--ffmpeg", tmp_path / "nope"], out,
+         "no such executable")

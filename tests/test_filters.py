@@ -292,3 +292,13 @@ def test_fg_with_other_chroma_siting(clips):
     assert f.props["_ChromaLocation"] == 1
     assert np.array_equal(planes(f)[0][62:242, 170:490], planes(fg.get_frame(4))[0])
     assert np.array_equal(planes(f)[1][31:121, 85:245], planes(fg.get_frame(4))[1])
+
+
+def test_black_follows_the_range_prop():
+    """Black is 16 in limited range (and when untagged), 0 in full; VapourSynth R81's _Range
+    counts the other way round from the _ColorRange it replaced."""
+    grey = vs.core.std.BlankClip(format=vs.YUV420P8, width=64, height=36, color=[100, 100, 100])
+    for rng, y in ((None, 16), (vs.RANGE_LIMITED, 16), (vs.RANGE_FULL, 0)):
+        clip = grey if rng is None else vs.core.std.SetFrameProps(grey, _Range=rng)
+        o = planes(filters._black(clip).get_frame(0))
+        assert (o[0] == y).all() and (o[1] == 128).all(), rng

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import decode_gray
+from conftest import FFMPEG, decode_gray
 
 from vidkompy_vs import sources
 from vidkompy_vs.errors import VidkompyError
@@ -59,6 +59,6 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(VidkompyError, match="not a media file"):
         sources.probe(txt)
     wav = tmp_path / "tone.wav"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(wav)], check=True)
+    subprocess.run([FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(wav)], check=True)
     with pytest.raises(VidkompyError, match="no video stream"):
         sources.probe(wav)

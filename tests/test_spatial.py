@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FFMPEG
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -40,7 +41,7 @@ def source() -> Path | None:
         out.parent.mkdir(parents=True, exist_ok=True)
         # a still fractal (a zooming one matches itself at other times and scales) with
         # fresh grain every frame, so that frames differ
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
                         "mandelbrot=s=1280x720:r=25:start_scale=0.3:end_scale=0.3:start_x=-0.745:start_y=0.11,"
                         f"noise=alls=12:allf=t,trim=end_frame={N_BG + 20}",
                         "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(out)], check=True)
@@ -137,7 +138,7 @@ def test_clips_without_fg_report_low_confidence(source) -> None:
     case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
     other = bench.CASES / "lavfi-life-320x180.mp4"
     if not other.exists():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
                         f"life=s=320x180:r=25:mold=10:ratio=0.3:death_color=#202020:life_color=#e0e0e0,"
                         f"trim=end_frame={N_FG}", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p",
                         str(other)], check=True)
@@ -154,7 +155,7 @@ def test_coarse_keyframe_pass(source, tmp_path, monkeypatch) -> None:
     fallback when the keyframes are too few)."""
     case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
     bgp = tmp_path / "bg_gop.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(case.bg), "-c:v", "libx264", "-crf", "12",
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(case.bg), "-c:v", "libx264", "-crf", "12",
                     "-x264-params", "keyint=8:min-keyint=8:scenecut=0:bframes=2", "-pix_fmt", "yuv420p",
                     str(bgp)], check=True)
     bg, fg = open_video(bgp), open_video(case.fg)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FFMPEG
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -27,7 +28,7 @@ XS = (16.0, 48.0, 0.0)  # the window's x per shot
 
 
 def _decode(path: Path, w: int, h: int) -> np.ndarray:
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
                          capture_output=True, check=True).stdout
     return np.stack([_y(f) for f in np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)])
 
@@ -41,7 +42,7 @@ def _y(img: np.ndarray) -> np.ndarray:
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("structure")
     clip = d / "src.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=25", "-frames:v", "30",
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=25", "-frames:v", "30",
                     "-c:v", "ffv1", str(clip)], check=True)
     reel = st.Reel([st.Shot(str(clip), 0, 6, "setsar=1"), st.Shot(str(clip), 10, 6, "hflip,setsar=1"),
                     st.Shot(str(clip), 20, 6, "vflip,setsar=1")], (W, H), cache=d)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -17,8 +19,11 @@ from rich.console import Console
 
 from . import __version__
 from .errors import VidkompyError
+from .ffpipe import FFMPEG_ENV, ffmpeg_binary
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+FFMPEG_HELP = ("the ffmpeg binary to run (a path, or a name on PATH; default: $VIDKOMPY_VS_FFMPEG, else the one "
+               "the imageio-ffmpeg wheel ships)")
 
 
 def _add_inputs(p: argparse.ArgumentParser) -> None:
@@ -57,6 +62,7 @@ def _shared() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks on unexpected errors")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    p.add_argument("--ffmpeg", metavar="PATH", default=argparse.SUPPRESS, help=FFMPEG_HELP)
     return p
 
 
@@ -73,6 +79,7 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     ap.add_argument("--version", action="version", version=f"vidkompy-vs {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks on unexpected errors")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--ffmpeg", metavar="PATH", help=FFMPEG_HELP)
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     shared = [_shared()]
 
@@ -279,7 +286,8 @@ def render_comp(args: argparse.Namespace, bgp, fgp, al, out: Path, choice: str, 
         audio = AudioPlan(bgp.path, fgp.duration, al.temporal.offset_s, al.temporal.rate,
                           lead=sources.audio_lead(bgp.path))
     render(clip, out, audio=audio, codec=args.codec, crf=None if args.crf < 0 else args.crf, preset=args.preset or None,
-           audio_codec=args.audio_codec, console=con or console, progress=progress, on_progress=on_progress)
+           audio_codec=args.audio_codec, console=con or console, progress=progress, on_progress=on_progress,
+           ffmpeg=getattr(args, "ffmpeg", None))
     return (f"{out} ({clip.width}x{clip.height}, {clip.num_frames} frames at "
             f"{clip.fps.numerator}/{clip.fps.denominator} fps, audio: {choice})")
 
@@ -340,7 +348,9 @@ def cmd_script(args: argparse.Namespace) -> int:
                  keep_bars=args.keep_bars, uncovered=args.uncovered, match_color=args.match_color,
                  overlay=args.overlay, diff=args.diff)
     console.print(f"wrote {out} (alignment: {align_path})")
-    console.print(f"render: vspipe -c y4m {out} - | ffmpeg -i - -i {args.fg} -map 0:v -map 1:a? -shortest out.mkv")
+    q = shlex.quote
+    console.print(f"render: vspipe -c y4m {q(str(out))} - | {q(ffmpeg_binary())} -i - -i {q(args.fg)} -map 0:v "
+                  "-map 1:a? -shortest out.mkv")
     return 0
 
 
@@ -365,7 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     else:
         _log_to_console()
+    env_before = os.environ.get(FFMPEG_ENV)
     try:
+        if args.ffmpeg or env_before:
+            # checked before any work, and passed on through the environment so that every
+            # ffmpeg this command starts is that one: the analysis pipes and a batch's worker
+            # processes as well as the render
+            os.environ[FFMPEG_ENV] = ffmpeg_binary(args.ffmpeg)
         return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "report": cmd_report,
                 "export": cmd_export, "batch": cmd_batch}[args.cmd](args)
     except VidkompyError as e:
@@ -381,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"vidkompy-vs: internal error: {type(e).__name__}: {msg} (run with --debug for details)",
                       markup=False, highlight=False, soft_wrap=True)
         return 1
+    finally:
+        # (main() also runs in-process: the demo, tests)
+        if env_before is None:
+            os.environ.pop(FFMPEG_ENV, None)
+        else:
+            os.environ[FFMPEG_ENV] = env_before
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
-"""ffmpeg and ffprobe as subprocesses: the command heads the project uses, reading raw
-pictures from a pipe, and ffprobe's JSON facts about a file.
+"""ffmpeg and ffprobe as subprocesses: which ffmpeg binary runs, the command heads the
+project uses, reading raw pictures from a pipe, and ffprobe's JSON facts about a file.
+
+The ffmpeg binary is, in this order: the one the user names (``--ffmpeg PATH``, or the
+``VIDKOMPY_VS_FFMPEG`` environment variable), else the one the ``imageio-ffmpeg`` wheel
+ships (a dependency: so ``pip install vidkompy-vs`` needs no system ffmpeg, on any OS),
+else an ``ffmpeg`` on PATH (a platform the wheel has no binary for).
 
 Decoders that read pictures for the map or the placement (fingerprints, BG windows) run
 with ``-noautorotate``: the frame server (LWLibav) ignores a display rotation, and frame
@@ -9,6 +14,8 @@ coordinates must be its own.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from functools import lru_cache
@@ -16,12 +23,47 @@ from typing import IO
 
 from .errors import VidkompyError
 
-__all__ = ["ffmpeg_head", "decoder_head", "spawn", "fill", "read_exact", "drain", "probe_json", "ffprobe_text"]
+__all__ = ["FFMPEG_ENV", "ffmpeg_binary", "ffmpeg_head", "decoder_head", "spawn", "fill", "read_exact", "drain",
+           "probe_json", "ffprobe_text"]
 
 
-def ffmpeg_head(loglevel: str = "error") -> list[str]:
-    """``ffmpeg`` that never reads the terminal and prints only ``loglevel`` messages."""
-    return ["ffmpeg", "-nostdin", "-v", loglevel]
+FFMPEG_ENV = "VIDKOMPY_VS_FFMPEG"
+
+
+def ffmpeg_binary(explicit: str | os.PathLike[str] | None = None) -> str:
+    """The ffmpeg executable to run: ``explicit`` (``--ffmpeg``), else ``$VIDKOMPY_VS_FFMPEG``,
+    else the imageio-ffmpeg wheel's, else ``ffmpeg`` on PATH. Raises a one-line
+    VidkompyError when the one asked for, or any at all, cannot be found."""
+    env = os.environ.get(FFMPEG_ENV) or None
+    return _resolve(None if explicit is None else os.fspath(explicit), env)
+
+
+@lru_cache(maxsize=16)
+def _resolve(explicit: str | None, env: str | None) -> str:
+    for asked, how in ((explicit, "--ffmpeg "), (env, f"{FFMPEG_ENV}=")):
+        if asked:
+            # a bare name is looked up on PATH like a shell would; a path must be executable
+            found = shutil.which(asked)
+            if found is None:
+                raise VidkompyError(f"{how}{asked}: no such executable")
+            return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        pass
+    found = shutil.which("ffmpeg")
+    if found is None:
+        raise VidkompyError(f"ffmpeg not found: pip install imageio-ffmpeg, or name one with --ffmpeg PATH "
+                            f"or {FFMPEG_ENV}")
+    return found
+
+
+def ffmpeg_head(loglevel: str = "error", binary: str | os.PathLike[str] | None = None) -> list[str]:
+    """:func:`ffmpeg_binary` (or ``binary``) that never reads the terminal and prints only
+    ``loglevel`` messages."""
+    return [ffmpeg_binary(binary), "-nostdin", "-v", loglevel]
 
 
 def decoder_head(path: str, *input_options: str, loglevel: str = "error") -> list[str]:

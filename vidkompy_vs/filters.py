@@ -514,7 +514,11 @@ def _black(clip: vs.VideoNode) -> vs.VideoNode:
     elif fmt.color_family == vs.RGB:
         color = [0] * 3
     else:
-        full = clip.get_frame(0).props.get("_ColorRange") == 0
+        # VapourSynth's newer _Range counts the other way round (RANGE_FULL = 1) from the
+        # _ColorRange it replaced (0 = full), and R81 reads _ColorRange as _Range's raw value:
+        # ask by the name that goes with this VapourSynth's RANGE_FULL
+        name = "_Range" if hasattr(vs, "Range") else "_ColorRange"
+        full = clip.get_frame(0).props.get(name) == vs.RANGE_FULL
         depth = fmt.bits_per_sample - 8
         color = [0 if full else 16 << depth] + [128 << depth] * (fmt.num_planes - 1)
     black = core.std.BlankClip(clip, color=color, keep=True)

@@ -6,6 +6,11 @@ a source file via ffmpeg, cut, shifted and stretched onto FG's timeline with sam
 filters (``atrim``/``adelay``/``atempo``/``apad``), never with ``-itsoffset`` (AAC priming
 makes that land ~20 ms early).
 
+The ffmpeg is :func:`ffpipe.ffmpeg_binary`'s: the imageio-ffmpeg wheel's unless the user
+names one. Encoding in-process with PyAV instead wrote the same bitstream for the same CPU
+time within noise (``benchmarks/render_backends.py``), so the pipe stays: it keeps
+ffmpeg's audio filters and takes any encoder option.
+
 The output is written to a hidden temporary file beside the target and renamed at the
 end: an error or Ctrl-C leaves no half-written file.
 """
@@ -112,11 +117,12 @@ class Encoding:
     audio_codec: str = "auto"
     audio_bitrate: str = "192k"
     extra: tuple[str, ...] = ()
+    ffmpeg: str | None = None  # the binary (None: ffpipe.ffmpeg_binary's choice)
 
 
 def _command(out: Path, tmp: Path, audio: AudioPlan | None, enc: Encoding) -> list[str]:
     """ffmpeg reading y4m on stdin (and ``audio``'s file), writing ``tmp``."""
-    cmd = [*ffpipe.ffmpeg_head(), "-hide_banner", "-y", "-f", "yuv4mpegpipe", "-i", "pipe:0"]
+    cmd = [*ffpipe.ffmpeg_head(binary=enc.ffmpeg), "-hide_banner", "-y", "-f", "yuv4mpegpipe", "-i", "pipe:0"]
     if audio is not None:
         cmd += ["-i", audio.path]
     cmd += ["-map", "0:v:0"]
@@ -141,8 +147,9 @@ class _Encoder:
     def __init__(self, cmd: list[str]) -> None:
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        except FileNotFoundError:
-            raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
+        except OSError as e:
+            # (resolved a moment ago, so only a binary that vanished or lost its exec bit)
+            raise VidkompyError(f"{cmd[0]}: cannot run ({e.strerror or e})") from None
         self.err_tail: deque[bytes] = deque(maxlen=20)
         self.reader = threading.Thread(target=lambda: self.err_tail.extend(self.proc.stderr), daemon=True)
         self.reader.start()
@@ -159,7 +166,10 @@ class _Encoder:
     def stop(self) -> None:
         """Interrupt a running ffmpeg (it cleans up), killing it when it does not stop."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            if os.name == "nt":  # (no SIGINT for one child there: send_signal raises)
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -220,10 +230,11 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
            codec: str = "libx264", crf: float | None = 18, preset: str | None = "medium",
            audio_codec: str = "auto", audio_bitrate: str = "192k", extra: list[str] | None = None,
            console: Console | None = None, progress: bool = True,
-           on_progress: Callable[[int, int], None] | None = None) -> Path:
+           on_progress: Callable[[int, int], None] | None = None, ffmpeg: str | os.PathLike[str] | None = None) -> Path:
     """Encode ``clip`` (and ``audio``) to ``out`` with ffmpeg; returns the final path.
 
     ``on_progress(done, total)`` is called as frames go out (a caller's own progress bar).
+    ``ffmpeg``: the binary to use (default: :func:`ffpipe.ffmpeg_binary`'s choice).
 
     Writes ``.<name>.part-<pid><ext>`` beside ``out`` and renames it when ffmpeg has
     finished cleanly; removes it on any error or interrupt.
@@ -232,7 +243,7 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.part-{os.getpid()}{out.suffix}")
     enc = _Encoder(_command(out, tmp, audio, Encoding(codec, crf, preset, audio_codec, audio_bitrate,
-                                                      tuple(extra or ()))))
+                                                      tuple(extra or ()), None if ffmpeg is None else str(ffmpeg))))
     ok = False
     ints = _Interrupts()
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import VidkompyError
+from .ffpipe import ffmpeg_head
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class SamplePair:
 
 
 def _ffmpeg(args: list[str]) -> None:
+    cmd = [*ffmpeg_head(), "-hide_banner", "-y", *args]
     try:
-        r = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-                           capture_output=True, text=True)
-    except FileNotFoundError:
-        raise VidkompyError("ffmpeg not found: install it (e.g. `apt-get install ffmpeg`)") from None
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise VidkompyError(f"{cmd[0]}: cannot run ({e.strerror or e})") from None
     if r.returncode != 0:
         raise VidkompyError(f"ffmpeg failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
 
