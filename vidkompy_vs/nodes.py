@@ -80,8 +80,9 @@ def audio_checked(anode: object, name: str) -> vs.AudioNode | None:
     return anode
 
 
-def _sar(node: vs.VideoNode) -> Fraction:
-    props = node.get_frame(0).props
+def _sar(node: vs.VideoNode, name: str) -> Fraction:
+    with served(name):
+        props = node.get_frame(0).props
     try:
         num, den = int(props.get("_SARNum", 1)), int(props.get("_SARDen", 1))
     except (TypeError, ValueError):
@@ -101,13 +102,13 @@ def _pix_fmt(fmt: vs.VideoFormat) -> str:
     return fmt.name.lower()
 
 
-def node_probe(node: vs.VideoNode, audio: vs.AudioNode | None, fmt: vs.VideoFormat) -> Probe:
+def node_probe(node: vs.VideoNode, audio: vs.AudioNode | None, fmt: vs.VideoFormat, name: str = "node") -> Probe:
     """The probe a file would have had, from the node (``fmt``: the caller's own format)."""
     return Probe(path=NODE_PATH, width=node.width, height=node.height, fps_num=node.fps.numerator,
                  fps_den=node.fps.denominator, frames=node.num_frames, pix_fmt=_pix_fmt(fmt),
                  bits=fmt.bits_per_sample, has_audio=audio is not None,
                  audio_rate=audio.sample_rate if audio is not None else 0,
-                 audio_channels=audio.num_channels if audio is not None else 0, sar=_sar(node))
+                 audio_channels=audio.num_channels if audio is not None else 0, sar=_sar(node, name))
 
 
 @contextlib.contextmanager

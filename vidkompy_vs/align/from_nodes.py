@@ -88,8 +88,8 @@ class NodePair:
     def inputs(self, req: Request, run: Run, cache: bool) -> tuple[Input, Input]:
         """Both sides as :class:`Input` s, checked against the request as files are
         (``cache``: their fingerprints are kept under their content keys)."""
-        bg_p = nd.node_probe(self.bg.clip, self.bg.audio, self.bg.fmt)
-        fg_p = nd.node_probe(self.fg.clip, self.fg.audio, self.fg.fmt)
+        bg_p = nd.node_probe(self.bg.clip, self.bg.audio, self.bg.fmt, "BG")
+        fg_p = nd.node_probe(self.fg.clip, self.fg.audio, self.fg.fmt, "FG")
         check_fits((fg_p.width, fg_p.height), (bg_p.width, bg_p.height), req.scale)
         if req.method == "audio":
             missing = [s.name for s in (self.bg, self.fg) if s.audio is None]
