@@ -1,90 +1,11 @@
-"""ffmpeg and ffprobe as subprocesses: the command heads the project uses, reading raw
-pictures from a pipe, and ffprobe's JSON facts about a file.
-
-Decoders that read pictures for the map or the placement (fingerprints, BG windows) run
-with ``-noautorotate``: the frame server (LWLibav) ignores a display rotation, and frame
-coordinates must be its own.
-"""
+"""The ffmpeg command head the renderer pipes into (analysis reads its inputs in-process:
+see :mod:`decode`)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Callable
-from functools import lru_cache
-from typing import IO
-
-from .errors import VidkompyError
-
-__all__ = ["ffmpeg_head", "decoder_head", "spawn", "fill", "read_exact", "drain", "probe_json", "ffprobe_text"]
+__all__ = ["ffmpeg_head"]
 
 
 def ffmpeg_head(loglevel: str = "error") -> list[str]:
     """``ffmpeg`` that never reads the terminal and prints only ``loglevel`` messages."""
     return ["ffmpeg", "-nostdin", "-v", loglevel]
-
-
-def decoder_head(path: str, *input_options: str, loglevel: str = "error") -> list[str]:
-    """:func:`ffmpeg_head` reading ``path`` as the frame server numbers and orients it
-    (``input_options`` go before ``-i``)."""
-    return [*ffmpeg_head(loglevel), "-noautorotate", *input_options, "-i", path]
-
-
-def spawn(cmd: list[str], *, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
-    """``cmd`` with unbuffered stdout and stderr pipes (OSError when it cannot start)."""
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, pass_fds=pass_fds)
-
-
-def fill(stream: IO[bytes], view: memoryview, *, chunk: int | None = None,
-         on_read: Callable[[int], None] | None = None) -> int:
-    """Read into ``view`` until it is full or the stream ends; the bytes read.
-
-    ``chunk`` caps each read (so that ``on_read(total so far)`` reports progress often)."""
-    got = 0
-    while got < len(view):
-        k = stream.readinto(view[got:] if chunk is None else view[got:got + chunk])  # type: ignore[attr-defined]
-        if not k:
-            break
-        got += k
-        if on_read is not None:
-            on_read(got)
-    return got
-
-
-def read_exact(stream: IO[bytes], n: int) -> bytearray | None:
-    """Exactly ``n`` bytes (one raw picture), or ``None`` when the stream ends first."""
-    buf = bytearray(n)
-    return buf if fill(stream, memoryview(buf)) == n else None
-
-
-def drain(stream: IO[bytes]) -> None:
-    """Read to the end: never leave ffmpeg blocked on a full pipe."""
-    while stream.read(1 << 16):
-        pass
-
-
-@lru_cache(maxsize=64)
-def probe_json(path: str, _mtime: int) -> dict:
-    """ffprobe's streams and format of ``path`` (cached per file version: pass its mtime)."""
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise VidkompyError("ffprobe not found: install ffmpeg (e.g. `apt-get install ffmpeg`)") from None
-    if out.returncode != 0:
-        raise VidkompyError(f"{path}: not a media file ffmpeg can read")
-    return json.loads(out.stdout or "{}")
-
-
-def ffprobe_text(path: str, *options: str, timeout: float = 60) -> str | None:
-    """ffprobe's plain output for ``options`` on ``path``; ``None`` when it fails."""
-    try:
-        r = subprocess.run(["ffprobe", "-v", "error", *options, path], capture_output=True, text=True,
-                           timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout if r.returncode == 0 else None
