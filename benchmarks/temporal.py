@@ -15,7 +15,10 @@ time ffmpeg needs to decode both inputs (same run), peak memory (our process plu
 ffmpeg children), uncovered frames found/true, and vidkompy 1.2.5's time and accuracy
 (``benchmarks/vidkompy_ref.py``; skip with ``--no-vidkompy``).
 
-    .venv/bin/python benchmarks/temporal.py [--cases a,b] [--no-vidkompy] [--vidkompy-cases a,b]
+``--hide-ffmpeg``: the align processes get a PATH without ``ffmpeg`` and ``ffprobe``
+(building the cases and the truth still use them).
+
+    .venv/bin/python benchmarks/temporal.py [--cases a,b] [--no-vidkompy] [--vidkompy-cases a,b] [--hide-ffmpeg]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from footage import footage  # noqa: E402
+from footage import footage, path_without_ffmpeg  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-temporal"
 W, H = 640, 360  # master size
@@ -361,10 +364,13 @@ def decode_time(*paths: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_ours(bg: Path, fg: Path, preset: str) -> dict:
+def run_ours(bg: Path, fg: Path, preset: str, path: str | None = None) -> dict:
+    """``path``: the PATH the align process gets (``--hide-ffmpeg``)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a cold cache: indexes and fingerprints are built inside the timed run
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        if path is not None:
+            env["PATH"] = path
         res = Path(tmp) / "r.json"
         subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), preset, str(res)], env=env, check=True,
                        cwd=ROOT)
@@ -394,7 +400,10 @@ def main() -> None:
     ap.add_argument("--vidkompy-cases", default="offset,fg60_bg25,drift,degraded,hd1080",
                     help="cases vidkompy runs on ('all' for every case; it is slow)")
     ap.add_argument("--vidkompy-timeout", type=float, default=600)
+    ap.add_argument("--hide-ffmpeg", action="store_true",
+                    help="align with no ffmpeg/ffprobe on PATH (making the cases and the truth still use them)")
     args = ap.parse_args()
+    align_path = path_without_ffmpeg(CACHE / "no-ffmpeg-bin") if args.hide_ffmpeg else None
 
     vid, wav, n_master = master()
     todo = [c for c in cases(n_master) if not args.cases or c.name in args.cases.split(",")]
@@ -415,7 +424,7 @@ def main() -> None:
         bg, fg = build(c, vid, wav)
         sets, _ = truth_sets(c, bg)
         dec = decode_time(bg, fg)
-        r = run_ours(bg, fg, args.preset)
+        r = run_ours(bg, fg, args.preset, align_path)
         exact, worst = score(r["map"], sets)
         unc_true = sum(s is None for s in sets)
         row = {"case": c.name, "fg": len(c.f), "bg": len(c.b), "exact": exact, "maxerr": worst,
