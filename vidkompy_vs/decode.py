@@ -2,8 +2,8 @@
 about a file's streams, every frame for the analysis passes, windows of reference frames
 and the sound as mono float. Nothing here starts a process or needs ``ffmpeg`` on PATH.
 
-Pictures are the decoder's own, bit for bit the frame server's (LWLibav decodes with the
-same libavcodec decoders): full-size grey pictures are handed over exactly as
+Pictures are the decoder's own, bit for bit the frame server's (LWLibav decodes with
+FFmpeg's decoders too, and they are exact by their standards): full-size grey pictures are handed over exactly as
 ``sources.frame_arrays(gray=True)`` makes them (:func:`gray8`). Frames come in
 presentation order, the ones an MP4/MOV edit list discards left out, as ffmpeg and the
 frame server (once ``sources.open_video`` has dropped the slots LWLibav shows for them)
@@ -33,7 +33,7 @@ from .errors import VidkompyError
 DecodeError = av.error.FFmpegError  # what PyAV raises on input FFmpeg cannot read
 
 __all__ = ["DecodeError", "VideoTrack", "AudioTrack", "Tracks", "tracks", "discarded_packets", "open_input", "frames",
-           "Shrink", "gray8", "gray8_exact", "to_gray8", "window", "audio"]
+           "luma", "Shrink", "gray8", "gray8_exact", "to_gray8", "window", "audio"]
 
 
 # -- the streams ----------------------------------------------------------------------
@@ -129,6 +129,8 @@ def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
     except (DecodeError, OSError, UnicodeDecodeError) as e:
         if isinstance(e, FileNotFoundError):
             raise VidkompyError(f"{path}: no such file") from None
+        if isinstance(e, PermissionError):
+            raise VidkompyError(f"{path}: not readable (permission denied)") from None
         raise VidkompyError(f"{path}: not a media file ffmpeg can read") from None
     try:
         yield c
@@ -141,6 +143,8 @@ def _tracks(path: str, _mtime: int) -> Tracks:
     video = audio = None
     with open_input(path) as c:
         for s in c.streams:
+            if s.codec_context is None:
+                continue  # a codec FFmpeg does not know: nothing here or in the frame server reads it
             if s.type == "video" and video is None and not (s.disposition & av.stream.Disposition.attached_pic):
                 video = _video_track(s)
             elif s.type == "audio" and audio is None:
