@@ -245,8 +245,8 @@ def _decode_av(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
         video = decode.tracks(path).video
         if video is None:
             return None
-        with decode.open_input(path) as c:
-            for f in decode.frames(c, video.index):
+        with contextlib.closing(decode.frames_ahead(path, video.index)) as decoded:
+            for f in decoded:
                 if n > expect:
                     return None
                 buf[n] = shrink(f)
