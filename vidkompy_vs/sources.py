@@ -55,6 +55,7 @@ class Probe:
 
 
 _quiet_lock = threading.Lock()
+_open_lock = threading.Lock()  # LWLibavSource calls, one at a time (see open_video)
 _quiet_depth = 0
 _saved_fd: int | None = None
 
@@ -155,7 +156,11 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
     cfr = cfr_rate(video)
     kw = {"fpsnum": cfr[0], "fpsden": cfr[1]} if cfr else {}
     try:
-        with _quiet_stderr():  # LWLibav prints "Creating lwi index file NN%" on every new file
+        # LWLibav prints "Creating lwi index file NN%" on every new file. One open at a
+        # time: two LWLibavSource calls at the same instant (BG's and FG's probes, once
+        # nothing staggered them) took the process down with a segfault inside LWLibav in
+        # the suite; an index build is a demux only, so little is lost.
+        with _open_lock, _quiet_stderr():
             clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8, **kw)
     except vs.Error as e:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
