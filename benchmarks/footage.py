@@ -33,6 +33,28 @@ def footage(name: str = "bigbuckbunny.mp4", folder: Path = DIR) -> Path:
     return out
 
 
+def path_without_ffmpeg(folder: Path) -> str:
+    """A PATH that finds every program this one does but ``ffmpeg`` and ``ffprobe``: links
+    to them in ``folder``, after the interpreter's own folder (to show that a run needs
+    neither)."""
+    import os
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or not Path(d).is_dir():
+            continue
+        for exe in Path(d).iterdir():
+            link = folder / exe.name
+            if exe.name in ("ffmpeg", "ffprobe") or link.exists() or link.is_symlink():
+                continue
+            if exe.is_file() and os.access(exe, os.X_OK):
+                link.symlink_to(exe)
+    return os.pathsep.join([str(Path(sys.executable).parent), str(folder)])
+
+
 if __name__ == "__main__":
     for c in CLIPS:
         print(footage(c))

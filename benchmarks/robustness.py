@@ -29,8 +29,10 @@ found/true, wall time of ``align()``, and the notes/warnings it printed. Then th
 ``comp`` renders four cases (baseline, webm BG, 10-bit FG, edit-list FG) and the
 output is checked for the frame count and duration a player shows for FG (ffprobe
 ``-count_frames``; ``--no-comp`` skips it). About 2.5 minutes in all on 2 cores.
+``--hide-ffmpeg``: the align processes get a PATH without ``ffmpeg`` and ``ffprobe``
+(building the cases, the truth and ``comp`` still use them).
 
-    .venv/bin/python benchmarks/robustness.py [--cases a,b] [--no-comp] [--comp-cases a,b] [--list]
+    .venv/bin/python benchmarks/robustness.py [--cases a,b] [--no-comp] [--comp-cases a,b] [--list] [--hide-ffmpeg]
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from ff import FFMPEG, count_frames, streams  # noqa: E402
-from footage import footage  # noqa: E402
+from footage import footage, path_without_ffmpeg  # noqa: E402
 from temporal import score  # noqa: E402  (exact fraction, max frame error)
 
 CACHE = ROOT / ".cache" / "robustness"
@@ -344,9 +346,12 @@ json.dump(out, open(sys.argv[3], "w"))
 """
 
 
-def run_align(bg: Path, fg: Path) -> dict:
+def run_align(bg: Path, fg: Path, path: str | None = None) -> dict:
+    """``path``: the PATH the align process gets (``--hide-ffmpeg``)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        if path is not None:
+            env["PATH"] = path
         res = Path(tmp) / "r.json"
         t0 = time.perf_counter()
         try:
@@ -420,7 +425,10 @@ def main() -> None:
     ap.add_argument("--comp-cases", default="baseline,bg_webm,fg_10bit,fg_editlist")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print tracebacks and all notes")
+    ap.add_argument("--hide-ffmpeg", action="store_true",
+                    help="align with no ffmpeg/ffprobe on PATH (making the cases, the truth and comp still use them)")
     args = ap.parse_args()
+    align_path = path_without_ffmpeg(CACHE / "no-ffmpeg-bin") if args.hide_ffmpeg else None
 
     all_cases = cases()
     if args.list:
@@ -452,7 +460,7 @@ def main() -> None:
             continue
         built[c.name] = (bg, fg)
         md5 = bg_md5(bg)
-        r = run_align(bg, fg)
+        r = run_align(bg, fg, align_path)
         row["result"] = {k: v for k, v in r.items() if k != "map"}
         status = "ok" if not r.get("error") else first_line(r["error"])
         row["status"] = status

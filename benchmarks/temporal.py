@@ -16,10 +16,13 @@ ffmpeg children), uncovered frames found/true, and vidkompy 1.2.5's time and acc
 (``benchmarks/vidkompy_ref.py``; skip with ``--no-vidkompy``).
 
     .venv/bin/python benchmarks/temporal.py [--cases a,b] [--no-vidkompy] [--vidkompy-cases a,b] [--nodes]
+                                            [--hide-ffmpeg]
 
 ``--nodes``: every case a second time with its files opened as VapourSynth nodes
 (``sources.open_video``; sound as ``AudioNode`` s from ``sources.open_audio``) and passed
 to ``align`` as a script would, in a second table beside the file path's time.
+``--hide-ffmpeg``: the align processes get a PATH without ``ffmpeg`` and ``ffprobe``
+(building the cases and the truth still use them).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from ff import FFMPEG, count_packets  # noqa: E402
-from footage import footage  # noqa: E402
+from footage import footage, path_without_ffmpeg  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-temporal"
 W, H = 640, 360  # master size
@@ -377,12 +380,15 @@ def decode_time(*paths: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_ours(bg: Path, fg: Path, preset: str, inputs: str = "files") -> dict:
+def run_ours(bg: Path, fg: Path, preset: str, inputs: str = "files", path: str | None = None) -> dict:
     """One align() run in a fresh process; ``inputs``: ``files`` (paths) or ``nodes``
-    (the files opened as VapourSynth nodes first)."""
+    (the files opened as VapourSynth nodes first); ``path``: the PATH the align process
+    gets (``--hide-ffmpeg``)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a cold cache: indexes and fingerprints are built inside the timed run
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        if path is not None:
+            env["PATH"] = path
         res = Path(tmp) / "r.json"
         subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), preset, str(res), inputs], env=env,
                        check=True, cwd=ROOT)
@@ -447,7 +453,10 @@ def main() -> None:
     ap.add_argument("--vidkompy-timeout", type=float, default=600)
     ap.add_argument("--nodes", action="store_true",
                     help="also run every case with its files opened as VapourSynth nodes (a second table)")
+    ap.add_argument("--hide-ffmpeg", action="store_true",
+                    help="align with no ffmpeg/ffprobe on PATH (making the cases and the truth still use them)")
     args = ap.parse_args()
+    align_path = path_without_ffmpeg(CACHE / "no-ffmpeg-bin") if args.hide_ffmpeg else None
 
     vid, wav, n_master = master()
     todo = [c for c in cases(n_master) if not args.cases or c.name in args.cases.split(",")]
@@ -468,10 +477,10 @@ def main() -> None:
         bg, fg = build(c, vid, wav)
         sets, _ = truth_sets(c, bg)
         dec = decode_time(bg, fg)
-        row = _row(c, run_ours(bg, fg, args.preset), sets, dec)
+        row = _row(c, run_ours(bg, fg, args.preset, path=align_path), sets, dec)
         exact, worst = row["exact"], row["maxerr"]
         if args.nodes:
-            node_rows.append(_row(c, run_ours(bg, fg, args.preset, "nodes"), sets, dec))
+            node_rows.append(_row(c, run_ours(bg, fg, args.preset, "nodes", align_path), sets, dec))
         if ref is not None and (args.vidkompy_cases == "all" or c.name in args.vidkompy_cases.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 v = ref.run_vidkompy(bg, fg, Path(tmp) / "out.mp4", timeout=args.vidkompy_timeout)

@@ -12,7 +12,6 @@ import io
 import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from conftest import FFMPEG
@@ -157,7 +156,7 @@ def test_presets_load(tmp_path: Path) -> None:
 
 def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> None:
     """Full-size frames kept from the fingerprint pass equal the frame server's pictures,
-    through the ffmpeg pipe and through the VapourSynth fallback alike."""
+    through the in-process decode and through the VapourSynth fallback alike."""
     from vidkompy_vs import fingerprint as fpm
     from vidkompy_vs.sources import frame_arrays, open_video, probe
 
@@ -165,7 +164,7 @@ def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> Non
     want = [0, 7, 49, 50, 51, 123, p.frames - 1]
     ref = frame_arrays(open_video(p.path), want, gray=True)
     seen: list[int] = []
-    for dec in ("ffmpeg", "vs"):
+    for dec in ("av", "vs"):
         g = fpm.Grab(want + [p.frames + 5], p.width, p.height, p.pix_fmt, on_frame=lambda i, _: seen.append(i))
         f = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=(10, 20, 160, 120), decoder=dec,
                              cache=False, grab=g)
@@ -203,6 +202,7 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     """A phone clip flagged 'rotate 90' (display matrix): ffmpeg would turn its pictures,
     LWLibav (what renders) does not. Fingerprints, grabs and the map must follow LWLibav."""
     from vidkompy_vs import fingerprint as fpm
+    from vidkompy_vs.decode import tracks
     from vidkompy_vs.sources import frame_arrays, open_video, probe
 
     rot = tmp_path / "bg_rot.mov"
@@ -211,8 +211,7 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     except subprocess.CalledProcessError:
         # ffmpeg before 6 has no -display_rotation (and 6 on no longer takes this metadata)
         _ff("-i", str(clips["bg"]), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rot))
-    with av.open(str(rot)) as c:
-        assert next(c.decode(video=0)).rotation != 0  # the flag is there (ffmpeg would turn the picture)
+    assert tracks(rot).video.rotation != 0  # the flag is there (ffmpeg would turn the picture)
     p = probe(rot)
     want = [3, 77]
     g = fpm.Grab(want, p.width, p.height, p.pix_fmt)

@@ -1,6 +1,6 @@
 """Audio offset and rate by GCC-PHAT.
 
-Both tracks are decoded once through an ffmpeg pipe to mono float at a low rate (8 kHz by
+Both tracks are decoded once, in-process (PyAV), to mono float at a low rate (8 kHz by
 default: the phase transform needs only a few kHz of bandwidth for millisecond lags)
 and cached. The whole FG track against the whole BG track gives the offset; windows
 along FG, each searched near where the first estimate puts it, give local offsets whose
@@ -12,18 +12,16 @@ Convention (as in :class:`alignment.Temporal`): BG time = offset_s + rate * FG t
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 
 from .cache import cache_dir, file_key
-from .errors import VidkompyError
-from .ffpipe import ffmpeg_head
+from .decode import audio as decode_audio
 from .fsutil import atomic_save_npy
 from .numeric import next_fast
 
-AUDIO_VERSION = 2  # 2: sample 0 is at the first video frame
+AUDIO_VERSION = 3  # 2: sample 0 is at the first video frame; 3: decoded in-process (PyAV)
 
 
 @dataclass
@@ -47,16 +45,7 @@ def load_audio(path: str | os.PathLike[str], rate: int = 8000, *, cache: bool = 
             return np.load(cfile, allow_pickle=False)
         except (OSError, ValueError):
             pass
-    cmd = [*ffmpeg_head(), "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
-           "-ac", "1", "-ar", str(rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    try:
-        out = subprocess.run(cmd, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise VidkompyError("ffmpeg not found: install ffmpeg (e.g. `apt-get install ffmpeg`)") from None
-    if out.returncode != 0:
-        msg = out.stderr.decode(errors="replace").strip().splitlines()
-        raise VidkompyError(f"{path}: cannot decode audio ({msg[-1] if msg else 'ffmpeg failed'})")
-    a = np.frombuffer(out.stdout, np.float32).copy()
+    a = decode_audio(path, rate)
     from .sources import audio_lead
 
     lead = int(round(audio_lead(path) * rate))

@@ -1,30 +1,21 @@
-"""ffmpeg and ffprobe as subprocesses: which ffmpeg binary runs, the command heads the
-project uses, reading raw pictures from a pipe, and ffprobe's JSON facts about a file.
+"""Which ffmpeg binary the renderer (and the sample pair) pipes into; the analysis reads
+its inputs in-process (:mod:`decode`), with no ffmpeg or ffprobe process.
 
 The ffmpeg binary is, in this order: the one the user names (``--ffmpeg PATH``, or the
 ``VIDKOMPY_VS_FFMPEG`` environment variable), else the one the ``imageio-ffmpeg`` wheel
 ships (a dependency: so ``pip install vidkompy-vs`` needs no system ffmpeg, on any OS),
 else an ``ffmpeg`` on PATH (a platform the wheel has no binary for).
-
-Decoders that read pictures for the map or the placement (fingerprints, BG windows) run
-with ``-noautorotate``: the frame server (LWLibav) ignores a display rotation, and frame
-coordinates must be its own.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-from collections.abc import Callable
 from functools import lru_cache
-from typing import IO
 
 from .errors import VidkompyError
 
-__all__ = ["FFMPEG_ENV", "ffmpeg_binary", "ffmpeg_head", "decoder_head", "spawn", "fill", "read_exact", "drain",
-           "probe_json", "ffprobe_text"]
+__all__ = ["FFMPEG_ENV", "ffmpeg_binary", "ffmpeg_head"]
 
 
 FFMPEG_ENV = "VIDKOMPY_VS_FFMPEG"
@@ -64,69 +55,3 @@ def ffmpeg_head(loglevel: str = "error", binary: str | os.PathLike[str] | None =
     """:func:`ffmpeg_binary` (or ``binary``) that never reads the terminal and prints only
     ``loglevel`` messages."""
     return [ffmpeg_binary(binary), "-nostdin", "-v", loglevel]
-
-
-def decoder_head(path: str, *input_options: str, loglevel: str = "error") -> list[str]:
-    """:func:`ffmpeg_head` reading ``path`` as the frame server numbers and orients it
-    (``input_options`` go before ``-i``)."""
-    return [*ffmpeg_head(loglevel), "-noautorotate", *input_options, "-i", path]
-
-
-def spawn(cmd: list[str], *, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
-    """``cmd`` with unbuffered stdout and stderr pipes (OSError when it cannot start)."""
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, pass_fds=pass_fds)
-
-
-def fill(stream: IO[bytes], view: memoryview, *, chunk: int | None = None,
-         on_read: Callable[[int], None] | None = None) -> int:
-    """Read into ``view`` until it is full or the stream ends; the bytes read.
-
-    ``chunk`` caps each read (so that ``on_read(total so far)`` reports progress often)."""
-    got = 0
-    while got < len(view):
-        k = stream.readinto(view[got:] if chunk is None else view[got:got + chunk])  # type: ignore[attr-defined]
-        if not k:
-            break
-        got += k
-        if on_read is not None:
-            on_read(got)
-    return got
-
-
-def read_exact(stream: IO[bytes], n: int) -> bytearray | None:
-    """Exactly ``n`` bytes (one raw picture), or ``None`` when the stream ends first."""
-    buf = bytearray(n)
-    return buf if fill(stream, memoryview(buf)) == n else None
-
-
-def drain(stream: IO[bytes]) -> None:
-    """Read to the end: never leave ffmpeg blocked on a full pipe."""
-    while stream.read(1 << 16):
-        pass
-
-
-@lru_cache(maxsize=64)
-def probe_json(path: str, _mtime: int) -> dict:
-    """ffprobe's streams and format of ``path`` (cached per file version: pass its mtime)."""
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise VidkompyError("ffprobe not found: install ffmpeg (e.g. `apt-get install ffmpeg`)") from None
-    if out.returncode != 0:
-        raise VidkompyError(f"{path}: not a media file ffmpeg can read")
-    return json.loads(out.stdout or "{}")
-
-
-def ffprobe_text(path: str, *options: str, timeout: float = 60) -> str | None:
-    """ffprobe's plain output for ``options`` on ``path``; ``None`` when it fails."""
-    try:
-        r = subprocess.run(["ffprobe", "-v", "error", *options, path], capture_output=True, text=True,
-                           timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout if r.returncode == 0 else None

@@ -5,33 +5,33 @@ matcher derives zero-mean/unit-norm vectors (correlation = one dot product), a 6
 perceptual hash (DCT of a 32x32 reduction, bits = above the median) and the
 frame-difference energy (mean absolute change from the previous frame: the motion signal).
 
-Decoding: a direct ffmpeg rawvideo pipe (crop + area scale + grey inside ffmpeg, so only
-``w*h`` bytes per frame cross the pipe) is the default; it is checked against the frame
-count LWLibav reports (the renderer's frame numbers) and, on any mismatch (VFR, edit
-lists), redone through VapourSynth/LWLibav, which is frame-exact by construction.
-Planes are cached per file (content key + crop + size + decoder) in
-``cache_dir("fingerprints")``.
+Decoding: in-process through PyAV (crop + area scale + grey by FFmpeg's own filters, see
+:class:`decode.Shrink`) is the default; its frame count is checked against the count LWLibav
+reports (the renderer's frame numbers) and, on any mismatch, the pass is redone through
+VapourSynth/LWLibav, which is frame-exact by construction (variable-frame-rate inputs,
+which the frame server reads at a constant rate, go there from the start).
+Planes are cached per file (content key + crop + size) in ``cache_dir("fingerprints")``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from . import ffpipe
+from . import decode
 from .cache import cache_dir, file_key
 from .errors import VidkompyError
 from .fsutil import atomic_save_npy
 
-FP_VERSION = 2  # 2: decoded without autorotation
+FP_VERSION = 3  # 2: decoded without autorotation; 3: decoded in-process (PyAV)
 DEFAULT_SIZE = (64, 36)
 
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels
@@ -144,16 +144,9 @@ def from_planes(planes: np.ndarray, fps: float) -> Fingerprints:
 Progress = Callable[[int], None]
 Grabbed = Callable[[int, np.ndarray], None]
 
-# Pixel formats whose luma plane is, byte for byte, what VapourSynth's GRAY8 conversion
-# (``sources.frame_arrays(gray=True)``) gives: ffmpeg's ``extractplanes=y`` copies it
-# exactly (``format=gray`` would rescale/dither it).
-_LUMA8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
-          "yuv411p", "yuv410p", "nv12", "nv21", "gray"}
-
-
 def grabs_exact(pix_fmt: str) -> bool:
-    """Whether ffmpeg's pass can hand over full-size pictures equal to the frame server's."""
-    return pix_fmt in _LUMA8
+    """Whether the in-process pass can hand over full-size pictures equal to the frame server's."""
+    return decode.gray8_exact(pix_fmt)
 
 
 @dataclass
@@ -161,8 +154,9 @@ class Grab:
     """Full-resolution grey frames to keep from a fingerprint pass.
 
     ``indices`` are frame numbers; ``width``/``height`` the input's size; ``pix_fmt`` its
-    ffmpeg pixel format (only 8-bit YUV/grey inputs are grabbed from the ffmpeg pipe, so the
-    pictures equal the frame server's); ``on_frame(i, img)`` is called as each arrives.
+    FFmpeg pixel format (only YUV/grey inputs are grabbed from the pass, as
+    :func:`decode.gray8` makes them, equal to the frame server's pictures); ``on_frame(i,
+    img)`` is called as each arrives.
     """
 
     indices: Iterable[int]
@@ -197,166 +191,84 @@ class Live:
         return np.zeros((0, 1, 1), np.uint8) if planes is None else planes[:self.count]
 
 
-MAX_RUNS = 32
+def _lowered(nice: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a thread of its own at ``nice`` more than now. Linux keeps a nice
+    value per thread and the decoder's threads, started from it, inherit it; elsewhere it
+    runs at the usual priority. (A thread of its own: an unprivileged thread cannot raise
+    its priority back, and the caller's thread must keep its own.)"""
+    out: list[Any] = []
+    err: list[BaseException] = []
 
+    def run() -> None:
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        try:
+            out.append(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            err.append(e)
 
-def _runs(idx: list[int]) -> list[tuple[int, int]]:
-    """Sorted frame numbers as inclusive runs of consecutive numbers."""
-    out: list[tuple[int, int]] = []
-    for i in idx:
-        if out and i == out[-1][1] + 1:
-            out[-1] = (out[-1][0], i)
-        else:
-            out.append((i, i))
-    return out
-
-
-def _read_grabs(stream: IO[bytes], idx: list[int], fsize: int, shape: tuple[int, int],
-                out: dict[int, np.ndarray], on_frame: Grabbed | None, keep: set[int] | None = None) -> None:
-    """Read the selected full-size frames (in index order) from ``stream`` into ``out``
-    (those in ``keep`` only, when given)."""
-    for i in idx:
-        buf = ffpipe.read_exact(stream, fsize)
-        if buf is None:
-            break
-        if keep is not None and i not in keep:
-            continue
-        img = np.frombuffer(buf, np.uint8).reshape(shape)
-        out[i] = img
-        if on_frame is not None:
-            on_frame(i, img)
-    ffpipe.drain(stream)
-
-
-class _GrabPlan(NamedTuple):
-    """The frames a fingerprint pass hands over at full size, on a second output."""
-
-    frames: list[int]  # what the output carries (each run one frame longer: see _grab_plan)
-    keep: set[int]  # the frames asked for
-    select: str  # ffmpeg's select expression for ``frames``
-
-
-def _grab_plan(grab: Grab | None, expect: int) -> _GrabPlan | None:
-    gidx = grab.wanted(expect) if grab is not None and grabs_exact(grab.pix_fmt) else []
-    if not gidx:
-        return None
-    runs = _runs(gidx)[:MAX_RUNS]  # ffmpeg's expression parser nests: keep it short
-    # ffmpeg (5.1) holds each selected picture back until the next one is selected
-    # (measured: frame 180 came out when the pass was at 223, the next one asked for):
-    # one more frame after each run pushes the run's last one out in time
-    keep = {i for a, b in runs for i in range(a, b + 1)}
-    runs = [(a, min(b + 1, expect - 1)) for a, b in runs]
-    sel = "+".join(f"eq(n,{a})" if a == b else f"between(n,{a},{b})" for a, b in runs)
-    return _GrabPlan([i for a, b in runs for i in range(a, b + 1)], keep, sel)
-
-
-def _command(path: str, crop: Crop | None, size: tuple[int, int], plan: _GrabPlan | None,
-             grab: Grab | None, wfd: int, nice: int) -> list[str]:
-    """The pass's ffmpeg: planes on stdout; with ``plan``, full-size luma on ``wfd``."""
-    w, h = size
-    vf = []
-    if crop is not None:
-        cx, cy, cw, ch = crop
-        vf.append(f"crop={cw}:{ch}:{cx}:{cy}:exact=1")
-    # area scaling averages every source pixel: no aliasing from fine texture or noise
-    vf.append(f"scale={w}:{h}:flags=area,format=gray")
-    head = ffpipe.decoder_head(path)
-    if plan is not None and grab is not None:
-        luma = "null" if grab.pix_fmt == "gray" else "extractplanes=y"
-        graph = f"[0:v:0]split=2[fp][gb];[fp]{','.join(vf)}[o1];[gb]select='{plan.select}',{luma}[o2]"
-        cmd = [*head, "-filter_complex", graph,
-               "-map", "[o1]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
-               "-map", "[o2]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", f"pipe:{wfd}"]
-    else:
-        cmd = [*head, "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
-               "-f", "rawvideo", "-pix_fmt", "gray", "-"]
-    if nice and shutil.which("nice"):
-        cmd = ["nice", "-n", str(int(nice)), *cmd]
-    return cmd
-
-
-class _GrabReader:
-    """Reads the second output (full-size pictures) in a thread while the planes come in."""
-
-    def __init__(self, rfd: int, plan: _GrabPlan, grab: Grab) -> None:
-        self.plan = plan
-        self.stream = os.fdopen(rfd, "rb", buffering=0)
-        self.got: dict[int, np.ndarray] = {}
-        self.thread = threading.Thread(target=_read_grabs, daemon=True,
-                                       args=(self.stream, plan.frames, grab.width * grab.height,
-                                             (grab.height, grab.width), self.got, grab.on_frame, plan.keep))
-        self.thread.start()
-
-    def finish(self) -> dict[int, np.ndarray] | None:
-        """The pictures, once the output has ended; ``None`` unless every one came."""
-        self.thread.join()
-        self.stream.close()
-        return self.got if len(self.got) == len(self.plan.keep) else None
-
-
-def _read_planes(stdout: IO[bytes], buf: np.ndarray, fsize: int, expect: int, progress: Progress | None,
-                 live: Live | None) -> int | None:
-    """Bytes of planes read into ``buf``; ``None`` when ffmpeg had more than fit."""
-    done = [0]  # whole frames so far
-
-    def on_read(got: int) -> None:
-        frames = got // fsize
-        if progress is not None and frames > done[0]:
-            progress(frames - done[0])
-        done[0] = frames
-        if live is not None:
-            live.count = min(expect, frames)
-
-    got = ffpipe.fill(stdout, memoryview(buf), chunk=1 << 20, on_read=on_read)
-    if got >= len(buf) and stdout.read(1):
-        return None
-    return got
-
-
-def _decode_ffmpeg(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
-                   progress: Progress | None, grab: Grab | None = None,
-                   grabbed: dict[int, np.ndarray] | None = None, nice: int = 0,
-                   live: Live | None = None) -> np.ndarray | None:
-    """All frames through one ffmpeg pipe; ``None`` when its frame count differs from ``expect``.
-
-    With ``grab`` a second output of the same decode carries the wanted frames at full
-    resolution (luma plane) on another pipe; they land in ``grabbed``.
-    """
-    w, h = size
-    plan = _grab_plan(grab, expect)
-    rfd, wfd = os.pipe() if plan is not None else (-1, -1)
-    cmd = _command(path, crop, size, plan, grab, wfd, nice)
-    fsize = w * h
-    # Room for a few extra frames so a count mismatch is detected rather than truncated.
-    buf = np.empty((expect + 16) * fsize, np.uint8)
-    if live is not None:
-        live.start(buf.reshape(expect + 16, h, w))
-    try:
-        proc = ffpipe.spawn(cmd, pass_fds=(wfd,) if plan is not None else ())
-    except FileNotFoundError:
-        if plan is not None:
-            os.close(rfd)
-            os.close(wfd)
-        return None
-    err: list[bytes] = []
-    t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    t = threading.Thread(target=run, daemon=True)
     t.start()
-    reader = None
-    if plan is not None and grab is not None:
-        os.close(wfd)
-        reader = _GrabReader(rfd, plan, grab)
-    assert proc.stdout is not None
-    got = _read_planes(proc.stdout, buf, fsize, expect, progress, live)
-    if got is None:
-        proc.kill()
-    proc.wait()
     t.join()
-    mine = reader.finish() if reader is not None else None
-    if got is None or proc.returncode != 0 or got % fsize or got // fsize != expect:
+    if err:
+        raise err[0]
+    return out[0]
+
+
+PROGRESS_EVERY = 16  # frames per progress report (a bar redrawn per frame costs more than it says)
+
+
+def _decode_av(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
+               progress: Progress | None, grab: Grab | None = None,
+               grabbed: dict[int, np.ndarray] | None = None, nice: int = 0,
+               live: Live | None = None) -> np.ndarray | None:
+    """All frames through one in-process decode; ``None`` when its frame count differs
+    from ``expect`` or the file cannot be decoded here.
+
+    With ``grab`` the wanted frames are kept from the same decode at full size, as the
+    frame server's grey pictures (:func:`decode.gray8`); they land in ``grabbed``.
+    """
+    if nice:
+        return _lowered(nice, _decode_av, path, crop, size, expect, progress, grab, grabbed, 0, live)
+    w, h = size
+    # one spare row: a frame past ``expect`` says the count is not the frame server's
+    buf = np.empty((expect + 1, h, w), np.uint8)
+    if live is not None:
+        live.start(buf)
+    want = set(grab.wanted(expect)) if grab is not None and grabbed is not None else set()
+    shape = (grab.height, grab.width) if grab is not None else None
+    on_frame = grab.on_frame if grab is not None else None
+    shrink = decode.Shrink(size, crop)
+    n = reported = 0
+    try:
+        video = decode.tracks(path).video
+        if video is None:
+            return None
+        with contextlib.closing(decode.frames_ahead(path, video.index)) as decoded:
+            for f in decoded:
+                if n > expect:
+                    return None
+                buf[n] = shrink(f)
+                if n in want and grabbed is not None:
+                    img = decode.gray8(f)
+                    if img is not None and img.shape == shape:
+                        grabbed[n] = img
+                        if on_frame is not None:
+                            on_frame(n, img)
+                n += 1
+                if live is not None:
+                    live.count = min(n, expect)
+                if progress is not None and n - reported >= PROGRESS_EVERY:
+                    progress(min(n, expect) - reported)
+                    reported = min(n, expect)
+    except (VidkompyError, decode.DecodeError, ValueError):
         return None
-    if mine is not None and grabbed is not None:
-        grabbed.update(mine)
-    return buf[:got].reshape(expect, h, w)
+    if n != expect:
+        return None
+    if progress is not None and n > reported:
+        progress(n - reported)
+    return buf[:expect]
 
 
 def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Progress | None,
@@ -395,18 +307,22 @@ def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Pr
 
 
 def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop: Crop | None = None,
-                 size: tuple[int, int] = DEFAULT_SIZE, decoder: str = "ffmpeg",
+                 size: tuple[int, int] = DEFAULT_SIZE, decoder: str = "av",
                  progress: Progress | None = None, cache: bool = True, grab: Grab | None = None,
                  nice: int = 0, live: Live | None = None) -> Fingerprints:
     """Fingerprints of every frame of ``path`` (optionally cropped first), from the cache if present.
 
     ``frames`` is the LWLibav frame count the result must have (the map indexes those).
+    ``decoder``: "av" (in-process, the frame server as the fallback) or "vs" (the frame
+    server only).
     ``grab`` asks for some frames at full resolution from the same decode (the result's
     ``frames``); from the cache, or when they cannot be had exactly, there are none and
     the caller reads them itself. ``nice``: run the decoder at that lower CPU priority
     (a pass that has time, beside work that everything else waits for). ``live``: where
     another thread can read the frames decoded so far.
     """
+    if decoder not in ("av", "vs"):
+        raise VidkompyError(f"fingerprint decoder must be 'av' or 'vs', got {decoder!r}")
     path = str(path)
     size = (int(size[0]), int(size[1]))
     key = file_key(path, "fp", FP_VERSION, crop, size, frames)
@@ -427,13 +343,10 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
             planes = None
     grabbed: dict[int, np.ndarray] = {}
     if planes is None:
-        if decoder == "ffmpeg":
-            planes = _decode_ffmpeg(path, crop, size, frames, progress, grab, grabbed, nice, live)
+        if decoder == "av":
+            planes = _decode_av(path, crop, size, frames, progress, grab, grabbed, nice, live)
             if planes is None and live is not None:
                 live.failed = True
-            if planes is None and grab is not None:
-                grabbed.clear()  # the grabbing output is what failed? once more without it
-                planes = _decode_ffmpeg(path, crop, size, frames, progress, nice=nice, live=live)
         if planes is None:
             grabbed.clear()
             planes = _decode_vs(path, crop, size, progress, grab, grabbed, live)

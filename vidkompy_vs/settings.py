@@ -20,7 +20,7 @@ __all__ = ["FingerprintSettings", "AudioSettings", "TemporalParams", "SpatialSet
            "PRESET_DIR"]
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"  # package data (any install)
-DECODERS = ("ffmpeg", "vs")
+DECODERS = ("av", "vs")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class FingerprintSettings:
     """The small grey planes every frame is reduced to for the time match."""
 
     size: tuple[int, int] = (64, 36)  # width, height of a plane
-    decoder: str = "ffmpeg"  # "ffmpeg" (a pipe) or "vs" (the frame server); VFR inputs always use "vs"
+    decoder: str = "av"  # "av" (in-process, PyAV) or "vs" (the frame server); VFR inputs always use "vs"
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     if unknown:
         raise VidkompyError(f"{where}: unknown setting(s): {', '.join(unknown)}")
     kw = {k: _typed(v, hints[k], f"{where}.{k}") for k, v in d.items()}
+    if kw.get("decoder") == "ffmpeg":
+        kw["decoder"] = "av"  # its name while it was an ffmpeg pipe: presets written then still load
     if kw.get("decoder", DECODERS[0]) not in DECODERS:
         raise VidkompyError(f"{where}.decoder must be one of {', '.join(DECODERS)}, got {kw['decoder']!r}")
     return cls(**kw)

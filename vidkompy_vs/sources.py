@@ -19,8 +19,8 @@ from pathlib import Path
 import vapoursynth as vs
 
 from .cache import cache_dir, file_key
+from .decode import AudioTrack, VideoTrack, discarded_packets, tracks
 from .errors import VidkompyError
-from .ffpipe import ffprobe_text, probe_json
 
 core = vs.core
 
@@ -55,6 +55,7 @@ class Probe:
 
 
 _quiet_lock = threading.Lock()
+_open_lock = threading.Lock()  # LWLibavSource calls, one at a time (see open_video)
 _quiet_depth = 0
 _saved_fd: int | None = None
 
@@ -97,23 +98,16 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _streams(path: Path) -> tuple[dict | None, dict | None]:
-    info = probe_json(str(path), path.stat().st_mtime_ns)
-    video = audio = None
-    for s in info.get("streams", []):
-        disposition = s.get("disposition", {})
-        if s.get("codec_type") == "video" and video is None and not disposition.get("attached_pic"):
-            video = s
-        elif s.get("codec_type") == "audio" and audio is None:
-            audio = s
-    return video, audio
+def _streams(path: Path) -> tuple[VideoTrack | None, AudioTrack | None]:
+    t = tracks(path)
+    return t.video, t.audio
 
 
-def _check_subsampling(p: Path, video: dict) -> None:
+def _check_subsampling(p: Path, video: VideoTrack) -> None:
     """An odd width or height under 4:2:0/4:2:2 chroma makes VapourSynth abort the whole
     process (no exception to catch): refuse it with a message first."""
-    fmt = str(video.get("pix_fmt", ""))
-    w, h = int(video.get("width", 0) or 0), int(video.get("height", 0) or 0)
+    fmt = video.pix_fmt
+    w, h = video.width, video.height
     sx = 2 if any(t in fmt for t in ("420", "422", "411", "410", "nv12", "nv21", "nv16", "yuyv", "uyvy",
                                       "p010", "p016")) else 1
     sx = 4 if ("411" in fmt or "410" in fmt) else sx
@@ -128,15 +122,7 @@ _STANDARD_RATES = [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48,
                    (60, 1), (100, 1), (120, 1)]
 
 
-def _rate(v: object) -> Fraction | None:
-    try:
-        f = Fraction(str(v))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return f if f > 0 else None
-
-
-def cfr_rate(video: dict) -> tuple[int, int] | None:
+def cfr_rate(video: VideoTrack) -> tuple[int, int] | None:
     """The constant rate a variable-frame-rate stream is read at, ``None`` for CFR.
 
     Phones record at a variable rate: frames come when they come. Read as they are, the
@@ -146,7 +132,7 @@ def cfr_rate(video: dict) -> tuple[int, int] | None:
     their timestamps: its nominal rate when the average is up to 10 % below it (dropped
     frames), else the nearest standard rate to its average (within 3 %), else nominal.
     """
-    r, avg = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+    r, avg = video.rate, video.avg_rate
     if r is None or avg is None or abs(float(avg / r) - 1.0) <= 0.005:
         return None
     if float(r) <= 240 and 0.9 <= float(avg / r) <= 1.0:
@@ -170,7 +156,11 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
     cfr = cfr_rate(video)
     kw = {"fpsnum": cfr[0], "fpsden": cfr[1]} if cfr else {}
     try:
-        with _quiet_stderr():  # LWLibav prints "Creating lwi index file NN%" on every new file
+        # LWLibav prints "Creating lwi index file NN%" on every new file. One open at a
+        # time: two LWLibavSource calls at the same instant (BG's and FG's probes, once
+        # nothing staggered them) took the process down with a segfault inside LWLibav in
+        # the suite; an index build is a demux only, so little is lost.
+        with _open_lock, _quiet_stderr():
             clip = core.lsmas.LWLibavSource(str(p), cachefile=str(index), ff_loglevel=-8, **kw)
     except vs.Error as e:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
@@ -186,7 +176,7 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
 _HIDDEN: dict[tuple[str, int], int] = {}
 
 
-def _hidden_frames(clip: vs.VideoNode, video: dict, path: str) -> int:
+def _hidden_frames(clip: vs.VideoNode, video: VideoTrack, path: str) -> int:
     """Frames an MP4/MOV edit list hides at the start, which LWLibav shows anyway.
 
     A stream copied from a cut between keyframes keeps the frames from the keyframe on
@@ -196,11 +186,7 @@ def _hidden_frames(clip: vs.VideoNode, video: dict, path: str) -> int:
     that many packets as discarded (the edit list itself), and the clip's first frames
     are indeed one picture repeated.
     """
-    try:
-        dur = float(video.get("duration", 0.0))
-        stored = int(video.get("nb_frames", 0))
-    except (TypeError, ValueError):
-        return 0
+    dur, stored = video.duration or 0.0, video.stored
     # the container holds exactly the frames the clip shows (not a constant-rate reading
     # of a variable one), and its timeline is shorter: an edit list cut them
     if dur <= 0 or stored != clip.num_frames:
@@ -209,7 +195,7 @@ def _hidden_frames(clip: vs.VideoNode, video: dict, path: str) -> int:
     if hidden < 2 or hidden >= min(clip.num_frames, HIDDEN_MAX):
         return 0
     # the edit list itself: the demuxer flags the packets it hides as discarded
-    if _discarded_packets(path, hidden + 8) != hidden:
+    if discarded_packets(path, hidden + 8) != hidden:
         return 0
     import numpy as np
 
@@ -223,15 +209,8 @@ def _hidden_frames(clip: vs.VideoNode, video: dict, path: str) -> int:
 HIDDEN_MAX = 300  # frames an edit list may hide at the start for us to drop them
 
 
-def _discarded_packets(path: str, n: int) -> int:
-    """How many of the first ``n`` video packets the demuxer flags as discarded."""
-    out = ffprobe_text(path, "-select_streams", "v:0", "-read_intervals", f"%+#{n}",
-                       "-show_entries", "packet=flags", "-of", "csv=p=0", timeout=60)
-    return -1 if out is None else sum("D" in ln for ln in out.splitlines())
-
-
 def has_audio(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` has an audio stream (False for anything ffprobe cannot read)."""
+    """Whether ``path`` has an audio stream (False for anything FFmpeg cannot read)."""
     try:
         return _streams(_check_file(path))[1] is not None
     except VidkompyError:
@@ -246,20 +225,14 @@ def audio_lead(path: str | os.PathLike[str]) -> float:
     video, audio = _streams(p)
     if video is None or audio is None:
         return 0.0
-    try:
-        return float(audio.get("start_time", 0.0)) - float(video.get("start_time", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return (audio.start or 0.0) - (video.start or 0.0)
 
 
 def video_start(path: str | os.PathLike[str]) -> float | None:
     """Start time (s) of ``path``'s video stream in its container's timeline, ``None``
-    when ffprobe gives none: frame ``n`` of a constant-rate input is at ``start + n / fps``."""
+    when the container gives none: frame ``n`` of a constant-rate input is at ``start + n / fps``."""
     video, _ = _streams(_check_file(path))
-    try:
-        return None if video is None else float(video["start_time"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return None if video is None else video.start
 
 
 def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
@@ -289,7 +262,7 @@ def probe(path: str | os.PathLike[str]) -> Probe:
     if clip.num_frames < 2:
         # a picture (PNG, JPEG) or a one-frame clip: nothing to retime and no motion to
         # match; the engines would fail on it in ways that say nothing to the user
-        kind = "a still image" if str(video.get("codec_name", "")) in _IMAGE_CODECS else "a single frame"
+        kind = "a still image" if video.codec in _IMAGE_CODECS else "a single frame"
         raise VidkompyError(f"{p}: is {kind}, not a video; make a clip of it first, e.g. "
                             f"ffmpeg -loop 1 -i {p.name} -t 10 -r 25 -pix_fmt yuv420p still.mp4")
     return Probe(
@@ -299,29 +272,19 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         fps_num=clip.fps.numerator,
         fps_den=clip.fps.denominator,
         frames=clip.num_frames,
-        pix_fmt=video.get("pix_fmt", fmt.name if fmt else "unknown"),
+        pix_fmt=video.pix_fmt or (fmt.name if fmt else "unknown"),
         bits=fmt.bits_per_sample if fmt else 8,
         has_audio=audio is not None,
-        audio_rate=int(audio.get("sample_rate", 0)) if audio else 0,
-        audio_channels=int(audio.get("channels", 0)) if audio else 0,
-        rotation=_rotation(video),
+        audio_rate=audio.rate if audio else 0,
+        audio_channels=audio.channels if audio else 0,
+        rotation=video.rotation,
         vfr=cfr_rate(video) is not None,
-        sar=_rate(str(video.get("sample_aspect_ratio", "1:1")).replace(":", "/")) or Fraction(1),
+        sar=video.sar,
     )
 
 
 _IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "apng", "jpeg2000", "qoi", "ppm", "pgm",
                  "exr", "dpx", "targa", "sgi"}
-
-
-def _rotation(video: dict) -> int:
-    for sd in video.get("side_data_list", []) or []:
-        if "rotation" in sd:
-            try:
-                return int(round(float(sd["rotation"]))) % 360
-            except (TypeError, ValueError):
-                return 0
-    return 0
 
 
 def frame_arrays(clip: vs.VideoNode, indices: list[int] | range, *, gray: bool = False,

@@ -732,8 +732,12 @@ def align_visual(fg: Fingerprints, bg: Fingerprints, *, prior: tuple[float, floa
         anchors = np.zeros(n, bool)
         notes.append("no frame told its neighbours apart: the map is the constant-rate line that fits best")
     sim = (1.0 - C[np.arange(n), path - lo]).astype(np.float32)
-    # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG
-    uncovered = np.flatnonzero((timeline < -0.5) | (timeline > m - 0.5))
+    # uncovered: the smooth timeline (extrapolated where matches are poor) leaves BG. A
+    # row on a frame edge exactly (the middle of the cells its anchors allow) is read as
+    # the later frame at both ends, within rounding: the last bit of it (in the audio
+    # prior, say) must not decide whether FG's first or last rows are covered.
+    edge = 1e-6
+    uncovered = np.flatnonzero((timeline < -0.5 - edge) | (timeline >= m - 0.5 - edge))
     covered = np.ones(n, bool)
     covered[uncovered] = False
     fit = _global_line(path, anchors.astype(np.float64) if anchors.any() else np.ones(n), covered, fg.fps, bg.fps)

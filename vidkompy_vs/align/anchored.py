@@ -56,8 +56,8 @@ class _Search:
 
     # -- pictures ---------------------------------------------------------------------
     def fg_samples(self) -> list[np.ndarray]:
-        # (no pictures come from an FG that ffmpeg cannot hand over as they are; the pass
-        # then ends without them, and they are read here)
+        # (no pictures come from an FG whose grey the pass cannot make as the frame server
+        # does; the pass then ends without them, and they are read here)
         kept = (fpm.grabs_exact(self.fg_probe.pix_fmt) or self.fg_probe.vfr) \
             and self.watch.wait(self.samples, self.fg_pass)
         if not kept and not self.fg_pass.is_alive():

@@ -61,8 +61,8 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
         return prints
     g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
     prints = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=inp.file_crop(crop), size=fs.size,
-                              # a VFR input is read at a constant rate by the frame server only: ffmpeg's
-                              # frames could number the same and still be other frames
+                              # a VFR input is read at a constant rate by the frame server only: the
+                              # decoder's frames could number the same and still be other frames
                               decoder="vs" if p.vfr else fs.decoder,
                               progress=run.task(label, p.frames), grab=g, nice=nice,
                               live=watch.live if watch else None)
@@ -72,8 +72,8 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
 
 def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
     """The audio line (both tracks decoded at once)."""
-    # (started before the probes: one ffprobe each first, so that a track that cannot be
-    # used is not decoded beside the work without sound)
+    # (started before the probes: a look at each file's streams first, so that a track that
+    # cannot be used is not decoded beside the work without sound)
     for name, path in (("BG", bg), ("FG", fg)):
         if not has_audio(path):
             raise VidkompyError(f"{name} has no audio")
@@ -112,9 +112,9 @@ def _warm_imports() -> None:
 def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
                 settings: Settings) -> Early:
     """OpenCV and the spatial engine take a while to import: load them while the inputs are
-    probed (ffprobe and index builds leave a core idle) rather than on first use; and the
-    sound, which needs no probe (without one ffmpeg fails at once and the job says so; it
-    is used only when both inputs turn out to have audio)."""
+    probed (index builds leave a core idle) rather than on first use; and the sound, which
+    needs no probe (without a track the job fails at once and says so; it is used only
+    when both inputs turn out to have audio)."""
     audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio) \
         if req.method in ("auto", "audio") else None
     return Early(warm=Job(_warm_imports), audio=audio)

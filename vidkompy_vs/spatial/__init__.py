@@ -6,7 +6,7 @@
   window around the proportional time): :func:`coarse_from_clips`, :func:`scan_window`;
 - :mod:`.refine`: after the map, estimates on matched pairs combined robustly, or a
   per-frame track when BG's framing drifts: :func:`refine_from_clips`;
-- :mod:`.reads`: BG windows by one sequential ffmpeg decode (:func:`window_frames`);
+- :mod:`.reads`: BG windows by one sequential in-process decode (:func:`window_frames`);
 - :mod:`.common`: the pyramid image, exact resizes, the scale grid, the combination.
 
 Convention: pixel *corners* (zimg/OpenCV ``resize``): FG scaled by ``scale`` has its

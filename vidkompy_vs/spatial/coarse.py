@@ -86,7 +86,7 @@ def window_plan(nf: int, nb: int, fps: float, at: tuple[float, ...] = COARSE_AT)
 
 
 def mid_size(bw: int, bh: int, fw: int, fh: int) -> MidSize:
-    """Mid-size BG copies (zimg or ffmpeg resizes while decoding): long side ~480, FG's
+    """Mid-size BG copies (zimg, or FFmpeg's scaler while decoding): long side ~480, FG's
     footprint at scale 1 at least 48 px on its short side."""
     fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
     sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
@@ -397,10 +397,10 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     combined by the median. With a moving camera the partners can be a frame or two off,
     so expect a pixel or two of error here; :func:`refine_from_clips` removes it.
 
-    ``bg_path`` (BG's file): the window is read by one sequential ffmpeg decode of its
+    ``bg_path`` (BG's file): the window is read by one sequential in-process decode of its
     reference frames (:func:`window_frames`) instead of random reads through the frame
     server, which decode every frame up to each target on long-GOP inputs. Its keyframes
-    are read first (``-skip_frame nokey``, a small fraction of the decode): the search on
+    are read first (``skip="nokey"``, a small fraction of the decode): the search on
     them gives rough partners, and the reference frames are then decoded only from the
     keyframe before the earliest to the keyframe after the latest (windows of at least
     :data:`KEY_PIXELS` only). Few keyframes (fewer than :data:`KEY_MIN`), a weak match
