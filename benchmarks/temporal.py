@@ -351,7 +351,7 @@ t0 = time.perf_counter()  # imports (~1 s of Python start-up) are not the engine
 cpu0 = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                              resource.getrusage(resource.RUSAGE_CHILDREN)))
 con = Console(stderr=True, quiet=True)
-if sys.argv[5] == "nodes":
+if len(sys.argv) > 5 and sys.argv[5] == "nodes":  # (structure.py passes no 5th)
     # as a script would: each file opened as a node (its index built here, inside the
     # timed run, as the file path builds it), sound as AudioNodes where there is some
     from vidkompy_vs.sources import open_audio, open_video
