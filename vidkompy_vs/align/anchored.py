@@ -105,7 +105,9 @@ class _Search:
         self.scan = scan_window(self.ctx.bg.clip, self.ctx.fg.clip, self.fg_samples, bg_path=self.bg_probe.path,
                                 scale=self.scale, at=ANCHOR_AT)
         if self.scan is None:
+            self.ctx.run.trace("anchored: no rough footprint in BG's window")
             return None
+        self.ctx.run.trace(f"anchored: rough footprint on {len(self.scan.frames)} BG frames")
         ks = sorted(self.scan.frames)
         self.window = [ks[int(round(q))] for q in np.linspace(0, len(ks) - 1, min(len(ks), ANCHOR_FRAMES))]
         rough = self.planes_at(self.scan.placement)

@@ -161,6 +161,7 @@ def anchored_footprint(ctx: Context) -> Footprint | None:
 
 def coarse_footprint(ctx: Context) -> Footprint | None:
     """The coarse search through BG (several frame pairs, multi-scale NCC)."""
+    ctx.run.trace("coarse search")
     try:
         from ..spatial import coarse_from_clips
 

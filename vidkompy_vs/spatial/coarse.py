@@ -5,22 +5,40 @@ for a caller that pairs the frames itself (:func:`scan_window`)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+import cv2
 import numpy as np
 
 from ..alignment import Placement
 from ..numeric import peak
-from .common import PREFER_ONE, Pyramid, best_method, check_fit, combine, grad, grey, ncc_map, resize, scale_grid
+from .common import (
+    FEATURE_BELOW,
+    PREFER_ONE,
+    Pyramid,
+    best_method,
+    check_fit,
+    combine,
+    fits,
+    grad,
+    grey,
+    ncc_map,
+    resize,
+    scale_grid,
+)
+from .fast import confirmed, keypoints, similarity
 from .pair import estimate_prior
 from .reads import FrameClock, window_frames
 
 if TYPE_CHECKING:
     import vapoursynth as vs
+
+log = logging.getLogger(__name__)
 
 # Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
 WINDOW_MAX = 3000
@@ -195,6 +213,25 @@ def _scales(search: ReducedSearch, srch: Callable, n_cand: int) -> list[float]:
     return scales
 
 
+def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | None:
+    """FG's scale from keypoints (:mod:`.fast`): FG's middle sample against a few
+    candidates spread over the window, the best confirmed one; ``None`` when none is.
+    One detection per picture instead of the grid's NCC maps at every scale."""
+    try:
+        fimg = search.fgm[search.mid_i]
+        fk, fp = keypoints(fimg), Pyramid(fimg)
+        best = None
+        for j in sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist())):
+            sim = similarity(fk, keypoints(mids[j]))
+            got = None if sim is None else confirmed(fp, Pyramid(mids[j]), sim)
+            if got is not None and (best is None or got.ncc > best.ncc):
+                best = got
+    except (cv2.error, ValueError) as e:  # the grid stands in
+        log.warning("keypoint scale skipped: %s", str(e).strip().splitlines()[-1])
+        return None
+    return None if best is None else best.placement.scale
+
+
 def _partners(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], pm: Placement) -> list[int]:
     """Each FG sample's partner: the sharpest phase-correlation peak of FG against the
     same footprint of every candidate. The peak height barely depends on a small shift,
@@ -222,10 +259,18 @@ def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], 
     mid copy of the best one (affine ECC when the scale is free); 3) each FG sample's
     partner (:func:`_partners`). ``None`` when nothing fits (unless ``force``)."""
     srch = _small_searcher(search, mids)
-    scales = _scales(search, srch, len(cand))
+    quick = _feature_scale(search, mids) if search.scale is None else None
+    # (scale 1 beside a keypoint scale near it: the preference for 1 below decides)
+    scales = _scales(search, srch, len(cand)) if quick is None else \
+        [quick] + ([1.0] if abs(quick - 1) < 0.03 and fits(search.fw, search.fh, search.bw, search.bh, 1.0) else [])
     # (every few frames: this only has to find the scale and the rough position)
     allj = list(range(0, len(cand), max(1, len(cand) // 40)))
     res = {s: srch(search.fgm[search.mid_i], s, allj) for s in scales}
+    if quick is not None and max(r[0] for v in res.values() for r in v) < FEATURE_BELOW:
+        # the keypoints' scale does not hold on the window: the grid after all
+        res.update({s: srch(search.fgm[search.mid_i], s, allj) for s in _scales(search, srch, len(cand))
+                    if s not in res})
+        scales = list(res)
     best_s = max(scales, key=lambda s: max(r[0] for r in res[s]))
     if 1.0 in res and max(r[0] for r in res[1.0]) >= max(r[0] for r in res[best_s]) - PREFER_ONE:
         best_s = 1.0
@@ -275,11 +320,16 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
         lo = max(0, (lo + hi) // 2 - WINDOW_MAX // 2)
         hi = min(bg.num_frames - 1, lo + WINDOW_MAX - 1)
     mid = mid_size(bw, bh, fw, fh)
+    got = None
     if (hi - lo + 1) * bw * bh >= KEY_PIXELS:
         got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), skip="nokey")
-        if not got or len(got) < KEY_MIN:
+        if not got:
             return None
-    else:
+        if len(got) < KEY_MIN:
+            # a short large-frame clip has one or two keyframes (a GOP of 250 is 10 s):
+            # its reference frames then, as the coarse search would read them anyway
+            got = None
+    if got is None:
         got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh),
                             every=max(1, math.ceil((hi - lo + 1) / 640)))
         if not got or len(got) < 3:
