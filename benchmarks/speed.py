@@ -21,7 +21,9 @@ pass through a clip; built once, several minutes).
 Per case: align time (a fresh subprocess with a cold ``VIDKOMPY_VS_CACHE``: index builds,
 fingerprints, everything; Python's own start-up and imports excluded, as in
 ``temporal.py``) over decode-both (``ffmpeg -i X -f null -`` on BG and FG at the same
-time, the mean of one run before the align and one after it), peak memory (``ru_maxrss``
+time, the mean of one run before the align and one after it; ``cpu x``: the align's CPU
+seconds, its ffmpeg children included, over the decodes', steadier than wall time on a
+shared machine), peak memory (``ru_maxrss``
 of the align process, started through a forking shell so that it does not inherit this
 process's; and of its process tree with the ffmpeg children, sampled), accuracy (exact
 % of covered FG frames, max frame error, FG's worst corner error in BG px), and the
@@ -38,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -318,26 +321,35 @@ def _sample():
 th = threading.Thread(target=_sample, daemon=True)
 th.start()
 t0 = time.perf_counter()
+cpu0 = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+           for f in ("ru_utime", "ru_stime"))
 a = align(sys.argv[1], sys.argv[2], console=Console(stderr=True, quiet=True))
 t = time.perf_counter() - t0
 done.set()
 th.join()
-me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-json.dump({"seconds": t, "rss_kb": me, "tree_kb": max(peak[0], me), "map": a.temporal.frame_map,
+ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+me = ru.ru_maxrss
+cpu = ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime - cpu0
+json.dump({"seconds": t, "cpu": cpu, "rss_kb": me, "tree_kb": max(peak[0], me), "map": a.temporal.frame_map,
            "uncovered": a.temporal.uncovered, "x": a.spatial.x, "y": a.spatial.y, "scale": a.spatial.scale,
            "smethod": a.spatial.method, "tmethod": a.temporal.method}, open(sys.argv[3], "w"))
 """
 
 
-def decode_both(bg: Path, fg: Path) -> float:
-    """Wall time of ffmpeg decoding BG and FG at the same time."""
-    t = time.perf_counter()
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def decode_both(bg: Path, fg: Path) -> tuple[float, float]:
+    """Wall time and CPU seconds of ffmpeg decoding BG and FG at the same time."""
+    t, c = time.perf_counter(), _children_cpu()
     ps = [subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v", "-f", "null", "-"])
           for p in (bg, fg)]
     for p in ps:
         if p.wait() != 0:
             raise RuntimeError("ffmpeg failed to decode")
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu() - c
 
 
 def run_align(bg: Path, fg: Path, timeout: float, trace: bool) -> dict:
@@ -385,24 +397,24 @@ def main() -> None:
         return
     rows = []
     hdr = (f"{'case':18s} {'BG':>9s} {'FG':>9s} {'frames':>11s} {'align s':>7s} {'dec s':>6s} {'ratio':>6s} "
-           f"{'target':>6s} {'ms/fr':>6s} {'MB':>5s} {'tree MB':>7s} {'exact%':>7s} {'maxerr':>6s} {'px err':>6s} "
-           f"{'method':>14s}")
+           f"{'target':>6s} {'cpu x':>5s} {'ms/fr':>6s} {'MB':>5s} {'tree MB':>7s} {'exact%':>7s} {'maxerr':>6s} "
+           f"{'px err':>6s} {'method':>14s}")
     print(hdr)
     print("-" * len(hdr))
     for c in todo:
         bg, fg = build(c)
         sets = truth_sets(c, bg)
         decode_both(bg, fg)  # (the page cache warm for both)
-        d0 = decode_both(bg, fg)
-        r = run_align(bg, fg, a.timeout, not a.no_trace)
-        d1 = decode_both(bg, fg)
-        dec = (d0 + d1) / 2
+        (d0, c0), r, (d1, c1) = decode_both(bg, fg), run_align(bg, fg, a.timeout, not a.no_trace), \
+            decode_both(bg, fg)
+        dec, dec_cpu = (d0 + d1) / 2, (c0 + c1) / 2
         if "error" in r:
             print(f"{c.name:18s} {r['error']}")
             continue
         acc = accuracy(c, r, sets)
         frames = c.bg_frames + c.fg_frames
         row = {"case": c.name, "align": r["seconds"], "dec": dec, "ratio": r["seconds"] / dec, "frames": frames,
+               "cpu_ratio": r["cpu"] / dec_cpu,
                "ms_frame": 1000 * r["seconds"] / frames, "mb": r["rss_kb"] / 1024, "tree_mb": r["tree_kb"] / 1024,
                **acc, "method": f"{r['smethod']}/{r['tmethod']}", "trace": r["trace"]}
         rows.append(row)
@@ -410,7 +422,8 @@ def main() -> None:
         bsz, fsz, nfr = f"{c.bg_size[0]}x{c.bg_size[1]}", f"{c.fg_size[0]}x{c.fg_size[1]}", \
             f"{c.bg_frames}+{c.fg_frames}"
         print(f"{c.name:18s} {bsz:>9s} {fsz:>9s} {nfr:>11s} {row['align']:7.2f} {dec:6.2f} {row['ratio']:6.2f} "
-              f"{(f'{tgt:.1f}' if tgt else '-'):>6s} {row['ms_frame']:6.2f} {row['mb']:5.0f} {row['tree_mb']:7.0f} "
+              f"{(f'{tgt:.1f}' if tgt else '-'):>6s} {row['cpu_ratio']:5.2f} {row['ms_frame']:6.2f} {row['mb']:5.0f} "
+              f"{row['tree_mb']:7.0f} "
               f"{row['exact']:7.2f} {row['maxerr']:6d} {row['px']:6.3f} {row['method']:>14s}", flush=True)
     if not a.no_trace:
         print("\nstage times (s since align() started):")

@@ -91,11 +91,13 @@ class Input:
 
 
 def probe_inputs(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
-                 run: Run) -> tuple[Input, Input]:
-    """Both inputs probed (each probe builds an index, a demux pass: both at once) and
-    checked against the request; notes on what the frame server reads differently."""
-    bg_job = Job(probe, bg)
-    fg_probe = probe(fg)
+                 run: Run, jobs: tuple[Job, Job] | None = None) -> tuple[Input, Input]:
+    """Both inputs probed (each probe builds an index, a demux pass: both at once; ``jobs``:
+    probes already under way, BG's and FG's) and checked against the request; notes on
+    what the frame server reads differently."""
+    bg_job, fg_job = jobs if jobs is not None else (Job(probe, bg), None)
+    # (FG's first: the first error reported names FG when both fail, as before)
+    fg_probe = fg_job.get() if fg_job is not None else probe(fg)
     bg_probe = bg_job.get()
     check_fits((fg_probe.width, fg_probe.height), (bg_probe.width, bg_probe.height), req.scale)
     if req.method == "audio":

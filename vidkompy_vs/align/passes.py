@@ -14,7 +14,7 @@ from .. import fingerprint as fpm
 from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
 from ..settings import AudioSettings, FingerprintSettings, Settings
-from ..sources import Probe, frame_arrays, has_audio
+from ..sources import Probe, frame_arrays, has_audio, probe
 from .inputs import Input, Request
 from .plan import Plan
 from .run import Job, Run
@@ -61,12 +61,12 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
     return prints
 
 
-def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
+def audio_match(bg: str, fg: str, cfg: AudioSettings, probes: tuple[Job, Job] | None = None) -> AudioMatch:
     """The audio line (both tracks decoded at once)."""
-    # (started before the probes: one ffprobe each first, so that a track that cannot be
-    # used is not decoded beside the work without sound)
-    for name, path in (("BG", bg), ("FG", fg)):
-        if not has_audio(path):
+    # (started with the probes: their answer first, so that a track that cannot be used
+    # is not decoded beside the work without sound; without them, one ffprobe each)
+    for i, (name, path) in enumerate((("BG", bg), ("FG", fg))):
+        if not (probes[i].get().has_audio if probes is not None else has_audio(path)):
             raise VidkompyError(f"{name} has no audio")
     bg_job = Job(load_audio, bg, cfg.rate)
     a_fg = load_audio(fg, cfg.rate)
@@ -76,24 +76,33 @@ def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
 
 @dataclass
 class Early:
-    """Work started before the probes, joined however the call ends."""
+    """Work started before the probes are in, joined however the call ends: the probes
+    themselves (BG's, FG's), the engine's imports, the sound."""
 
+    probes: tuple[Job, Job] | None = None
     warm: Job | None = None
     audio: Job | None = None
 
     def join(self) -> None:
         # a daemon thread still decoding or importing when the interpreter exits can take
         # the process down with it
-        for t in (self.warm, self.audio):
+        for t in (*(self.probes or ()), self.warm, self.audio):
             if t is not None:
                 t.join()
+
+
+def start_probes(bg: str | os.PathLike[str], fg: str | os.PathLike[str]) -> tuple[Job, Job]:
+    """Both probes (ffprobe and an index build each: processes and a demux, a core idle
+    meanwhile), first thing: a cached result needs them too."""
+    return Job(probe, bg), Job(probe, fg)
 
 
 def _warm_imports() -> None:
     import importlib
 
-    # (what every run uses; nothing of scipy's is on the common path any more)
-    for m in ("cv2", "vidkompy_vs.spatial"):
+    # (what every run uses: OpenCV, the spatial engine, the matcher; nothing of scipy's is
+    # on the common path)
+    for m in ("cv2", "vidkompy_vs.spatial.coarse", "vidkompy_vs.spatial.refine", "vidkompy_vs.align.anchored"):
         try:
             importlib.import_module(m)
         except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
@@ -101,14 +110,13 @@ def _warm_imports() -> None:
 
 
 def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
-                settings: Settings) -> Early:
+                settings: Settings, probes: tuple[Job, Job]) -> Early:
     """OpenCV and the spatial engine take a while to import: load them while the inputs are
     probed (ffprobe and index builds leave a core idle) rather than on first use; and the
-    sound, which needs no probe (without one ffmpeg fails at once and the job says so; it
-    is used only when both inputs turn out to have audio)."""
-    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio) \
+    sound, as soon as the probes say both inputs have it (the first thing it waits for)."""
+    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio, probes) \
         if req.method in ("auto", "audio") else None
-    return Early(warm=Job(_warm_imports), audio=audio)
+    return Early(probes=probes, warm=Job(_warm_imports), audio=audio)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from .common import (
 from .fast import confirmed, keypoints, similarity
 from .pair import estimate_prior
 from .reads import FrameClock, window_frames
+from .samples import COARSE_AT, coarse_samples
 
 if TYPE_CHECKING:
     import vapoursynth as vs
@@ -49,7 +50,6 @@ KEY_MIN = 4
 KEY_PIXELS = 150_000_000  # (window frames x BG pixels; a smaller window decodes cheaply: no keyframe pass)
 KEY_NCC1 = 0.3
 KEY_NCC = 0.6
-COARSE_AT = (0.4, 0.5, 0.6)
 
 
 class Coarse(NamedTuple):
@@ -85,12 +85,6 @@ class CoreResult(NamedTuple):
     picks: list[int]  # each FG sample's partner among the candidates
     scale: float  # the search scale chosen
     score: float  # its NCC peak on the small copies
-
-
-def coarse_samples(nf: int, at: tuple[float, ...] = COARSE_AT) -> list[int]:
-    """FG frames the coarse search matches (at these fractions of FG): by default FG's
-    middle, the part most likely inside BG."""
-    return sorted({int(round(q * (nf - 1))) for q in at})
 
 
 def window_plan(nf: int, nb: int, fps: float, at: tuple[float, ...] = COARSE_AT) -> WindowPlan:
