@@ -14,8 +14,8 @@ from .. import fingerprint as fpm
 from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
 from ..settings import AudioSettings, FingerprintSettings, Settings
-from ..sources import Probe, frame_arrays, has_audio, probe
-from .inputs import Input, Request
+from ..sources import Probe, frame_arrays, has_audio
+from .inputs import Input, Probing, Request
 from .plan import Plan
 from .run import Job, Run
 
@@ -61,12 +61,12 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
     return prints
 
 
-def audio_match(bg: str, fg: str, cfg: AudioSettings, probes: tuple[Job, Job] | None = None) -> AudioMatch:
+def audio_match(bg: str, fg: str, cfg: AudioSettings, probing: Probing | None = None) -> AudioMatch:
     """The audio line (both tracks decoded at once)."""
     # (started with the probes: their answer first, so that a track that cannot be used
     # is not decoded beside the work without sound; without them, one ffprobe each)
     for i, (name, path) in enumerate((("BG", bg), ("FG", fg))):
-        if not (probes[i].get().has_audio if probes is not None else has_audio(path)):
+        if not (probing.has_audio(i) if probing is not None else has_audio(path)):
             raise VidkompyError(f"{name} has no audio")
     bg_job = Job(load_audio, bg, cfg.rate)
     a_fg = load_audio(fg, cfg.rate)
@@ -79,22 +79,18 @@ class Early:
     """Work started before the probes are in, joined however the call ends: the probes
     themselves (BG's, FG's), the engine's imports, the sound."""
 
-    probes: tuple[Job, Job] | None = None
+    probing: Probing | None = None
     warm: Job | None = None
     audio: Job | None = None
 
     def join(self) -> None:
         # a daemon thread still decoding or importing when the interpreter exits can take
         # the process down with it
-        for t in (*(self.probes or ()), self.warm, self.audio):
+        if self.probing is not None:
+            self.probing.join()
+        for t in (self.warm, self.audio):
             if t is not None:
                 t.join()
-
-
-def start_probes(bg: str | os.PathLike[str], fg: str | os.PathLike[str]) -> tuple[Job, Job]:
-    """Both probes (ffprobe and an index build each: processes and a demux, a core idle
-    meanwhile), first thing: a cached result needs them too."""
-    return Job(probe, bg), Job(probe, fg)
 
 
 def _warm_imports() -> None:
@@ -110,13 +106,13 @@ def _warm_imports() -> None:
 
 
 def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
-                settings: Settings, probes: tuple[Job, Job]) -> Early:
+                settings: Settings, probing: Probing) -> Early:
     """OpenCV and the spatial engine take a while to import: load them while the inputs are
     probed (ffprobe and index builds leave a core idle) rather than on first use; and the
     sound, as soon as the probes say both inputs have it (the first thing it waits for)."""
-    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio, probes) \
+    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio, probing) \
         if req.method in ("auto", "audio") else None
-    return Early(probes=probes, warm=Job(_warm_imports), audio=audio)
+    return Early(probing=probing, warm=Job(_warm_imports), audio=audio)
 
 
 @dataclass

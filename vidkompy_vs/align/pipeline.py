@@ -18,9 +18,9 @@ from rich.console import Console
 from ..alignment import Alignment, MediaInfo, Spatial, Temporal
 from ..settings import Settings, load_preset
 from .footprint import Context, find_footprint
-from .inputs import Input, Request, probe_inputs
+from .inputs import Input, Probing, Request, probe_inputs
 from .matching import match, refine_stage
-from .passes import Early, start_early, start_passes, start_probes
+from .passes import Early, start_early, start_passes
 from .placement import shot_placements
 from .plan import make_plan
 from .prints import audio_result, footprint_prints
@@ -43,16 +43,18 @@ def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str
     run = Run(console or Console(stderr=True))
     req = Request(method, x, y, scale).check()
     settings = preset if isinstance(preset, Settings) else load_preset(preset)
-    probes = start_probes(bg, fg)
+    probing = Probing(bg, fg)
+    hit = None
     try:
         key = result_key(bg, fg, settings, req) if cache else None
         hit = cached_result(key)
     except BaseException:
-        Early(probes=probes).join()
+        probing.join()
         raise
-    early = start_early(bg, fg, req, settings, probes) if hit is None else Early(probes=probes)
+    probing.decide(open_clips=hit is None)
+    early = start_early(bg, fg, req, settings, probing) if hit is None else Early(probing=probing)
     try:
-        bg_in, fg_in = probe_inputs(bg, fg, req, run, probes)
+        bg_in, fg_in = probe_inputs(bg, fg, req, run, probing)
         if hit is not None:
             return _from_cache(hit, bg_in, fg_in, run, settings)
         found = _align(bg_in.open(), fg_in.open(), req, settings, run, early)
