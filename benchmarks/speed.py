@@ -19,18 +19,20 @@ over 25 fps), ``small_640`` / ``small_800`` (4-5 s pairs of 640-800 px), ``demo`
 pass through a clip; built once, several minutes).
 
 Per case: align time (a fresh subprocess with a cold ``VIDKOMPY_VS_CACHE``: index builds,
-fingerprints, everything; Python's own start-up and imports excluded, as in
-``temporal.py``) over decode-both (``ffmpeg -i X -f null -`` on BG and FG at the same
-time, the mean of one run before the align and one after it; ``cpu x``: the align's CPU
-seconds, its ffmpeg children included, over the decodes', steadier than wall time on a
-shared machine), peak memory (``ru_maxrss``
-of the align process, started through a forking shell so that it does not inherit this
-process's; and of its process tree with the ffmpeg children, sampled), accuracy (exact
-% of covered FG frames, max frame error, FG's worst corner error in BG px), and the
-stage times ``VIDKOMPY_VS_TRACE=1`` prints. The machines are shared: quote ratios from
-one run.
+fingerprints, everything; Python's own start-up and ``import vidkompy_vs.align`` excluded,
+as in ``temporal.py``; ``e2e``: from the interpreter's first line, imports included) over
+decode-both (``ffmpeg -i X -f null -`` on BG and FG at the same time, the mean of one run
+before the align and one after it; ``cpu x``: the align's CPU seconds, its ffmpeg
+children included, over the decodes', steadier than wall time on a shared machine), peak
+memory (``ru_maxrss`` of the align process, started through a forking shell so that it
+does not inherit this process's; and of its process tree with the ffmpeg children,
+sampled), accuracy (exact % of covered FG frames, max frame error, FG's worst corner
+error in BG px), and the stage times ``VIDKOMPY_VS_TRACE=1`` prints. The machines are
+shared: quote ratios from one run. ``--compare DIR`` times another checkout (a copy of
+the code before a change) on every case too, right after this one, between the same
+kind of decodes.
 
-    .venv/bin/python benchmarks/speed.py [--cases a,b] [--long] [--list] [--no-trace]
+    .venv/bin/python benchmarks/speed.py [--cases a,b] [--long] [--list] [--no-trace] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -286,6 +288,7 @@ def truth_sets(case: Case, bg: Path) -> list[set[int]]:
 # -- measuring ---------------------------------------------------------------------------
 RUNNER = r"""
 import json, os, resource, sys, threading, time
+t_start = time.perf_counter()
 from rich.console import Console
 from vidkompy_vs.align import align
 
@@ -330,7 +333,8 @@ th.join()
 ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 me = ru.ru_maxrss
 cpu = ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime - cpu0
-json.dump({"seconds": t, "cpu": cpu, "rss_kb": me, "tree_kb": max(peak[0], me), "map": a.temporal.frame_map,
+json.dump({"seconds": t, "e2e": time.perf_counter() - t_start, "cpu": cpu, "rss_kb": me,
+           "tree_kb": max(peak[0], me), "map": a.temporal.frame_map,
            "uncovered": a.temporal.uncovered, "x": a.spatial.x, "y": a.spatial.y, "scale": a.spatial.scale,
            "smethod": a.spatial.method, "tmethod": a.temporal.method}, open(sys.argv[3], "w"))
 """
@@ -352,7 +356,7 @@ def decode_both(bg: Path, fg: Path) -> tuple[float, float]:
     return time.perf_counter() - t, _children_cpu() - c
 
 
-def run_align(bg: Path, fg: Path, timeout: float, trace: bool) -> dict:
+def run_align(bg: Path, fg: Path, timeout: float, trace: bool, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
         if trace:
@@ -361,7 +365,7 @@ def run_align(bg: Path, fg: Path, timeout: float, trace: bool) -> dict:
         # through a forking shell: a process started straight from this one inherits this
         # one's peak RSS in its ru_maxrss (see temporal.py)
         cmd = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", RUNNER, str(bg), str(fg), str(res)]
-        p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0 or not res.exists():
             tail = p.stderr.strip().splitlines()
             return {"error": f"exit {p.returncode}: {tail[-1] if tail else ''}"}
@@ -389,42 +393,49 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--no-trace", action="store_true", help="leave out the stage times")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--compare", default="", metavar="DIR",
+                    help="also time the checkout in DIR (e.g. a copy of the code before a change) on each case")
     a = ap.parse_args()
     todo = [c for c in cases() if (c.name in a.cases.split(",") if a.cases else (a.long or not c.long))]
     if a.list:
         for c in cases():
             print(f"{c.name:18s} {c.what}")
         return
+    roots = [("", ROOT)] + ([("before", Path(a.compare).resolve())] if a.compare else [])
     rows = []
-    hdr = (f"{'case':18s} {'BG':>9s} {'FG':>9s} {'frames':>11s} {'align s':>7s} {'dec s':>6s} {'ratio':>6s} "
-           f"{'target':>6s} {'cpu x':>5s} {'ms/fr':>6s} {'MB':>5s} {'tree MB':>7s} {'exact%':>7s} {'maxerr':>6s} "
-           f"{'px err':>6s} {'method':>14s}")
+    hdr = (f"{'case':18s} {'BG':>9s} {'FG':>9s} {'frames':>11s} {'align s':>7s} {'e2e s':>6s} {'dec s':>6s} "
+           f"{'ratio':>6s} {'target':>6s} {'cpu x':>5s} {'ms/fr':>6s} {'MB':>5s} {'tree MB':>7s} {'exact%':>7s} "
+           f"{'maxerr':>6s} {'px err':>6s} {'method':>14s}")
     print(hdr)
     print("-" * len(hdr))
     for c in todo:
         bg, fg = build(c)
         sets = truth_sets(c, bg)
         decode_both(bg, fg)  # (the page cache warm for both)
-        (d0, c0), r, (d1, c1) = decode_both(bg, fg), run_align(bg, fg, a.timeout, not a.no_trace), \
-            decode_both(bg, fg)
-        dec, dec_cpu = (d0 + d1) / 2, (c0 + c1) / 2
-        if "error" in r:
-            print(f"{c.name:18s} {r['error']}")
-            continue
-        acc = accuracy(c, r, sets)
-        frames = c.bg_frames + c.fg_frames
-        row = {"case": c.name, "align": r["seconds"], "dec": dec, "ratio": r["seconds"] / dec, "frames": frames,
-               "cpu_ratio": r["cpu"] / dec_cpu,
-               "ms_frame": 1000 * r["seconds"] / frames, "mb": r["rss_kb"] / 1024, "tree_mb": r["tree_kb"] / 1024,
-               **acc, "method": f"{r['smethod']}/{r['tmethod']}", "trace": r["trace"]}
-        rows.append(row)
-        tgt = TARGETS.get(c.name)
-        bsz, fsz, nfr = f"{c.bg_size[0]}x{c.bg_size[1]}", f"{c.fg_size[0]}x{c.fg_size[1]}", \
-            f"{c.bg_frames}+{c.fg_frames}"
-        print(f"{c.name:18s} {bsz:>9s} {fsz:>9s} {nfr:>11s} {row['align']:7.2f} {dec:6.2f} {row['ratio']:6.2f} "
-              f"{(f'{tgt:.1f}' if tgt else '-'):>6s} {row['cpu_ratio']:5.2f} {row['ms_frame']:6.2f} {row['mb']:5.0f} "
-              f"{row['tree_mb']:7.0f} "
-              f"{row['exact']:7.2f} {row['maxerr']:6d} {row['px']:6.3f} {row['method']:>14s}", flush=True)
+        # with --compare, the two checkouts one after the other, each between two decodes
+        # (the load on a shared machine drifts: the pair sees about the same)
+        for tag, root in roots:
+            (d0, c0), r, (d1, c1) = decode_both(bg, fg), run_align(bg, fg, a.timeout, not a.no_trace, root), \
+                decode_both(bg, fg)
+            dec, dec_cpu = (d0 + d1) / 2, (c0 + c1) / 2
+            name = f"{c.name} ({tag})" if tag else c.name
+            if "error" in r:
+                print(f"{name:18s} {r['error']}")
+                continue
+            acc = accuracy(c, r, sets)
+            frames = c.bg_frames + c.fg_frames
+            row = {"case": name, "align": r["seconds"], "e2e": r.get("e2e", float("nan")), "dec": dec,
+                   "ratio": r["seconds"] / dec, "frames": frames, "cpu_ratio": r["cpu"] / dec_cpu,
+                   "ms_frame": 1000 * r["seconds"] / frames, "mb": r["rss_kb"] / 1024, "tree_mb": r["tree_kb"] / 1024,
+                   **acc, "method": f"{r['smethod']}/{r['tmethod']}", "trace": r["trace"]}
+            rows.append(row)
+            tgt = TARGETS.get(c.name)
+            bsz, fsz, nfr = f"{c.bg_size[0]}x{c.bg_size[1]}", f"{c.fg_size[0]}x{c.fg_size[1]}", \
+                f"{c.bg_frames}+{c.fg_frames}"
+            print(f"{name:18s} {bsz:>9s} {fsz:>9s} {nfr:>11s} {row['align']:7.2f} {row['e2e']:6.2f} {dec:6.2f} "
+                  f"{row['ratio']:6.2f} {(f'{tgt:.1f}' if tgt else '-'):>6s} {row['cpu_ratio']:5.2f} "
+                  f"{row['ms_frame']:6.2f} {row['mb']:5.0f} {row['tree_mb']:7.0f} "
+                  f"{row['exact']:7.2f} {row['maxerr']:6d} {row['px']:6.3f} {row['method']:>14s}", flush=True)
     if not a.no_trace:
         print("\nstage times (s since align() started):")
         for row in rows:
