@@ -249,7 +249,9 @@ def _partners(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], pm
 def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], *,
                 force: bool = False) -> CoreResult | None:
     """The reduced search on BG candidates ``cand`` (their mid-size grey copies ``mids``):
-    1) the scale, on small copies of every few candidates; 2) scale and position on the
+    1) the scale: from keypoints on a few candidates (:func:`_feature_scale`), else a grid
+    of scales on small copies of every few candidates; the rough position at it, on small
+    copies of every few candidates; 2) scale and position on the
     mid copy of the best one (affine ECC when the scale is free); 3) each FG sample's
     partner (:func:`_partners`). ``None`` when nothing fits (unless ``force``)."""
     srch = _small_searcher(search, mids)
@@ -297,14 +299,14 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
                 bg_path: str, scale: float | None = None, at: tuple[float, ...] = COARSE_AT) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
-    one sequential decode at mid size (only the keyframes when the window is large; only
-    the reference frames otherwise), and the multi-scale NCC search of FG's middle frames
-    on them. ``fg_imgs()`` gives those (full-size grey pictures of :func:`coarse_samples` ``at``,
-    or ``None``); it is called once BG's window is in, so it may wait for a decode that
-    runs meanwhile.
+    one sequential decode at mid size (only the keyframes when the window is large and has
+    at least :data:`KEY_MIN` of them; only the reference frames otherwise), and the search
+    of FG's middle frames on them (:func:`coarse_core`). ``fg_imgs()`` gives those
+    (full-size grey pictures of :func:`coarse_samples` ``at``, or ``None``); it is called
+    once BG's window is in, so it may wait for a decode that runs meanwhile.
 
     ``None`` when the window cannot be read that way (not numbered by constant
-    rate timestamps, fewer than :data:`KEY_MIN` keyframes) or no footprint stands out.
+    rate timestamps) or no footprint stands out.
     """
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     check_fit(fw, fh, bw, bh, scale)
