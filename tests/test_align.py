@@ -370,6 +370,26 @@ def test_fg_filling_bg_at_scale_2_without_sound(clips: dict[str, Path], tmp_path
     assert worst < 0.5
 
 
+def test_crops_and_rough_footprints_of_an_fg_that_fills_bg() -> None:
+    # FG (1280x720) filling BG (1920x1080) at scale 1.5: an estimate a fraction of a pixel
+    # past BG's edge leaves FG whole (no second FG decode); a real overhang cuts it; a
+    # rough footprint a few % past the edge is moved (and shrunk) inside, further is not
+    from vidkompy_vs.align.anchored import _within
+    from vidkompy_vs.align.footprint import crops
+    from vidkompy_vs.alignment import Placement
+    from vidkompy_vs.sources import Probe
+
+    bg = Probe("bg", 1920, 1080, 25, 1, 100, "yuv420p", 8, False)
+    fg = Probe("fg", 1280, 720, 25, 1, 100, "yuv420p", 8, False)
+    assert crops(Placement(-0.6, -0.4, 1.50003), bg, fg) == (None, None)
+    assert crops(Placement(-6.0, 0.0, 1.5), bg, fg).fg == (4, 0, 1276, 720)
+    w = _within(Placement(-2.3, 23.6, 1.5002), bg, fg)
+    assert w.x >= 0 and w.y >= 0 and w.x + 1280 * w.scale <= 1920 + 1e-6 and w.y + 720 * w.scale <= 1080 + 1e-6
+    assert abs(w.x) < 1 and abs(w.y) < 1
+    far = Placement(-200.0, 0.0, 1.5)
+    assert _within(far, bg, fg) is far
+
+
 def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import vidkompy_vs.fingerprint as fpm
 

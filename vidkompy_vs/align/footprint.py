@@ -82,9 +82,12 @@ def crops(sp: Placement, bg_probe: Probe, fg_probe: Probe) -> Crops:
     # FG past BG's edge by under a pixel (FG filling BG, the estimate a fraction off) is
     # rounding, not a part of FG that BG lacks: FG stays whole (a crop a pixel short would
     # cost a second FG decode and match no better)
-    inside = sp.x > -1 and sp.y > -1 and sp.x + fg_probe.width * s < bg_probe.width + 1 \
-        and sp.y + fg_probe.height * s < bg_probe.height + 1
-    return Crops(None if bcrop == (0, 0, bg_probe.width, bg_probe.height) else bcrop,
+    ex0, ey0 = sp.x, sp.y
+    ex1, ey1 = bg_probe.width - (sp.x + fg_probe.width * s), bg_probe.height - (sp.y + fg_probe.height * s)
+    inside = min(ex0, ey0, ex1, ey1) > -1
+    # (and BG whole when FG covers it to within a pixel: not a crop a pixel short of it)
+    fills = inside and max(ex0, ey0, ex1, ey1) < 1
+    return Crops(None if fills or bcrop == (0, 0, bg_probe.width, bg_probe.height) else bcrop,
                  None if inside or fcrop == (0, 0, fg_probe.width, fg_probe.height) else fcrop)
 
 
