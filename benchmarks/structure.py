@@ -14,8 +14,10 @@ Truth per FG frame: the BG frames showing the same master frame, plus every BG f
 whose decoded picture is pixel-identical to one of those (``temporal.truth_sets``);
 FG frames whose master frame BG lacks are *uncovered*, except in the rule-6 cases
 (issue 10, item 6: a 60 fps FG over a 24 fps BG, a BG ramp that skips frames), where
-such a frame is acceptable on the BG frame of the same shot showing the nearest master
-frame (nearest content), on a tie the one nearest in time.
+such a frame is acceptable on the BG frame of the same scene showing the nearest master
+frame (nearest content), on a tie the one nearest in time. Content is counted in master
+frames, a frame the clip repeats (differing by encoder noise only) being the same content,
+and a scene is a shot split at cuts inside its clip (see ``SAME_PICTURE``, ``CUT_STEP``).
 
 Cases: ``insert`` (2.4 s of another shot inserted in BG), ``missing`` (BG lacks 1.2 s
 of a shot), ``reorder`` (BG shows the shots in another order), ``panscan`` (a 4:3
@@ -83,6 +85,15 @@ class Shot:
     vf: str
 
 
+# Rule 6's "nearest content" is counted in master frames, with two facts of the footage:
+# some clips repeat a frame (the next differs by its encoder's noise only, well under a
+# grey level on average): one picture, so the same content; and some clips hold a cut
+# (the next frame differs by tens of grey levels, as much as between two shots), across
+# which no frame is near content of another.
+SAME_PICTURE = 0.1  # mean |difference| to the next master frame below which it repeats it
+CUT_STEP = 40.0  # ... above which there is a cut between them
+
+
 class Reel:
     """Shots joined into one master sequence; frame ``k`` as BGR uint8 (rendered once per
     shot into a raw file under ``cache`` and read back through a memory map)."""
@@ -101,6 +112,24 @@ class Reel:
     def frames(self, i: int) -> list[int]:
         """Master frame numbers of shot ``i``."""
         return list(range(int(self.starts[i]), int(self.starts[i + 1])))
+
+    def steps(self) -> np.ndarray:
+        """(len - 1,) mean absolute difference (0-255, BGR) from each master frame to the next."""
+        if not hasattr(self, "_steps"):
+            self._steps = np.array([np.abs(self.frame(k).astype(np.int16) - self.frame(k + 1)).mean()
+                                    for k in range(len(self) - 1)])
+        return self._steps
+
+    def content(self, k: np.ndarray | int) -> np.ndarray:
+        """Content number of master frame ``k``: master frames that repeat the one before
+        (:data:`SAME_PICTURE`) share one; otherwise it counts up by one per frame."""
+        return np.concatenate([[0], np.cumsum(self.steps() >= SAME_PICTURE)])[k]
+
+    def scene_of(self, k: np.ndarray | int) -> np.ndarray:
+        """Scene of master frame ``k``: its shot, split further at cuts inside a clip
+        (:data:`CUT_STEP`): across a cut no frame is "near content" of another."""
+        new = (self.steps() > CUT_STEP) | np.isin(np.arange(1, len(self)), self.starts[1:-1])
+        return np.concatenate([[0], np.cumsum(new)])[k]
 
     def frame(self, k: int) -> np.ndarray:
         i = int(self.shot_of(k))
@@ -281,27 +310,31 @@ def build(case: Case, crf: int | None = 16, cache: Path = CACHE) -> tuple[Path, 
 def master_sets(case: Case) -> list[set[int] | None]:
     """Per FG frame the BG frames showing the acceptable master frame(s); None: uncovered.
 
-    Rule 6 (``case.rule6``): an FG frame whose master frame BG lacks is acceptable on the
-    BG frames of the same shot showing the nearest master frame (nearest content); where
-    two master frames are as near, the one shown nearest in time (``bpos``/``fpos``).
+    Rule 6 (``case.rule6``): an FG frame is acceptable on the BG frames of its scene
+    (:meth:`Reel.scene_of`) showing the nearest content (:meth:`Reel.content`: its own
+    where BG has it, a repeat of it counting as it); where two are as near, the one shown
+    nearest in time (``bpos``/``fpos``).
     """
     by_master: dict[int, set[int]] = {}
     for j, k in enumerate(case.b):
         by_master.setdefault(int(k), set()).add(j)
-    bshot = case.reel.shot_of(case.b)
     out: list[set[int] | None] = []
+    if not case.rule6:
+        return [None if by_master.get(int(k)) is None else set(by_master[int(k)]) for k in case.f]
+    reel = case.reel
+    bcont, bscene = reel.content(case.b), reel.scene_of(case.b)
     for i, k in enumerate(case.f):
-        s = by_master.get(int(k))
-        if s is None and case.rule6:
-            same = np.flatnonzero(bshot == case.reel.shot_of(int(k)))
-            if len(same):
-                d = np.abs(case.b[same] - k)
-                cand = same[d == d.min()]
-                if len(set(case.b[cand].tolist())) > 1:
-                    dt = np.abs(case.bpos[cand] - case.fpos[i])
-                    cand = cand[dt <= dt.min() + 1e-9]
-                s = set().union(*(by_master[int(m)] for m in set(case.b[cand].tolist())))
-        out.append(None if s is None else set(s))
+        same = np.flatnonzero(bscene == reel.scene_of(int(k)))
+        if not len(same):
+            out.append(by_master.get(int(k)))
+            continue
+        d = np.abs(bcont[same] - reel.content(int(k)))
+        cand = same[d == d.min()]
+        if d.min() > 0 and len(set(case.b[cand].tolist())) > 1:
+            dt = np.abs(case.bpos[cand] - case.fpos[i])
+            cand = cand[dt <= dt.min() + 1e-9]
+        s = set().union(*(by_master[int(m)] for m in set(case.b[cand].tolist())))
+        out.append(set(s))
     return out
 
 
@@ -313,8 +346,8 @@ def truth(case: Case, bg: Path) -> list[set[int] | None]:
         by_md5.setdefault(h, set()).add(j)
     out = []
     for s, m in zip(sets, master_sets(case)):
-        if s is None and m is not None:  # rule 6
-            s = set(m)
+        if m is not None and case.rule6:  # the nearest content (the same, where BG has it)
+            s = set(m) | (s or set())
             for j in m:
                 s |= by_md5[md5[j]]
         out.append(s)

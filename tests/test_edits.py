@@ -73,6 +73,26 @@ def test_cuts_are_the_reels_shot_changes() -> None:
     assert shot_ranges(cuts, len(REEL))[0] == (0, SHOTS[0])
 
 
+def test_cut_into_fast_motion_and_motion_that_starts() -> None:
+    rng = np.random.default_rng(9)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+
+    def field(k: np.ndarray, t: float, speed: float) -> np.ndarray:
+        x, y = xx / W * 6 + speed * t, yy / H * 4
+        f = sum(k[i, 0] * np.sin(x * (i + 1) * 0.7 + k[i, 1]) * np.cos(y * (i + 1) * 0.5 + k[i, 2]) for i in range(6))
+        return np.clip(128 + 40 * f, 0, 255).astype(np.uint8)
+
+    a, b = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    # a still shot, then a cut into a shot that moves fast from its first frame on (every
+    # frame changes a lot: the cut stands out against the still side only)
+    still = [field(a, 0, 0) for _ in range(30)]
+    fast = [field(b, p, 1.0) for p in np.cumsum(0.5 / (1 + np.arange(30) / 4))]  # fast, slowing down
+    assert find_cuts(np.stack(still + fast)).starts == [30]
+    # the same shot, still, then moving faster and faster: no cut
+    onset = [field(a, 0, 0) for _ in range(30)] + [field(a, 0.02 * t * t, 1.0) for t in range(1, 31)]
+    assert find_cuts(np.stack(onset)).starts == []
+
+
 def test_inserted_shot_is_skipped() -> None:
     fg = np.arange(30, STARTS[4])
     # 50 frames of a shot FG never shows (the reel's last) inserted in the middle of BG

@@ -62,7 +62,17 @@ def find_cuts(planes: np.ndarray, cfg: CutSettings = DEFAULT_CUTS) -> Cuts:
     # an input at a higher rate than its source repeats frames (changes of 0 between them)
     win = np.lib.stride_tricks.sliding_window_view(pad, 2 * w + 1)
     neigh = np.quantile(np.delete(win, w, axis=1), 0.75, axis=1)
-    cand = np.flatnonzero((d >= cfg.min_change) & (d >= cfg.ratio * np.maximum(neigh, 0.01)))
+    both = d >= cfg.ratio * np.maximum(neigh, 0.01)
+    # A cut into (or out of) fast motion: the frames on that side change a lot too, so the
+    # change stands out against the calm side only; it must still top the window and be
+    # twice the busy side's typical change (motion that starts builds up, it does not jump).
+    before, after = win[:, :w], win[:, w + 1:]
+    top = d >= win.max(axis=1)
+    one = top & (((d >= cfg.ratio * np.maximum(np.quantile(before, 0.75, axis=1), 0.01))
+                  & (d >= 0.5 * cfg.ratio * np.median(after, axis=1)))
+                 | ((d >= cfg.ratio * np.maximum(np.quantile(after, 0.75, axis=1), 0.01))
+                    & (d >= 0.5 * cfg.ratio * np.median(before, axis=1))))
+    cand = np.flatnonzero((d >= cfg.min_change) & (both | one))
     starts: list[int] = []
     for i in cand.tolist():
         if i < 1:

@@ -2,7 +2,8 @@
 
 request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, the
 audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (BG's pass)
--> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> refinement
+-> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> nearest content
+(FG frames BG lacks) -> refinement
 -> per-shot placement -> :class:`Alignment`.
 """
 
@@ -26,7 +27,7 @@ from .plan import make_plan
 from .prints import audio_result, footprint_prints
 from .results import cached_result, keep_result, result_key
 from .run import Run
-from .structure import shots_of, structure_stage
+from .structure import nearest_stage, shots_of, structure_stage
 
 
 def align(bg: str | os.PathLike[str], fg: str | os.PathLike[str], *, preset: str | Settings = "default",
@@ -85,7 +86,7 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
         finally:
             passes.join()
     found = match(ctx, foot, prints, am)
-    shape = structure_stage(ctx, prints, found)
+    shape = nearest_stage(ctx, prints, structure_stage(ctx, prints, found))
     temporal = shape.match.temporal
     spatial = shot_placements(ctx, shape.fg_shots, temporal, refine_stage(ctx, shape.match))
     al = Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,

@@ -4,6 +4,7 @@ the alignment file records."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from ..alignment import Shot, Spatial, Temporal
 from ..edits import bg_pieces, chunked, covered_mask, edited_map, good_similarity, is_plain, suspicious
 from ..fingerprint import Fingerprints
+from ..nearest import nearest_content
 from ..shots import find_cuts, shot_ranges
 from ..temporal import register_shift, shifted
 from .footprint import Context
@@ -58,6 +60,22 @@ def structure_stage(ctx: Context, prints: Prints | None, found: Match) -> Struct
                         uncovered=[int(v) for v in ed.uncovered])
     # the refinement measured the continuous map's pairs: once more on these
     return Structure(fg_shots, Match(temporal, found.spatial, found.prior, False))
+
+
+def nearest_stage(ctx: Context, prints: Prints | None, shape: Structure) -> Structure:
+    """FG frames whose own picture BG lacks, moved onto the BG frame showing the nearest
+    content (:mod:`..nearest`)."""
+    t = shape.match.temporal
+    if prints is None or t.method in ("start", "audio"):
+        return shape
+    got = nearest_content(prints.fg, prints.bg, np.asarray(t.frame_map, np.int64), covered(t), shape.fg_shots,
+                          np.asarray(t.similarity, np.float32))
+    ctx.run.trace(f"nearest content: {got.moved} FG frames BG lacks moved")
+    if not got.moved:
+        return shape
+    temporal = dataclasses.replace(t, frame_map=[int(v) for v in got.frame_map],
+                                   similarity=[round(float(v), 4) for v in got.similarity])
+    return Structure(shape.fg_shots, shape.match._replace(temporal=temporal))
 
 
 def _registered(prints: Prints, t: Temporal, good: float) -> Fingerprints:

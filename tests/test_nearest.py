@@ -1,0 +1,66 @@
+"""Rule 6 (issue 10): FG frames BG lacks go to the BG frame showing the nearest content."""
+
+import numpy as np
+
+from vidkompy_vs.fingerprint import Fingerprints, normalise
+from vidkompy_vs.nearest import nearest_content
+
+
+def _reel(n: int, seed: int = 1) -> np.ndarray:
+    """n planes of a texture panning one pixel per frame: content distance grows with |k - k'|."""
+    rng = np.random.default_rng(seed)
+    tex = rng.integers(0, 256, (36, 64 + n + 8)).astype(np.float32)
+    tex = (tex + np.roll(tex, 1, 1) + np.roll(tex, 1, 0)) / 3  # some spatial correlation
+    return np.stack([tex[:, k:k + 64] for k in range(n)]).astype(np.uint8)
+
+
+def _fp(planes: np.ndarray, fps: float) -> Fingerprints:
+    return Fingerprints(planes, fps)
+
+
+def test_fps_ratio_moves_to_nearest_content_and_earlier_on_a_tie():
+    master = _reel(200)
+    b = np.floor(2.5 * np.arange(80)).astype(int)  # BG at 24 fps shows every 2.5th of FG's 60
+    fg, bg = _fp(master[:200], 60), _fp(master[b], 24)
+    truth = []
+    for k in range(200):
+        d = np.abs(b - k)
+        cand = np.flatnonzero(d == d.min())
+        truth.append(int(cand.min()))  # a tie: the earlier (its time lies nearer: sample and hold)
+    # a map that puts every frame BG lacks on the later neighbour (what a correlation may do)
+    bad = np.array([int(np.searchsorted(b, k)) if k not in b else int(np.flatnonzero(b == k)[0])
+                    for k in range(200)])
+    bad = np.minimum(bad, len(b) - 1)
+    got = nearest_content(fg, bg, bad, np.ones(200, bool), [(0, 200)], np.zeros(200, np.float32))
+    inner = slice(3, 195)  # (the ends have a neighbour on one side only)
+    assert got.moved > 50
+    assert np.array_equal(got.frame_map[inner], np.array(truth)[inner])
+    # the moved frames' similarity is the new pair's
+    i = int(np.flatnonzero(got.frame_map != bad)[0])
+    v = normalise(np.stack([fg.planes[i], bg.planes[got.frame_map[i]]]).reshape(2, -1))
+    assert abs(float(got.similarity[i]) - float(v[0] @ v[1])) < 1e-5
+
+
+def test_one_to_one_map_is_left_alone_even_when_noisy():
+    master = _reel(120, seed=2)
+    rng = np.random.default_rng(3)
+    noisy = np.clip(master.astype(np.int16) + rng.integers(-12, 13, master.shape), 0, 255).astype(np.uint8)
+    fmap = np.arange(120)
+    got = nearest_content(_fp(master, 25), _fp(noisy, 25), fmap, np.ones(120, bool), [(0, 120)],
+                          np.zeros(120, np.float32))
+    assert got.moved == 0 and np.array_equal(got.frame_map, fmap)
+
+
+def test_shots_bound_the_move_and_a_backward_map_is_skipped():
+    master = _reel(100, seed=4)
+    b = np.floor(2.5 * np.arange(40)).astype(int)
+    fg, bg = _fp(master, 60), _fp(master[b], 24)
+    fmap = np.array([int(np.searchsorted(b, k)) for k in range(100)]).clip(0, 39)
+    back = fmap.copy()
+    back[10:20] = back[10:20][::-1]  # runs backward inside the shot: no timeline to count on
+    got = nearest_content(fg, bg, back, np.ones(100, bool), [(0, 100)], np.zeros(100, np.float32))
+    assert got.moved == 0
+    # uncovered frames are never moved
+    cov = np.zeros(100, bool)
+    got = nearest_content(fg, bg, fmap, cov, [(0, 100)], np.zeros(100, np.float32))
+    assert got.moved == 0
