@@ -22,8 +22,9 @@ Per case: align time (a fresh subprocess with a cold ``VIDKOMPY_VS_CACHE``: inde
 fingerprints, everything; Python's own start-up and ``import vidkompy_vs.align`` excluded,
 as in ``temporal.py``; ``e2e``: from the interpreter's first line, imports included) over
 decode-both (``ffmpeg -i X -f null -`` on BG and FG at the same time, the mean of one run
-before the align and one after it; ``cpu x``: the align's CPU seconds, its ffmpeg
-children included, over the decodes', steadier than wall time on a shared machine), peak
+before the align and one after it; ``cpu x``: the align process's CPU seconds
+from its start, imports and its ffmpeg children included, over the decodes', steadier than
+wall time on a shared machine), peak
 memory (``ru_maxrss`` of the align process, started through a forking shell so that it
 does not inherit this process's; and of its process tree with the ffmpeg children,
 sampled), accuracy (exact % of covered FG frames, max frame error, FG's worst corner
@@ -324,15 +325,13 @@ def _sample():
 th = threading.Thread(target=_sample, daemon=True)
 th.start()
 t0 = time.perf_counter()
-cpu0 = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-           for f in ("ru_utime", "ru_stime"))
 a = align(sys.argv[1], sys.argv[2], console=Console(stderr=True, quiet=True))
 t = time.perf_counter() - t0
 done.set()
 th.join()
 ru, rc = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 me = ru.ru_maxrss
-cpu = ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime - cpu0
+cpu = ru.ru_utime + ru.ru_stime + rc.ru_utime + rc.ru_stime
 json.dump({"seconds": t, "e2e": time.perf_counter() - t_start, "cpu": cpu, "rss_kb": me,
            "tree_kb": max(peak[0], me), "map": a.temporal.frame_map,
            "uncovered": a.temporal.uncovered, "x": a.spatial.x, "y": a.spatial.y, "scale": a.spatial.scale,
