@@ -13,10 +13,11 @@ framemd5, as in ``temporal.py``).
 Cases (``--list``): ``1080p_s1.5`` (5 s 1920x1080 BG, FG 1280x720 = BG at scale 1.5, no
 sound), ``1080p_s1.5_audio`` (the same pair with sound on both), ``720p`` (5 s, FG a
 region of BG at scale 1.25), ``1080p_20s`` (20 s, five shots, FG at scale 1.5 and 30 fps
-over 25 fps), ``small_640`` / ``small_800`` (4-5 s pairs of 640-800 px), ``demo`` (the
-``make demo`` pair, 960x540 synthetic, 12 s, sound), and with ``--long`` ``10min`` (the
-20 s pair's shape over ten minutes of looped footage, a different crop and flip on every
-pass through a clip; built once, several minutes).
+over 25 fps, a frame counter burnt in as in the 10-minute pair), ``small_640`` /
+``small_800`` (4-5 s pairs of 640-800 px), ``demo`` (the ``make demo`` pair, 960x540
+synthetic, 12 s, sound), and with ``--long`` ``10min`` (the 20 s pair's shape over ten
+minutes of looped footage, a different crop and flip on every pass through a clip and
+the frame counter, :func:`_stamp`; built once, about 45 minutes on 2 shared cores).
 
 Per case: align time (a fresh subprocess with a cold ``VIDKOMPY_VS_CACHE``: index builds,
 fingerprints, everything; Python's own start-up and ``import vidkompy_vs.align`` excluded,
@@ -157,6 +158,7 @@ class Case:
     audio: bool = False
     seed: int = 1
     long: bool = False  # built and run only with --long
+    stamp: bool = False  # a running frame counter burnt into the picture (see :func:`_stamp`)
     demo: bool = False  # the make-demo pair (vidkompy_vs.sample), not a reel
     extra: dict = field(default_factory=dict)
 
@@ -172,7 +174,7 @@ class Case:
     def key(self) -> str:
         return hashlib.sha1(repr((GEN_VERSION, self.bg_size, self.fg_size, self.region, self.bg_frames,
                                   self.fg_start, self.fg_frames, self.fg_fps, self.bg_fps, self.audio,
-                                  self.seed)).encode()).hexdigest()[:10]
+                                  self.seed) + (("stamp",) if self.stamp else ())).encode()).hexdigest()[:10]
 
 
 def cases() -> list[Case]:
@@ -183,17 +185,35 @@ def cases() -> list[Case]:
              130, 25, 100, audio=True),
         Case("720p", "5.2 s 1280x720 BG, FG 640x360 showing 800x450 at (237, 131) (scale 1.25)",
              (1280, 720), (640, 360), (237, 131, 800, 450), 130, 20, 105, seed=2),
-        Case("1080p_20s", "20 s 1080p BG 25 fps, FG 1280x720 at scale 1.5, 30 fps, 17 s from 1.6 s in",
-             (1920, 1080), (1280, 720), (0, 0, 1920, 1080), 500, 40, 510, fg_fps=30, seed=3),
+        Case("1080p_20s", "20 s 1080p BG 25 fps, FG 1280x720 at scale 1.5, 30 fps, 17 s from 1.6 s in, "
+             "a frame counter burnt in (as the 10-minute pair)",
+             (1920, 1080), (1280, 720), (0, 0, 1920, 1080), 500, 40, 510, fg_fps=30, seed=3, stamp=True),
         Case("small_640", "4.8 s 640x360 BG, FG 480x270 at (97, 53) (scale 1)", (640, 360), (480, 270),
              (97, 53, 480, 270), 120, 12, 100, seed=4),
         Case("small_800", "4.6 s 800x450 BG, FG 512x288 showing 640x360 at (83, 37) (scale 1.25)",
              (800, 450), (512, 288), (83, 37, 640, 360), 115, 15, 95, seed=5),
         Case("demo", "the make-demo pair: 960x540 synthetic, 12 s, FG 480x270 at (311, 97) 2 s in, sound",
              (960, 540), (480, 270), (311, 97, 480, 270), 300, 50, 250, audio=True, demo=True),
-        Case("10min", "10 min 1080p BG 25 fps, FG 1280x720 at scale 1.5, 30 fps, 9.5 min from 20 s in",
-             (1920, 1080), (1280, 720), (0, 0, 1920, 1080), 15000, 500, 17100, fg_fps=30, seed=6, long=True),
+        Case("10min", "10 min 1080p BG 25 fps, FG 1280x720 at scale 1.5, 30 fps, 9.5 min from 20 s in, "
+             "a frame counter burnt in", (1920, 1080), (1280, 720), (0, 0, 1920, 1080), 15000, 500, 17100,
+             fg_fps=30, seed=6, long=True, stamp=True),
     ]
+
+
+def _stamp(img: np.ndarray, j: int) -> np.ndarray:
+    """Reel frame ``j`` with its number burnt in, large, at the bottom left (a dailies-style
+    timecode): the reel loops over two short clips, and each pass's own crop alone left
+    repeats that the footprint search (free in scale and position, on keyframes a few
+    seconds apart) took for the frame it looked for at another zoom; no aligner run found
+    the 10-minute pair without it, the code before the speed work included (0 % exact)."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    bw, bh = int(0.34 * w), int(0.14 * h)
+    cv2.rectangle(out, (0, h - bh), (bw, h), (16, 16, 16), -1)
+    scale = bh / 34
+    cv2.putText(out, f"{j:06d}", (int(0.03 * w), h - int(0.25 * bh)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (235, 235, 235), max(2, int(scale * 2.5)), cv2.LINE_AA)
+    return out
 
 
 def _encoder(path: Path, size: tuple[int, int], fps: int) -> subprocess.Popen:
@@ -241,6 +261,8 @@ def build(case: Case) -> tuple[Path, Path]:
     for j, img in enumerate(reel_frames(segs, case.bg_size)):
         if j >= case.bg_frames and jf >= len(f):
             break
+        if case.stamp:
+            img = _stamp(img, j)
         if j < case.bg_frames:
             pb.stdin.write(img.tobytes())
         if jf < len(f) and f[jf] == j:

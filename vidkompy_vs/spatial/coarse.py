@@ -160,9 +160,10 @@ class ReducedSearch:
     def mid_i(self) -> int:
         return len(self.fgm) // 2
 
-    def run(self, cand: list[int], mids: list[np.ndarray], force: bool = False) -> CoreResult | None:
+    def run(self, cand: list[int], mids: list[np.ndarray], force: bool = False,
+            partners: bool = True) -> CoreResult | None:
         """:func:`coarse_core` on BG candidates ``cand`` (their mid-size grey copies ``mids``)."""
-        return coarse_core(self, cand, mids, force=force)
+        return coarse_core(self, cand, mids, force=force, partners=partners)
 
 
 def _small_searcher(search: ReducedSearch, mids: list[np.ndarray]
@@ -247,7 +248,7 @@ def _partners(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], pm
 
 
 def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], *,
-                force: bool = False) -> CoreResult | None:
+                force: bool = False, partners: bool = True) -> CoreResult | None:
     """The reduced search on BG candidates ``cand`` (their mid-size grey copies ``mids``):
     1) the scale: from keypoints on a few candidates (:func:`_feature_scale`), else a grid
     of scales on small copies of every few candidates; the rough position at it, on small
@@ -277,7 +278,8 @@ def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], 
     j0 = allj[j0]
     pm = estimate_prior(Pyramid(search.fgm[search.mid_i]), Pyramid(mids[j0]), Placement(x0, y0, best_s, sc0),
                         search.scale, 2 / search.ft + 2, rough_scale=search.scale is None)
-    return CoreResult(pm, _partners(search, cand, mids, pm), float(best_s), float(sc0))
+    # (``partners=False``: a caller that pairs the frames itself, from fingerprints)
+    return CoreResult(pm, _partners(search, cand, mids, pm) if partners else [], float(best_s), float(sc0))
 
 
 # -- BG's window ------------------------------------------------------------------------
@@ -336,7 +338,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
         return None
     fgm = [resize(grey(g), mid.fx, mid.fy) for g in imgs]
     search = ReducedSearch(fgm, small_factor(mid.width, mid.height, fgm[0]), scale, fw, fh, bw, bh)
-    r = search.run(cand, [grey(got[j]) for j in cand])
+    r = search.run(cand, [grey(got[j]) for j in cand], partners=False)
     if r is None or r.score < KEY_NCC1:
         return None
     pm = r.placement
