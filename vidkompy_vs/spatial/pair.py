@@ -156,7 +156,6 @@ def features(fg: np.ndarray, bg: np.ndarray, scale: float | None) -> Placement |
             return None
         x, y = np.median(d[inl], axis=0)
         return Placement(float(x), float(y), float(scale), float(inl.mean()), "orb")
-    cv2.setRNGSeed(0x5EED)  # (the same answer whatever ran before in the thread: see fast.py)
     m, inl = cv2.estimateAffinePartial2D(pf, pb, method=cv2.RANSAC, ransacReprojThreshold=3 / fb,
                                          maxIters=2000, confidence=0.995)
     if m is None or inl is None or int(inl.sum()) < 8:
