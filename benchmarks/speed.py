@@ -61,7 +61,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from ff import FFMPEG  # noqa: E402  (the package's ffmpeg: the wheel's unless one is named)
 from footage import footage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-speed"
@@ -111,7 +110,7 @@ def reel(n_frames: int, aspect: float, seed: int) -> list[Segment]:
 
 
 def _decode(clip: Path, w: int, h: int) -> Iterator[np.ndarray]:
-    p = subprocess.Popen([FFMPEG, "-v", "error", "-i", str(clip), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+    p = subprocess.Popen(["ffmpeg", "-v", "error", "-i", str(clip), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     size = w * h * 3
     try:
@@ -218,7 +217,7 @@ def _stamp(img: np.ndarray, j: int) -> np.ndarray:
 
 
 def _encoder(path: Path, size: tuple[int, int], fps: int) -> subprocess.Popen:
-    return subprocess.Popen([FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s",
                              f"{size[0]}x{size[1]}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset",
                              "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", str(path)], stdin=subprocess.PIPE)
 
@@ -234,7 +233,7 @@ def _sound(seconds: float, seed: int) -> np.ndarray:
 
 
 def _mux(video: Path, sound: np.ndarray, out: Path) -> None:
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(video), "-f", "f32le", "-ar", str(AR), "-ac", "1",
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-f", "f32le", "-ar", str(AR), "-ac", "1",
                     "-i", "-", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "96k",
                     "-shortest", str(out)], input=sound.tobytes(), check=True)
 
@@ -299,7 +298,7 @@ def truth_sets(case: Case, bg: Path) -> list[set[int]]:
     if memo.exists() and memo.stat().st_mtime >= bg.stat().st_mtime:
         md5 = json.loads(memo.read_text())
     else:
-        out = subprocess.run([FFMPEG, "-v", "error", "-i", str(bg), "-map", "0:v", "-f", "framemd5", "-"],
+        out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(bg), "-map", "0:v", "-f", "framemd5", "-"],
                              capture_output=True, text=True, check=True).stdout
         md5 = [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
         memo.write_text(json.dumps(md5))
@@ -370,7 +369,7 @@ def _children_cpu() -> float:
 def decode_both(bg: Path, fg: Path) -> tuple[float, float]:
     """Wall time and CPU seconds of ffmpeg decoding BG and FG at the same time."""
     t, c = time.perf_counter(), _children_cpu()
-    ps = [subprocess.Popen([FFMPEG, "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v", "-f", "null", "-"])
+    ps = [subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-i", str(p), "-map", "0:v", "-f", "null", "-"])
           for p in (bg, fg)]
     for p in ps:
         if p.wait() != 0:
