@@ -336,6 +336,61 @@ def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], mo
     assert s.scale == pytest.approx(1.0, abs=0.005)
 
 
+def test_fg_filling_bg_at_scale_2_without_sound(clips: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # FG is all of BG at half size (a resolution change, the common 1080p-over-720p case),
+    # BG one GOP long (a short camera clip: one keyframe) and its window taken for a large
+    # one: the anchored finder reads the window's reference frames instead of giving up
+    # (it left such clips to the coarse search's random reads), places FG (a rough
+    # footprint a little past BG's edge is moved inside), and FG is decoded once (a
+    # sub-pixel overhang cuts nothing)
+    import vidkompy_vs.align.prints as P
+    from vidkompy_vs.align import footprint as F
+    from vidkompy_vs.spatial import coarse as C
+
+    bg, fg = tmp_path / "bg_gop.mp4", tmp_path / "fill.mp4"
+    _ff("-i", str(clips["bg"]), "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-g", "250", str(bg))
+    _ff("-i", str(clips["bg"]), "-vf", "trim=start_frame=30:end_frame=130,setpts=PTS-STARTPTS,"
+        "scale=160:120:flags=area", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", str(fg))
+    monkeypatch.setattr(C, "KEY_PIXELS", 0)
+
+    def no_search(ctx):
+        raise AssertionError("the coarse search ran")
+
+    passes: list[str] = []
+    real = P.fingerprint_pass
+    monkeypatch.setattr(P, "fingerprint_pass", lambda inp, *a, **k: passes.append(inp.name) or real(inp, *a, **k))
+    finders = {f.__name__: f for f in F.FINDERS} | {"coarse_footprint": no_search}
+    monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
+    con, _ = _console()
+    a = align(bg, fg, console=con, cache=False)
+    assert passes == ["BG"]  # (FG's one pass ran beside the search)
+    assert a.temporal.frame_map == list(range(30, 130))
+    s = a.spatial
+    worst = max(abs(s.x + u * s.scale - 2 * u) + abs(s.y + v * s.scale - 2 * v) for u in (0, 160) for v in (0, 120))
+    assert worst < 0.5
+
+
+def test_crops_and_rough_footprints_of_an_fg_that_fills_bg() -> None:
+    # FG (1280x720) filling BG (1920x1080) at scale 1.5: an estimate a fraction of a pixel
+    # past BG's edge leaves FG whole (no second FG decode); a real overhang cuts it; a
+    # rough footprint a few % past the edge is moved (and shrunk) inside, further is not
+    from vidkompy_vs.align.anchored import _within
+    from vidkompy_vs.align.footprint import crops
+    from vidkompy_vs.alignment import Placement
+    from vidkompy_vs.sources import Probe
+
+    bg = Probe("bg", 1920, 1080, 25, 1, 100, "yuv420p", 8, False)
+    fg = Probe("fg", 1280, 720, 25, 1, 100, "yuv420p", 8, False)
+    assert crops(Placement(-0.6, -0.4, 1.50003), bg, fg) == (None, None)
+    assert crops(Placement(-6.0, 0.0, 1.5), bg, fg).fg == (4, 0, 1276, 720)
+    w = _within(Placement(-2.3, 23.6, 1.5002), bg, fg)
+    assert w.x >= 0 and w.y >= 0 and w.x + 1280 * w.scale <= 1920 + 1e-6 and w.y + 720 * w.scale <= 1080 + 1e-6
+    assert abs(w.x) < 1 and abs(w.y) < 1
+    far = Placement(-200.0, 0.0, 1.5)
+    assert _within(far, bg, fg) is far
+
+
 def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import vidkompy_vs.fingerprint as fpm
 

@@ -124,6 +124,52 @@ def test_estimate_single_pair_paths(source) -> None:
         assert math.hypot(p.x - case.x, p.y - case.y) <= 0.5
 
 
+def test_fast_estimate_crop_at_scale(source) -> None:
+    """Keypoints place a crop of BG shown at scale 1.5 within the sub-pixel step's reach
+    (a few px, under 1 %), and the finished estimate is exact; a fixed scale gives the
+    position alone."""
+    from vidkompy_vs.spatial.common import Pyramid, grey
+    from vidkompy_vs.spatial.fast import fast_estimate
+
+    case = bench.build("bg_x1.5", n_bg=N_BG, n_fg=N_FG, source=source)
+    f = frame_arrays(open_video(case.fg), [5], gray=True)[0]
+    b = frame_arrays(open_video(case.bg), [25], gray=True)[0]
+    for scale in (None, 1.5):
+        got = fast_estimate(Pyramid(grey(f)), Pyramid(grey(b)), scale)
+        assert got is not None and got.inliers >= 12 and got.ncc >= 0.7
+        p = got.placement
+        assert math.hypot(p.x - case.x, p.y - case.y) < 4 and abs(p.scale / 1.5 - 1) < 0.01
+    p = spatial.estimate(f, b)
+    assert math.hypot(p.x - case.x, p.y - case.y) <= 0.25 and abs(p.scale / 1.5 - 1) <= 0.002
+
+
+def test_fast_estimate_declines_what_it_cannot_confirm(source) -> None:
+    """Unrelated content, a flat picture and FG with bars over an open-matte BG: no keypoint
+    answer (the grid decides); FG's picture area alone is placed."""
+    from vidkompy_vs.spatial.common import Pyramid, grey
+    from vidkompy_vs.spatial.fast import fast_estimate
+
+    case = bench.build("bg_x1.5", n_bg=N_BG, n_fg=N_FG, source=source)
+    f = frame_arrays(open_video(case.fg), [5], gray=True)[0]
+    b = frame_arrays(open_video(case.bg), [25], gray=True)[0]
+    bp = Pyramid(grey(b))
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.integers(0, 256, f.shape, dtype=np.uint8), (0, 0), 2)
+    flat = np.tile(np.linspace(90, 110, f.shape[1], dtype=np.float32), (f.shape[0], 1))
+    assert fast_estimate(Pyramid(grey(noise)), bp) is None
+    assert fast_estimate(Pyramid(flat), bp) is None
+    # bars: a quarter of FG's height black above and below its picture
+    boxed = f.copy()
+    bar = f.shape[0] // 4
+    boxed[:bar], boxed[-bar:] = 0, 0
+    got = fast_estimate(Pyramid(grey(boxed)), bp)
+    if got is not None:  # (a confirmed answer must be the right one)
+        assert math.hypot(got.placement.x - case.x, got.placement.y - case.y) < 4
+    pic = fast_estimate(Pyramid(grey(f[bar:-bar])), bp)
+    assert pic is not None
+    assert math.hypot(pic.placement.x - case.x, pic.placement.y + 1.5 * (-bar) - case.y) < 4
+
+
 def test_not_found_reports_low_confidence(source) -> None:
     case = bench.build("int", n_bg=N_BG, n_fg=N_FG, source=source)
     b = frame_arrays(open_video(case.bg), [25])[0]

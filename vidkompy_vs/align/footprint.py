@@ -79,8 +79,16 @@ def crops(sp: Placement, bg_probe: Probe, fg_probe: Probe) -> Crops:
     fcrop = (int(round(fx0)), int(round(fy0)), int(round(fx1 - fx0)), int(round(fy1 - fy0)))
     fcrop = (min(fcrop[0], fg_probe.width - 8), min(fcrop[1], fg_probe.height - 8),
              max(8, min(fcrop[2], fg_probe.width - fcrop[0])), max(8, min(fcrop[3], fg_probe.height - fcrop[1])))
-    return Crops(None if bcrop == (0, 0, bg_probe.width, bg_probe.height) else bcrop,
-                 None if fcrop == (0, 0, fg_probe.width, fg_probe.height) else fcrop)
+    # FG past BG's edge by under a pixel (FG filling BG, the estimate a fraction off) is
+    # rounding, not a part of FG that BG lacks: FG stays whole (a crop a pixel short would
+    # cost a second FG decode and match no better)
+    ex0, ey0 = sp.x, sp.y
+    ex1, ey1 = bg_probe.width - (sp.x + fg_probe.width * s), bg_probe.height - (sp.y + fg_probe.height * s)
+    inside = min(ex0, ey0, ex1, ey1) > -1
+    # (and BG whole when FG covers it to within a pixel: not a crop a pixel short of it)
+    fills = inside and max(ex0, ey0, ex1, ey1) < 1
+    return Crops(None if fills or bcrop == (0, 0, bg_probe.width, bg_probe.height) else bcrop,
+                 None if inside or fcrop == (0, 0, fg_probe.width, fg_probe.height) else fcrop)
 
 
 def audio_line(ctx: Context) -> tuple[float, float] | None:
@@ -161,6 +169,7 @@ def anchored_footprint(ctx: Context) -> Footprint | None:
 
 def coarse_footprint(ctx: Context) -> Footprint | None:
     """The coarse search through BG (several frame pairs, multi-scale NCC)."""
+    ctx.run.trace("coarse search")
     try:
         from ..spatial import coarse_from_clips
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -100,13 +101,66 @@ class Input:
         return img[y:y + self.probe.height, x:x + self.probe.width]
 
 
+class Probing:
+    """Both inputs' probes, started first thing (a cached result needs them too); each
+    then opens its frame-server clip, once the call knows it aligns (:meth:`decide`): the
+    two opens (an index read and a decoder set up each) run side by side, beside the
+    result-cache lookup, instead of one after the other on the main thread."""
+
+    def __init__(self, bg: str | os.PathLike[str], fg: str | os.PathLike[str]) -> None:
+        self._got = (threading.Event(), threading.Event())
+        self._probes: list[Probe | None] = [None, None]
+        self._decided = threading.Event()
+        self._open = False
+        self.jobs = (Job(self._one, 0, bg), Job(self._one, 1, fg))
+
+    def _one(self, i: int, path: str | os.PathLike[str]) -> tuple[Probe, Any]:
+        try:
+            self._probes[i] = p = probe(path)
+        finally:
+            self._got[i].set()
+        self._decided.wait()
+        if not self._open:
+            return p, None
+        try:
+            return p, open_video(p.path)
+        except Exception:  # noqa: BLE001 - opened again where it is used, which reports it
+            return p, None
+
+    def decide(self, open_clips: bool) -> None:
+        """Whether the probes go on to open the clips (not for a cached result); the probe
+        jobs wait for this, so every call that makes a :class:`Probing` must make it."""
+        self._open = open_clips
+        self._decided.set()
+
+    def has_audio(self, i: int) -> bool:
+        """Whether input ``i`` (0: BG, 1: FG) has sound, as soon as its probe is in (its
+        error, if it failed)."""
+        self._got[i].wait()
+        p = self._probes[i]
+        if p is None:
+            self.jobs[i].get()  # raises the probe's error
+            raise AssertionError("a probe that failed raised")
+        return p.has_audio
+
+    def join(self) -> None:
+        if not self._decided.is_set():
+            self.decide(False)  # (a call that ended before deciding: no job waits for ever)
+        for j in self.jobs:
+            j.join()
+
+
 def probe_inputs(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
-                 run: Run) -> tuple[Input, Input]:
-    """Both inputs probed (each probe builds an index, a demux pass: both at once) and
-    checked against the request; notes on what the frame server reads differently."""
-    bg_job = Job(probe, bg)
-    fg_probe = probe(fg)
-    bg_probe = bg_job.get()
+                 run: Run, probing: Probing | None = None) -> tuple[Input, Input]:
+    """Both inputs probed (each probe builds an index, a demux pass: both at once;
+    ``probing``: probes already under way) and checked against the request; notes on
+    what the frame server reads differently."""
+    if probing is None:
+        probing = Probing(bg, fg)
+        probing.decide(False)
+    # (FG's first: the first error reported names FG when both fail, as before)
+    fg_probe, fg_clip = probing.jobs[1].get()
+    bg_probe, bg_clip = probing.jobs[0].get()
     check_fits((fg_probe.width, fg_probe.height), (bg_probe.width, bg_probe.height), req.scale)
     if req.method == "audio":
         missing = [n for n, p in (("BG", bg_probe), ("FG", fg_probe)) if not p.has_audio]
@@ -114,7 +168,7 @@ def probe_inputs(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Re
             raise VidkompyError(f"--method audio needs audio in both inputs; {' and '.join(missing)} has none")
     _notes(bg_probe, fg_probe, run)
     run.trace("probed")
-    return Input("BG", os.fspath(bg), bg_probe), Input("FG", os.fspath(fg), fg_probe)
+    return Input("BG", os.fspath(bg), bg_probe, bg_clip), Input("FG", os.fspath(fg), fg_probe, fg_clip)
 
 
 def _notes(bg_probe: Probe, fg_probe: Probe, run: Run) -> None:

@@ -15,7 +15,7 @@ from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
 from ..settings import AudioSettings, FingerprintSettings, Settings
 from ..sources import Probe, frame_arrays, has_audio
-from .inputs import Input, Request
+from .inputs import Input, Probing, Request
 from .plan import Plan
 from .run import Job, Run
 
@@ -70,12 +70,12 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
     return prints
 
 
-def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
+def audio_match(bg: str, fg: str, cfg: AudioSettings, probing: Probing | None = None) -> AudioMatch:
     """The audio line (both tracks decoded at once)."""
-    # (started before the probes: a look at each file's streams first, so that a track that
-    # cannot be used is not decoded beside the work without sound)
-    for name, path in (("BG", bg), ("FG", fg)):
-        if not has_audio(path):
+    # (started with the probes: their answer first, so that a track that cannot be used
+    # is not decoded beside the work without sound; without them, a look at each file)
+    for i, (name, path) in enumerate((("BG", bg), ("FG", fg))):
+        if not (probing.has_audio(i) if probing is not None else has_audio(path)):
             raise VidkompyError(f"{name} has no audio")
     bg_job = Job(load_audio, bg, cfg.rate)
     a_fg = load_audio(fg, cfg.rate)
@@ -85,14 +85,18 @@ def audio_match(bg: str, fg: str, cfg: AudioSettings) -> AudioMatch:
 
 @dataclass
 class Early:
-    """Work started before the probes, joined however the call ends."""
+    """Work started before the probes are in, joined however the call ends: the probes
+    themselves (BG's, FG's), the engine's imports, the sound."""
 
+    probing: Probing | None = None
     warm: Job | None = None
     audio: Job | None = None
 
     def join(self) -> None:
         # a daemon thread still decoding or importing when the interpreter exits can take
         # the process down with it
+        if self.probing is not None:
+            self.probing.join()
         for t in (self.warm, self.audio):
             if t is not None:
                 t.join()
@@ -101,8 +105,9 @@ class Early:
 def _warm_imports() -> None:
     import importlib
 
-    # (what every run uses; nothing of scipy's is on the common path any more)
-    for m in ("cv2", "vidkompy_vs.spatial"):
+    # (what every run uses: OpenCV, the spatial engine, the matcher; nothing of scipy's is
+    # on the common path)
+    for m in ("cv2", "vidkompy_vs.spatial.coarse", "vidkompy_vs.spatial.refine", "vidkompy_vs.align.anchored"):
         try:
             importlib.import_module(m)
         except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
@@ -110,14 +115,13 @@ def _warm_imports() -> None:
 
 
 def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Request,
-                settings: Settings) -> Early:
+                settings: Settings, probing: Probing) -> Early:
     """OpenCV and the spatial engine take a while to import: load them while the inputs are
-    probed (index builds leave a core idle) rather than on first use; and the sound, which
-    needs no probe (without a track the job fails at once and says so; it is used only
-    when both inputs turn out to have audio)."""
-    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio) \
+    probed (index builds leave a core idle) rather than on first use; and the sound, as
+    soon as the probes say both inputs have it (the first thing it waits for)."""
+    audio = Job(audio_match, os.fspath(bg), os.fspath(fg), settings.audio, probing) \
         if req.method in ("auto", "audio") else None
-    return Early(warm=Job(_warm_imports), audio=audio)
+    return Early(probing=probing, warm=Job(_warm_imports), audio=audio)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..alignment import Alignment, MediaInfo, Spatial, Temporal
 from ..settings import Settings, load_preset
 from .footprint import Context, find_footprint
 from .from_nodes import NodePair, given
-from .inputs import Input, Request, probe_inputs
+from .inputs import Input, Probing, Request, probe_inputs
 from .matching import match, refine_stage
 from .passes import Early, start_early, start_passes
 from .placement import shot_placements
@@ -54,12 +54,24 @@ def align(bg: str | os.PathLike[str] | vs.VideoNode, fg: str | os.PathLike[str] 
     req = Request(method, x, y, scale).check()
     settings = preset if isinstance(preset, Settings) else load_preset(preset)
     nodes = NodePair.of(bg, fg, bg_audio, fg_audio) if given(bg, fg, bg_audio, fg_audio) else None
-    key = (nodes.result_key(settings, req) if nodes else result_key(bg, fg, settings, req)) if cache else None
-    hit = cached_result(key)
-    early = (nodes.start_early(req, settings) if nodes else start_early(bg, fg, req, settings)) \
-        if hit is None else Early()
+    probing = None
+    if nodes:
+        key = nodes.result_key(settings, req) if cache else None
+        hit = cached_result(key)
+        early = nodes.start_early(req, settings) if hit is None else Early()
+    else:
+        probing = Probing(bg, fg)  # first thing: a cached result needs the probes too
+        hit = None
+        try:
+            key = result_key(bg, fg, settings, req) if cache else None
+            hit = cached_result(key)
+        except BaseException:
+            probing.join()
+            raise
+        probing.decide(open_clips=hit is None)
+        early = start_early(bg, fg, req, settings, probing) if hit is None else Early(probing=probing)
     try:
-        bg_in, fg_in = nodes.inputs(req, run, cache) if nodes else probe_inputs(bg, fg, req, run)
+        bg_in, fg_in = nodes.inputs(req, run, cache) if nodes else probe_inputs(bg, fg, req, run, probing)
         if hit is not None:
             return _from_cache(hit, bg_in, fg_in, run, settings)
         found = _align(bg_in.open(), fg_in.open(), req, settings, run, early)

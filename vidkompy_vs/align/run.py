@@ -48,6 +48,16 @@ class Job(threading.Thread):
         return self._res
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    try:
+        import resource
+    except ImportError:  # (not on Windows: this process alone)
+        return time.process_time()
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 @dataclass
 class Run:
     """What one prepass did and when: ``stages`` (name, seconds since the start) and
@@ -55,6 +65,7 @@ class Run:
 
     console: Console
     t0: float = field(default_factory=time.perf_counter)
+    cpu0: float = field(default_factory=lambda: _cpu())
     stages: list[tuple[str, float]] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
     progress: Progress | None = None
@@ -64,9 +75,12 @@ class Run:
     def trace(self, what: str) -> None:
         t = time.perf_counter() - self.t0
         self.stages.append((what, t))
-        log.debug("%6.2f s  %s", t, what)
+        # CPU seconds beside the wall clock: on a shared machine the wall clock says little
+        # about the work a stage did (the process's threads and its ffmpeg children so far)
+        cpu = _cpu() - self.cpu0
+        log.debug("%6.2f s (cpu %.2f s)  %s", t, cpu, what)
         if self.print_trace:
-            print(f"[trace] {t:6.2f} s  {what}", file=sys.stderr)
+            print(f"[trace] {t:6.2f} s  (cpu {cpu:5.2f} s)  {what}", file=sys.stderr)
 
     def note(self, msg: str) -> None:
         self.console.print(f"[yellow]note:[/] {msg}")

@@ -5,23 +5,42 @@ for a caller that pairs the frames itself (:func:`scan_window`)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+import cv2
 import numpy as np
 
 from .. import threads
 from ..alignment import Placement
 from ..numeric import peak
-from .common import PREFER_ONE, Pyramid, best_method, check_fit, combine, grad, grey, ncc_map, resize, scale_grid
+from .common import (
+    FEATURE_BELOW,
+    PREFER_ONE,
+    Pyramid,
+    best_method,
+    check_fit,
+    combine,
+    fits,
+    grad,
+    grey,
+    ncc_map,
+    resize,
+    scale_grid,
+)
+from .fast import confirmed, keypoints, similarity
 from .pair import estimate_prior
 from .reads import FrameClock, window_frames
+from .samples import COARSE_AT, coarse_samples
 
 if TYPE_CHECKING:
     import vapoursynth as vs
+
+log = logging.getLogger(__name__)
 
 # Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
 WINDOW_MAX = 3000
@@ -32,7 +51,6 @@ KEY_MIN = 4
 KEY_PIXELS = 150_000_000  # (window frames x BG pixels; a smaller window decodes cheaply: no keyframe pass)
 KEY_NCC1 = 0.3
 KEY_NCC = 0.6
-COARSE_AT = (0.4, 0.5, 0.6)
 
 
 class Coarse(NamedTuple):
@@ -68,12 +86,6 @@ class CoreResult(NamedTuple):
     picks: list[int]  # each FG sample's partner among the candidates
     scale: float  # the search scale chosen
     score: float  # its NCC peak on the small copies
-
-
-def coarse_samples(nf: int, at: tuple[float, ...] = COARSE_AT) -> list[int]:
-    """FG frames the coarse search matches (at these fractions of FG): by default FG's
-    middle, the part most likely inside BG."""
-    return sorted({int(round(q * (nf - 1))) for q in at})
 
 
 def window_plan(nf: int, nb: int, fps: float, at: tuple[float, ...] = COARSE_AT) -> WindowPlan:
@@ -149,9 +161,10 @@ class ReducedSearch:
     def mid_i(self) -> int:
         return len(self.fgm) // 2
 
-    def run(self, cand: list[int], mids: list[np.ndarray], force: bool = False) -> CoreResult | None:
+    def run(self, cand: list[int], mids: list[np.ndarray], force: bool = False,
+            partners: bool = True) -> CoreResult | None:
         """:func:`coarse_core` on BG candidates ``cand`` (their mid-size grey copies ``mids``)."""
-        return coarse_core(self, cand, mids, force=force)
+        return coarse_core(self, cand, mids, force=force, partners=partners)
 
 
 def _small_searcher(search: ReducedSearch, mids: list[np.ndarray]
@@ -196,6 +209,25 @@ def _scales(search: ReducedSearch, srch: Callable, n_cand: int) -> list[float]:
     return scales
 
 
+def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | None:
+    """FG's scale from keypoints (:mod:`.fast`): FG's middle sample against a few
+    candidates spread over the window, the best confirmed one; ``None`` when none is.
+    One detection per picture instead of the grid's NCC maps at every scale."""
+    try:
+        fimg = search.fgm[search.mid_i]
+        fk, fp = keypoints(fimg), Pyramid(fimg)
+        best = None
+        for j in sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist())):
+            sim = similarity(fk, keypoints(mids[j]))
+            got = None if sim is None else confirmed(fp, Pyramid(mids[j]), sim)
+            if got is not None and (best is None or got.ncc > best.ncc):
+                best = got
+    except (cv2.error, ValueError) as e:  # the grid stands in
+        log.warning("keypoint scale skipped: %s", str(e).strip().splitlines()[-1])
+        return None
+    return None if best is None else best.placement.scale
+
+
 def _partners(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], pm: Placement) -> list[int]:
     """Each FG sample's partner: the sharpest phase-correlation peak of FG against the
     same footprint of every candidate. The peak height barely depends on a small shift,
@@ -217,16 +249,26 @@ def _partners(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], pm
 
 
 def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], *,
-                force: bool = False) -> CoreResult | None:
+                force: bool = False, partners: bool = True) -> CoreResult | None:
     """The reduced search on BG candidates ``cand`` (their mid-size grey copies ``mids``):
-    1) the scale, on small copies of every few candidates; 2) scale and position on the
+    1) the scale: from keypoints on a few candidates (:func:`_feature_scale`), else a grid
+    of scales on small copies of every few candidates; the rough position at it, on small
+    copies of every few candidates; 2) scale and position on the
     mid copy of the best one (affine ECC when the scale is free); 3) each FG sample's
     partner (:func:`_partners`). ``None`` when nothing fits (unless ``force``)."""
     srch = _small_searcher(search, mids)
-    scales = _scales(search, srch, len(cand))
+    quick = _feature_scale(search, mids) if search.scale is None else None
+    # (scale 1 beside a keypoint scale near it: the preference for 1 below decides)
+    scales = _scales(search, srch, len(cand)) if quick is None else \
+        [quick] + ([1.0] if abs(quick - 1) < 0.03 and fits(search.fw, search.fh, search.bw, search.bh, 1.0) else [])
     # (every few frames: this only has to find the scale and the rough position)
     allj = list(range(0, len(cand), max(1, len(cand) // 40)))
     res = {s: srch(search.fgm[search.mid_i], s, allj) for s in scales}
+    if quick is not None and max(r[0] for v in res.values() for r in v) < FEATURE_BELOW:
+        # the keypoints' scale does not hold on the window: the grid after all
+        res.update({s: srch(search.fgm[search.mid_i], s, allj) for s in _scales(search, srch, len(cand))
+                    if s not in res})
+        scales = list(res)
     best_s = max(scales, key=lambda s: max(r[0] for r in res[s]))
     if 1.0 in res and max(r[0] for r in res[1.0]) >= max(r[0] for r in res[best_s]) - PREFER_ONE:
         best_s = 1.0
@@ -237,7 +279,8 @@ def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], 
     j0 = allj[j0]
     pm = estimate_prior(Pyramid(search.fgm[search.mid_i]), Pyramid(mids[j0]), Placement(x0, y0, best_s, sc0),
                         search.scale, 2 / search.ft + 2, rough_scale=search.scale is None)
-    return CoreResult(pm, _partners(search, cand, mids, pm), float(best_s), float(sc0))
+    # (``partners=False``: a caller that pairs the frames itself, from fingerprints)
+    return CoreResult(pm, _partners(search, cand, mids, pm) if partners else [], float(best_s), float(sc0))
 
 
 # -- BG's window ------------------------------------------------------------------------
@@ -260,14 +303,14 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
                 at: tuple[float, ...] = COARSE_AT) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
-    one sequential decode at mid size (only the keyframes when the window is large; only
-    the reference frames otherwise), and the multi-scale NCC search of FG's middle frames
-    on them. ``fg_imgs()`` gives those (full-size grey pictures of :func:`coarse_samples` ``at``,
-    or ``None``); it is called once BG's window is in, so it may wait for a decode that
-    runs meanwhile.
+    one sequential decode at mid size (only the keyframes when the window is large and has
+    at least :data:`KEY_MIN` of them; only the reference frames otherwise), and the search
+    of FG's middle frames on them (:func:`coarse_core`). ``fg_imgs()`` gives those
+    (full-size grey pictures of :func:`coarse_samples` ``at``, or ``None``); it is called
+    once BG's window is in, so it may wait for a decode that runs meanwhile.
 
     ``None`` when the window cannot be read that way (not numbered by constant
-    rate timestamps, fewer than :data:`KEY_MIN` keyframes) or no footprint stands out.
+    rate timestamps) or no footprint stands out.
     """
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     check_fit(fw, fh, bw, bh, scale)
@@ -277,11 +320,16 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
         lo = max(0, (lo + hi) // 2 - WINDOW_MAX // 2)
         hi = min(bg.num_frames - 1, lo + WINDOW_MAX - 1)
     mid = mid_size(bw, bh, fw, fh)
+    got = None
     if (hi - lo + 1) * bw * bh >= KEY_PIXELS:
         got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), skip="nokey")
-        if not got or len(got) < KEY_MIN:
+        if not got:
             return None
-    else:
+        if len(got) < KEY_MIN:
+            # a short large-frame clip has one or two keyframes (a GOP of 250 is 10 s):
+            # its reference frames then, as the coarse search would read them anyway
+            got = None
+    if got is None:
         got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh),
                             every=max(1, math.ceil((hi - lo + 1) / 640)))
         if not got or len(got) < 3:
@@ -292,7 +340,7 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
         return None
     fgm = [resize(grey(g), mid.fx, mid.fy) for g in imgs]
     search = ReducedSearch(fgm, small_factor(mid.width, mid.height, fgm[0]), scale, fw, fh, bw, bh)
-    r = search.run(cand, [grey(got[j]) for j in cand])
+    r = search.run(cand, [grey(got[j]) for j in cand], partners=False)
     if r is None or r.score < KEY_NCC1:
         return None
     pm = r.placement

@@ -1,6 +1,9 @@
 """One frame pair: where FG (scaled by ``scale``) sits inside one BG frame, to a
 fraction of a pixel.
 
+0. without a prior, keypoints first (:mod:`.fast`: ORB on reduced copies, a RANSAC
+   similarity confirmed by NCC), finished as in 3; the grid of 1. only when they are
+   unsure or the finished fit is not clean;
 1. coarse search: normalised cross-correlation (``TM_CCOEFF_NORMED``) of grey *and*
    gradient-magnitude images (the latter survives colour/brightness changes and dark
    footage) on a power-of-two pyramid, over a log-spaced grid of scales (scale 1.0 is
@@ -40,8 +43,14 @@ from .common import (
     resize,
     scale_grid,
 )
+from .fast import fast_estimate
 
 log = logging.getLogger(__name__)
+
+# a keypoint estimate whose sub-pixel fit ends at this confidence or better is the answer
+# (rho 0.9: true matches through recompression and grading; unrelated content stays well
+# below); under it the grid searches too
+QUICK_KEEP = 0.8
 
 # Working level for the first ECC: the FG footprint at most this many pixels.
 WORK_PIXELS = 200_000
@@ -421,7 +430,22 @@ def _best_free(fg: Pyramid, bg: Pyramid, cands: list[Candidate]) -> Candidate:
 
 
 def estimate_full(fg: Pyramid, bg: Pyramid, scale: float | None) -> Placement:
-    """estimate() without a prior: multi-scale search over the whole BG."""
+    """estimate() without a prior: keypoints (:func:`.fast.fast_estimate`) when they and
+    the pictures agree and the sub-pixel fit holds; else the multi-scale search over the
+    whole BG (the better of both when keypoints gave a middling fit)."""
+    free = scale is None
+    quick = None
+    got = fast_estimate(fg, bg, scale)
+    if got is not None:
+        quick = finish(fg, bg, got.placement, free, affine=free)
+        if quick.confidence >= QUICK_KEEP:
+            return quick
+    grid = _grid_full(fg, bg, scale)
+    return quick if quick is not None and quick.confidence > grid.confidence else grid
+
+
+def _grid_full(fg: Pyramid, bg: Pyramid, scale: float | None) -> Placement:
+    """The multi-scale search over the whole BG (features when NCC is weak), finished."""
     free = scale is None
     scales = [scale] if scale is not None else scale_grid(fg.w, fg.h, bg.w, bg.h)
     cands: list[Candidate] = []

@@ -16,19 +16,13 @@ from ..numeric import median_nearest
 from .common import Pyramid, best_method, check_fit, combine, grey
 from .pair import estimate_full, estimate_prior, score_at
 from .reads import FrameClock
+from .samples import refine_samples
 
 if TYPE_CHECKING:
     import vapoursynth as vs
 
 # estimates for FG frames ``ids``, each around its prior, within a radius (BG px)
 Estimator = Callable[[list[int], list[Placement], float], list[Placement]]
-
-
-def refine_samples(nf: int) -> list[int]:
-    """The FG frames :func:`refine_from_clips` estimates on (spread over the clip), so
-    that a caller decoding the inputs anyway can keep those pictures for it."""
-    n = min(nf, 9)
-    return sorted({int(round(v)) for v in np.linspace(0.04 * (nf - 1), 0.96 * (nf - 1), n)})
 
 
 def _sample_ids(nf: int, unc: set[int]) -> list[int]:
