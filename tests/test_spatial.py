@@ -144,8 +144,9 @@ def test_fast_estimate_crop_at_scale(source) -> None:
 
 
 def test_fast_estimate_declines_what_it_cannot_confirm(source) -> None:
-    """Unrelated content, a flat picture and FG with bars over an open-matte BG: no keypoint
-    answer (the grid decides); FG's picture area alone is placed."""
+    """Unrelated content and a flat picture: no keypoint answer (the grid decides); FG with
+    bars over an open-matte BG and FG's picture area alone: no answer or the right one, and
+    the estimate places the picture area exactly."""
     from vidkompy_vs.spatial.common import Pyramid, grey
     from vidkompy_vs.spatial.fast import fast_estimate
 
@@ -165,9 +166,13 @@ def test_fast_estimate_declines_what_it_cannot_confirm(source) -> None:
     got = fast_estimate(Pyramid(grey(boxed)), bp)
     if got is not None:  # (a confirmed answer must be the right one)
         assert math.hypot(got.placement.x - case.x, got.placement.y - case.y) < 4
+    # the picture area: keypoints may place it or leave it to the grid (a thin strip of a
+    # fractal keeps 117 ratio-tested matches, too few that agree); either way it lands
     pic = fast_estimate(Pyramid(grey(f[bar:-bar])), bp)
-    assert pic is not None
-    assert math.hypot(pic.placement.x - case.x, pic.placement.y + 1.5 * (-bar) - case.y) < 4
+    if pic is not None:
+        assert math.hypot(pic.placement.x - case.x, pic.placement.y - 1.5 * bar - case.y) < 4
+    p = spatial.estimate(f[bar:-bar], b)
+    assert math.hypot(p.x - case.x, p.y - 1.5 * bar - case.y) <= 0.25 and abs(p.scale / 1.5 - 1) <= 0.002
 
 
 def test_not_found_reports_low_confidence(source) -> None:
