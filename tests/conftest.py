@@ -5,16 +5,24 @@ another), so the suite runs with no ffmpeg on PATH."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from vidkompy_vs.ffpipe import ffmpeg_binary
 from vidkompy_vs.sample import SamplePair, make_pair
 
 FFMPEG = ffmpeg_binary()
+
+
+def quiet_console() -> tuple[Console, io.StringIO]:
+    """A console that writes to a buffer (what a call said, for the test to read)."""
+    buf = io.StringIO()
+    return Console(file=buf, width=200, force_terminal=False), buf
 
 
 def ffmpeg(*args: str) -> None:

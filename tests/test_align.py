@@ -8,14 +8,12 @@ frame is known. Clips are cached in pytest's cache folder between runs.
 
 from __future__ import annotations
 
-import io
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FFMPEG
-from rich.console import Console
+from conftest import FFMPEG, quiet_console
 
 from vidkompy_vs.align import align, load_preset
 from vidkompy_vs.errors import VidkompyError
@@ -61,18 +59,13 @@ def clips(request: pytest.FixtureRequest) -> dict[str, Path]:
     return out
 
 
-def _console() -> tuple[Console, io.StringIO]:
-    buf = io.StringIO()
-    return Console(file=buf, width=200, force_terminal=False), buf
-
-
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDKOMPY_VS_CACHE", str(tmp_path_factory.getbasetemp() / "vkcache"))
 
 
 def test_offset_with_crop_visual(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], clips["silent_fg"], console=con)
     assert a.temporal.frame_map == list(range(30, 130))
     assert a.temporal.method == "visual"
@@ -82,7 +75,7 @@ def test_offset_with_crop_visual(clips: dict[str, Path]) -> None:
 
 
 def test_fps_change_50_vs_25(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], clips["fg50"], console=con)
     want = (20 + np.arange(200) // 2).tolist()
     assert a.temporal.frame_map == want
@@ -90,13 +83,13 @@ def test_fps_change_50_vs_25(clips: dict[str, Path]) -> None:
 
 
 def test_bg_longer(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg_long"], clips["fg_mid"], method="visual", console=con)
     assert a.temporal.frame_map == list(range(300, 400))
 
 
 def test_audio_offset(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], clips["fg_off"], method="audio", console=con)
     assert a.temporal.method == "audio"
     assert a.temporal.offset_s == pytest.approx(1.2, abs=0.005)
@@ -108,7 +101,7 @@ def test_audio_offset(clips: dict[str, Path]) -> None:
 
 
 def test_unrelated_inputs_warn_and_fall_back(clips: dict[str, Path]) -> None:
-    con, buf = _console()
+    con, buf = quiet_console()
     a = align(clips["bg"], clips["other"], console=con)
     assert "warning" in buf.getvalue().lower()
     assert a.temporal.method == "start"
@@ -120,13 +113,13 @@ def test_unrelated_inputs_warn_and_fall_back(clips: dict[str, Path]) -> None:
 
 
 def test_method_audio_without_audio_is_an_error(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     with pytest.raises(VidkompyError, match="audio"):
         align(clips["bg"], clips["silent_fg"], method="audio", console=con)
 
 
 def test_fg_larger_than_bg_is_an_error(clips: dict[str, Path]) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     with pytest.raises(VidkompyError, match="larger"):
         align(clips["fg_off"], clips["bg"], console=con)
 
@@ -225,7 +218,7 @@ def test_display_rotation_is_ignored_like_the_frame_server(clips: dict[str, Path
     corr = np.einsum("nd,nd->n", f.vectors(), vsf.vectors())
     assert corr.min() > 0.97
     assert p.rotation in (90, 270)
-    con, buf = _console()
+    con, buf = quiet_console()
     a = align(rot, clips["silent_fg"], console=con)
     assert a.temporal.frame_map == list(range(30, 130))
     assert (round(a.spatial.x), round(a.spatial.y)) == (60, 40)
@@ -244,7 +237,7 @@ def test_variable_frame_rate_fg_is_read_at_a_constant_rate(clips: dict[str, Path
         str(vfr))
     p = probe(vfr)
     assert p.vfr and p.fps == 25 and p.frames == 100  # 4 s at 25 fps, not 86 frames played too fast
-    con, buf = _console()
+    con, buf = quiet_console()
     a = align(clips["bg"], vfr, console=con)
     assert "variable frame rate" in buf.getvalue()
     fg = np.stack(frame_arrays(open_video(vfr), range(p.frames), gray=True)).astype(np.float32)
@@ -273,7 +266,7 @@ def test_audio_stream_starting_after_video_keeps_sync(clips: dict[str, Path], tm
     assert 0.1 < audio_lead(late) <= 0.2
     a = load_audio(late, 8000, cache=False)
     assert np.abs(a[:1400]).max() < 0.02 < np.abs(a[1800:2400]).max()  # (near) silence until 0.2 s
-    con, _ = _console()
+    con, _ = quiet_console()
     al = align(clips["bg"], late, method="audio", console=con)
     assert al.temporal.offset_s == pytest.approx(1.2, abs=0.01)
 
@@ -303,7 +296,7 @@ def test_edit_list_hidden_frames_are_not_shown(clips: dict[str, Path], tmp_path:
 
     best = (unit(np.stack(got)) @ unit(ref).T).argmax(axis=1)
     assert best.tolist() == [0, 1, p.frames - 1]
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], cut, console=con)
     assert a.temporal.frame_map == list(range(43, 130))
 
@@ -325,7 +318,7 @@ def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], mo
 
     finders = {f.__name__: f for f in F.FINDERS} | {"anchored_footprint": spy, "coarse_footprint": no_search}
     monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
     assert took == [True]
     assert a.temporal.frame_map == list(range(30, 130))
@@ -362,7 +355,7 @@ def test_fg_filling_bg_at_scale_2_without_sound(clips: dict[str, Path], tmp_path
     monkeypatch.setattr(P, "fingerprint_pass", lambda inp, *a, **k: passes.append(inp.name) or real(inp, *a, **k))
     finders = {f.__name__: f for f in F.FINDERS} | {"coarse_footprint": no_search}
     monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(bg, fg, console=con, cache=False)
     assert passes == ["BG"]  # (FG's one pass ran beside the search)
     assert a.temporal.frame_map == list(range(30, 130))
@@ -394,7 +387,7 @@ def test_crops_and_rough_footprints_of_an_fg_that_fills_bg() -> None:
 def test_rerun_comes_from_the_result_cache(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import vidkompy_vs.fingerprint as fpm
 
-    con, buf = _console()
+    con, buf = quiet_console()
     a = align(clips["bg"], clips["fg50"], console=con)
     decodes: list[int] = []
     real = fpm.fingerprints
@@ -414,7 +407,7 @@ def test_result_cache_survives_a_bad_entry_and_keeps_no_fallbacks(clips: dict[st
     from vidkompy_vs.align.results import result_key
     from vidkompy_vs.cache import cache_dir
 
-    con, buf = _console()
+    con, buf = quiet_console()
     # an unreadable entry is a miss: the run is made in full, with its sound
     key = result_key(clips["bg"], clips["fg_off"], load_preset("fast"), Request())
     (cache_dir("results") / f"{key}.json").write_text("{not json")

@@ -6,12 +6,10 @@ from it in VapourSynth, so the BG frame under every FG frame is known exactly.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import vapoursynth as vs
-from rich.console import Console
+from conftest import quiet_console
 
 from vidkompy_vs import nodes as nd
 from vidkompy_vs.align import align
@@ -22,11 +20,6 @@ from vidkompy_vs.sources import open_audio, open_video
 core = vs.core
 X, Y, W, H = 172, 64, 320, 180  # FG's crop of BG (even: 4:2:0 crops)
 START, N = 40, 100  # FG shows BG frames START .. START + N - 1
-
-
-def _console() -> tuple[Console, io.StringIO]:
-    buf = io.StringIO()
-    return Console(file=buf, width=200, force_terminal=False), buf
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +62,7 @@ def test_inverse_telecined_fg_aligns_exactly(pair: SamplePair) -> None:
     assert fg.num_frames == N
     for i in (0, 2, 3, N - 1):  # the script's IVTC is lossless: the film's own frames
         assert np.array_equal(np.asarray(fg.get_frame(i)[0]), np.asarray(film.get_frame(i)[0]))
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(bg, fg, console=con)
     assert a.temporal.frame_map == list(range(START, START + N))
     assert a.temporal.uncovered == []
@@ -80,7 +73,7 @@ def test_inverse_telecined_fg_aligns_exactly(pair: SamplePair) -> None:
 
 def test_nodes_match_the_file_path(pair: SamplePair) -> None:
     """The same files opened as nodes: the same map and placement."""
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(pair.bg, pair.fg, method="visual", console=con, cache=False)
     b = align(open_video(pair.bg), open_video(pair.fg), console=con, cache=False)
     assert b.temporal.frame_map == a.temporal.frame_map
@@ -89,7 +82,7 @@ def test_nodes_match_the_file_path(pair: SamplePair) -> None:
 
 
 def test_audio_nodes_give_the_audio_line(pair: SamplePair) -> None:
-    con, _ = _console()
+    con, _ = quiet_console()
     bg, fg = open_video(pair.bg), open_video(pair.fg)
     a = align(bg, fg, bg_audio=open_audio(pair.bg), fg_audio=open_audio(pair.fg), method="audio", console=con)
     assert a.temporal.method == "audio"
@@ -112,13 +105,13 @@ def test_node_audio_resamples_in_blocks_like_one_resample(tmp_path) -> None:
 
 def test_result_cache_keys_on_content(pair: SamplePair) -> None:
     bg, src = open_video(pair.bg), _fg_source(pair)
-    con, buf = _console()
+    con, buf = quiet_console()
     a = align(bg, _crop(src[START:START + N]), console=con)
     b = align(bg, _crop(src[START:START + N]), console=con)  # another node, the same frames
     assert "from the cache" in buf.getvalue() and b.to_dict() == a.to_dict()
     # a trim one frame later, and a decimation pattern changed in one place of each five:
     # other content, another result
-    con, buf = _console()
+    con, buf = quiet_console()
     c = align(bg, _crop(src[START + 1:START + N + 1]), console=con)
     assert "from the cache" not in buf.getvalue() and c.temporal.frame_map == list(range(START + 1, START + N + 1))
     sel = [core.std.SelectEvery(_crop(src[START:START + 125]), 5, p) for p in ([0, 1, 2, 4], [0, 1, 3, 4])]
@@ -141,7 +134,7 @@ def test_composite_without_alignment_aligns_the_nodes(pair: SamplePair) -> None:
 def test_bad_nodes_are_one_line_errors(pair: SamplePair) -> None:
     bg = open_video(pair.bg)
     fg = _crop(bg[START:START + N])
-    con, _ = _console()
+    con, _ = quiet_console()
     blank = core.std.BlankClip(width=64, height=36, length=10, format=vs.YUV420P8)
     cases = [
         (open_audio(pair.bg), fg, "AudioNode"),
@@ -169,7 +162,7 @@ def test_bad_nodes_are_one_line_errors(pair: SamplePair) -> None:
 def test_rgb_and_high_bit_depth_nodes_align(pair: SamplePair) -> None:
     bg = open_video(pair.bg)
     fg = _crop(_fg_source(pair)[START:START + N])
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(core.resize.Bicubic(bg, format=vs.YUV420P10), core.resize.Bicubic(fg, format=vs.RGB24, matrix_in_s="709"),
               console=con, cache=False)
     assert a.temporal.frame_map == list(range(START, START + N))
@@ -183,7 +176,7 @@ def test_bars_and_reordered_shots_in_nodes(pair: SamplePair) -> None:
     fg = _crop(src[START:START + N])
     # bars baked in: FG's top and bottom 24 rows black
     boxed = core.std.Crop(fg, top=24, bottom=24).std.AddBorders(top=24, bottom=24, color=[16, 128, 128])
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(bg, boxed, console=con, cache=False)
     x, y, w, h = a.spatial.active
     assert (x, w) == (0, W) and 24 <= y <= 28 and H - 28 <= y + h <= H - 24

@@ -216,12 +216,17 @@ def test_coarse_keyframe_pass(source, tmp_path, monkeypatch) -> None:
     assert got.stats["stretch"] < N_BG
     assert got.fg_samples == spatial.coarse_samples(fg.num_frames) and len(got.bg_picks) == len(got.fg_samples)
     key = got.placement
-    assert _err(case, key) < 2.0 and abs(key.scale - 1.0) < 0.01
+    assert abs(key.scale - 1.0) < 0.01
     monkeypatch.setattr(coarse_mod, "KEY_MIN", 10_000)
     got = spatial.coarse_from_clips(bg, fg, bg_path=str(bgp))
     assert "key_frames" not in got.stats
     whole = got.placement
     assert math.hypot(key.x - whole.x, key.y - whole.y) < 1.0
+    # only reference frames are candidates (B-frames are skipped), so on real footage a
+    # partner can be a few frames off and the coarse placement a few px: the refinement
+    # from it is what must land
+    fine = spatial.refine_from_clips(bg, fg, case.frame_map, prior=key)
+    assert _err(case, key) < 8.0 and _err(case, fine) < 0.1
 
 
 def test_scattered_estimates_on_smooth_content_are_no_drift(source) -> None:
