@@ -12,13 +12,26 @@ it. On a tie the earlier one: a frame is shown from its time on until the next (
 and hold, as a camera, a display or a frame-dropping conversion does), so of two BG
 frames as far in content the earlier one's time lies nearer.
 
-Only FG frames no BG frame shows (within noise, as :mod:`.temporal` judges a distinct
-match) and that share their BG frame with a neighbour are moved, within their shot and a
-couple of BG frames of the map: elsewhere the map stands as it is.
+Only FG frames no BG frame shows (within noise: :func:`_gap`) and that share their BG
+frame with a neighbour, or lie within a couple of rows of such a pair (the frame BG
+lacks may be the one the map gave a BG frame of its own), are moved, within their shot
+and a couple of BG frames of the map: elsewhere the map stands as it is. A frame on a
+BG frame whose content position is not known (its best match is worse than the shot's
+exact level) is never moved: there is no ground to say that BG frame shows other
+content (a 30 fps FG over 25 fps, FG's repeated frames on such a BG frame, was moved
+off it).
+
+Where several FG frames match a BG frame within noise (near-still content), its
+position is the one that keeps sample and hold along the run of BG frames: BG frame j
+shows FG frame floor(P(j)) with P advancing at the map's local rate r, so a position
+steps by floor(r) or ceil(r) from one BG frame to the next (:func:`_positions`).
 
 Limit: in near-still content, frames a grey level or less apart, the fingerprints (and,
-measured, 160 px pictures of the footprint through two lossy encodes) cannot tell which
-of two neighbouring frames a BG frame shows; the map's own choice stands there.
+measured, 160 px pictures of the footprint through two lossy encodes) cannot always tell
+which of two neighbouring frames a BG frame shows, nor a frame FG repeats from one a
+fraction of a grey level away (measured: FG's repeats in a 30-over-25 pair differ from
+each other by as much, relative to the match's own cost, as two distinct frames of a
+near-still shot); the map's own choice stands there.
 """
 
 from __future__ import annotations
@@ -29,7 +42,6 @@ from typing import NamedTuple
 import numpy as np
 
 from .fingerprint import Fingerprints, normalise
-from .temporal import _distinct_gap
 
 __all__ = ["Nearest", "nearest_content"]
 
@@ -38,6 +50,7 @@ REACH = 2  # BG frames either side of the map an FG frame may move to (and match
 # shot's typical exact match within this factor: a BG frame showing a picture FG does
 # not have (past FG's ends, a frame of another shot) has no position in FG.
 EXACT_LEVEL = 3.0
+RATE_WINDOW = 4  # BG frames either side over which the map's local rate is counted
 Vectors = Callable[[list[int]], np.ndarray]
 
 
@@ -75,6 +88,15 @@ def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[in
     """One shot's covered ``rows`` (sorted; map nondecreasing): FG frame -> BG frame for
     the frames to move (module doc)."""
     rmap = fmap[rows]
+    # Where the map runs one to one, a frame is only a noisy match (a moving window, a
+    # blurred BG), left be; BG lacks pictures where FG frames share a BG frame (fewer BG
+    # pictures than FG frames), and the frame it lacks may be a neighbour of those.
+    rep = np.zeros(len(rows), bool)
+    rep[1:] |= rmap[1:] == rmap[:-1]
+    rep[:-1] |= rmap[:-1] == rmap[1:]
+    if not rep.any():
+        return {}
+    rep = np.convolve(np.pad(rep, REACH), np.ones(2 * REACH + 1), "valid") > 0
     lo, hi = max(0, int(rmap[0]) - REACH), min(n_bg, int(rmap[-1]) + REACH + 1)
     span = hi - lo
     pos = np.full(span, -1, np.int64)  # content position (FG frame) per BG frame, -1: none
@@ -99,20 +121,17 @@ def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[in
     # at the exact level; where the best lies at a cut-off edge (the content may lie
     # beyond), only as good as the typical exact match
     ok &= (best <= EXACT_LEVEL * level + 1e-4) & (~cut_off | (best <= level + 1e-4))
-    gap = _distinct_gap(np.where(ok, best, 0.0).clip(0.0), sc.dims)
+    gap = _gap(np.where(ok, best, 0.0).clip(0.0), sc.dims)
+    tied = [cand[cost <= best[k] + gap[k]] if ok[k] else cand[:0] for k, (cand, cost) in enumerate(near)]
+    pos = _positions(pos, ok, tied, near, _rate(rmap, rows, lo, span))
     shown = np.zeros(len(rows), bool)  # rows some BG frame shows (within noise)
     for k in np.flatnonzero(ok).tolist():
-        cand, cost = near[k]
-        shown[np.searchsorted(rows, cand[cost <= best[k] + gap[k]])] = True
-    # An FG frame whose picture BG lacks shares its BG frame with a neighbour on the map
-    # (there are fewer BG pictures than FG frames there); where the map runs one to one,
-    # a frame not "shown" is only a noisy match (a moving window, a blurred BG), left be.
-    rep = np.zeros(len(rows), bool)
-    rep[1:] |= rmap[1:] == rmap[:-1]
-    rep[:-1] |= rmap[:-1] == rmap[1:]
+        shown[np.searchsorted(rows, tied[k])] = True
     moves: dict[int, int] = {}
     for t in np.flatnonzero(rep & ~shown).tolist():
         i, j0 = int(rows[t]), int(rmap[t])
+        if not ok[j0 - lo]:
+            continue  # on a BG frame whose content is not known: no ground to move it
         ks = np.arange(max(lo, j0 - REACH), min(hi, j0 + REACH + 1)) - lo
         ks = ks[ok[ks]]
         below, above = ks[pos[ks] < i], ks[pos[ks] > i]
@@ -127,9 +146,83 @@ def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[in
     return moves
 
 
+def _rate(rmap: np.ndarray, rows: np.ndarray, lo: int, span: int) -> np.ndarray:
+    """(span,) FG frames per BG frame around each BG frame of the span, from the map."""
+    out = np.ones(span)
+    for k in range(span):
+        j = lo + k
+        a, b = max(j - RATE_WINDOW, int(rmap[0])), min(j + RATE_WINDOW, int(rmap[-1]))
+        if b > a:
+            r0, r1 = np.searchsorted(rmap, a), np.searchsorted(rmap, b, side="right")
+            out[k] = (rows[r1 - 1] - rows[r0]) / (b - a) if r1 - r0 > 1 else 1.0
+    return out
+
+
+def _positions(pos: np.ndarray, ok: np.ndarray, tied: list[np.ndarray], near: list[tuple[np.ndarray, np.ndarray]],
+               rate: np.ndarray) -> np.ndarray:
+    """Each BG frame's content position: where other FG frames match it as well as its best
+    within noise (near-still content), the choice along each run of known BG frames that
+    best keeps sample and hold: BG frame j shows FG frame floor(P(j)), P advancing at the
+    map's local rate r, so from one BG frame to the next the position steps by floor(r)
+    or ceil(r). Fewest steps off that first, then the least cost."""
+    pos = pos.copy()
+    k = 0
+    span = len(pos)
+    while k < span:
+        if not ok[k]:
+            k += 1
+            continue
+        e = k
+        while e < span and ok[e]:
+            e += 1
+        if any(len(tied[q]) > 1 for q in range(k, e)):
+            _run_positions(pos, k, e, tied, near, rate)
+        k = e
+    return pos
+
+
+def _run_positions(pos: np.ndarray, a: int, e: int, tied: list[np.ndarray],
+                   near: list[tuple[np.ndarray, np.ndarray]], rate: np.ndarray) -> None:
+    costs = []
+    for q in range(a, e):
+        cand, cost = near[q]
+        costs.append(cost[np.isin(cand, tied[q])].astype(np.float64))
+    score = [np.zeros(len(tied[a]), np.int64)]  # steps off the model so far
+    total = [costs[0]]
+    back: list[np.ndarray] = []
+    for q in range(a + 1, e):
+        prev, cur = tied[q - 1], tied[q]
+        r = 0.5 * (rate[q - 1] + rate[q])
+        step = cur[:, None] - prev[None, :]
+        off = ((step < np.floor(r)) | (step > np.ceil(r))).astype(np.int64)
+        s = score[-1][None, :] + off
+        t = total[-1][None, :] + costs[q - a][:, None]
+        # lexicographic (steps off, cost): cost differences are far below 1
+        key = s + t / (1.0 + float(np.max(t)))
+        arg = np.argmin(key, axis=1)
+        rr = np.arange(len(cur))
+        score.append(s[rr, arg])
+        total.append(t[rr, arg])
+        back.append(arg)
+    c = int(np.argmin(score[-1] + total[-1] / (1.0 + float(np.max(total[-1])))))
+    for q in range(e - 1, a - 1, -1):
+        pos[q] = tied[q][c]
+        if q > a:
+            c = int(back[q - a - 1][c])
+
+
 def _plane_vectors(fp: Fingerprints) -> Vectors:
     # per frame as needed: a whole shot's vectors at once would cost gigabytes on hours of FG
     def get(idx: list[int]) -> np.ndarray:
         p = fp.planes[np.asarray(idx, np.int64)]
         return normalise(p.reshape(len(p), -1))
     return get
+
+
+def _gap(cost: np.ndarray, dims: int) -> np.ndarray:
+    """The cost difference beyond noise (:func:`..temporal._distinct_gap`) without its
+    absolute floor of 1e-4: in near-still content the matches cost a few 1e-5, and that
+    floor made every neighbouring frame "shown"; the model's own terms scale with the
+    match's cost (measured: the right neighbour was then told apart on every frame of
+    the ramp's near-still end)."""
+    return np.maximum(np.minimum(3.0 * np.sqrt(4.0 * cost / dims), 0.5 * cost), 1e-9)
