@@ -84,3 +84,55 @@ def test_repeats_stay_on_a_bg_frame_whose_content_is_not_known():
     fg = _fp(master[f], 30)
     got = nearest_content(fg, bg, f.copy(), np.ones(150, bool), [(0, 150)], np.zeros(150, np.float32))
     assert got.moved == 0 and np.array_equal(got.frame_map, f)
+
+
+def _slowing_pan(n: int, seed: int, fast: float = 2.0, slow: float = 0.1) -> np.ndarray:
+    """n planes of a smooth texture panning ``fast`` px per frame, then (second half)
+    ``slow``: near-still, consecutive pictures apart by less than the noise tells."""
+    rng = np.random.default_rng(seed)
+    tex = rng.normal(0, 1, (36, 64 + 16 + int(fast * n)))
+    for _ in range(3):
+        tex = (tex + np.roll(tex, 1, 1) + np.roll(tex, -1, 1) + np.roll(tex, 1, 0) + np.roll(tex, -1, 0)) / 5
+    tex = 128 + 60 * tex / tex.std()
+    x = np.concatenate([[0.0], np.cumsum(np.where(np.arange(n) < n // 2, fast, slow))[:-1]])
+    i0, fr = np.floor(x).astype(int), x - np.floor(x)
+    cols = np.arange(64)
+    return np.stack([(1 - f) * tex[:, i + cols] + f * tex[:, i + cols + 1] for i, f in zip(i0, fr)])
+
+
+def _noisy(planes: np.ndarray, rng: np.random.Generator, sd: float = 4.0) -> np.ndarray:
+    return np.clip(planes + rng.normal(0, sd, planes.shape), 0, 255).astype(np.uint8)
+
+
+def test_near_still_frames_bg_lacks_go_to_the_earlier_neighbour():
+    # BG skips every third of FG's pictures (a fast ramp's end) over a shot that ends
+    # near-still: there each FG frame matches both neighbouring BG frames within the
+    # fingerprints' noise, so "some BG frame shows it within noise" held for every one
+    # and the map's later neighbour stood (24 of 150 frames off). FG's own frames show
+    # no repeats where it moves: every FG frame is a picture of its own, each BG frame
+    # shows the one at its sample-and-hold position, and a frame BG lacks goes to the
+    # nearest of those (a tie: the earlier).
+    n = 150
+    master = _slowing_pan(n, seed=7)
+    rng = np.random.default_rng(8)
+    b = np.floor(1.5 * np.arange(100)).astype(int)
+    fg, bg = _fp(_noisy(master, rng), 25), _fp(_noisy(master[b], rng), 25)
+    truth = np.array([int(np.flatnonzero(np.abs(b - k) == np.abs(b - k).min())[0]) for k in range(n)])
+    later = np.array([int(np.searchsorted(b, k)) for k in range(n)]).clip(0, len(b) - 1)
+    got = nearest_content(fg, bg, later, np.ones(n, bool), [(0, n)], np.zeros(n, np.float32))
+    assert np.array_equal(got.frame_map[3:-3], truth[3:-3])
+
+
+def test_fg_repeats_over_a_bg_with_every_picture_stay_in_near_still_content():
+    # The same shot as FG 60 fps over a 25 fps BG with every picture (FG repeats each
+    # 2 or 3 times): FG's repeats show where it moves, so its frames are not distinct
+    # pictures, and the map (every copy on the BG frame showing its picture) stands in
+    # the near-still half, where a copy and a distinct picture look alike (counted as
+    # distinct, a copy may lie nearer the next BG frame's position).
+    m = _slowing_pan(60, seed=9)
+    rng = np.random.default_rng(10)
+    n = 144
+    truth = np.floor(np.arange(n) * 25 / 60 + 1e-9).astype(int)
+    fg, bg = _fp(_noisy(m[truth], rng), 60), _fp(_noisy(m, rng), 25)
+    got = nearest_content(fg, bg, truth, np.ones(n, bool), [(0, n)], np.zeros(n, np.float32))
+    assert got.moved == 0 and np.array_equal(got.frame_map, truth)

@@ -24,14 +24,32 @@ off it).
 Where several FG frames match a BG frame within noise (near-still content), its
 position is the one that keeps sample and hold along the run of BG frames: BG frame j
 shows FG frame floor(P(j)) with P advancing at the map's local rate r, so a position
-steps by floor(r) or ceil(r) from one BG frame to the next (:func:`_positions`).
+steps by floor(r) or ceil(r) from one BG frame to the next (:func:`_positions`; r counted
+from each BG frame's first FG frame, so that a held last frame does not raise it).
 
-Limit: in near-still content, frames a grey level or less apart, the fingerprints (and,
-measured, 160 px pictures of the footprint through two lossy encodes) cannot always tell
-which of two neighbouring frames a BG frame shows, nor a frame FG repeats from one a
-fraction of a grey level away (measured: FG's repeats in a 30-over-25 pair differ from
-each other by as much, relative to the match's own cost, as two distinct frames of a
-near-still shot); the map's own choice stands there.
+Near-still content needs one more fact: whether FG's frames there are pictures of their
+own or repeats. A frame FG repeats matches the BG frame showing its picture as well as
+the original does, and so, within the fingerprints' noise, does a distinct frame a
+fraction of a grey level away; neither the fingerprints nor full-size pictures through
+two lossy encodes tell the two apart (measured: a 60-over-30 FG's copies differ by 0.3-0.5
+grey levels, a near-still shot's distinct frames by 0.15-0.45). Where FG moves, repeats
+show (:func:`_copies`: a step to the next frame no larger than an exact match costs, far
+below the steps around it), and a shot's share of them says which it is
+(:func:`_distinct`): with r FG frames per BG frame and a share q of repeats, FG has
+r (1 - q) pictures per BG frame, 1 where BG has all of FG's pictures and FG's extra
+frames repeat them (a higher frame rate, a slow motion), r where FG's frames are all
+distinct and BG lacks some; the shot is taken for the nearer (a shot with too little
+motion to judge: FG's share over all its shots). Where FG's frames are distinct, a BG
+frame shows only the frame at its position (and the repeats seen of it), so every frame
+near a shared BG frame goes to the BG frame whose position is nearest in content (FG's
+pictures counted, a seen repeat as one with its original), then in time, then the
+earlier (:func:`_distinct_moves`; onto a BG frame showing its own picture only where it
+matches that one better than its map's). Elsewhere only frames no BG frame shows within
+noise move, as above, and a repeat stays with its original.
+
+Limit: the positions themselves come from the fingerprints and the step model; where two
+neighbouring FG frames match a BG frame within noise and either step fits the model, a
+position may be one frame off, and a frame next to it with it.
 """
 
 from __future__ import annotations
@@ -51,6 +69,14 @@ REACH = 2  # BG frames either side of the map an FG frame may move to (and match
 # not have (past FG's ends, a frame of another shot) has no position in FG.
 EXACT_LEVEL = 3.0
 RATE_WINDOW = 4  # BG frames either side over which the map's local rate is counted
+# FG's repeated frames (:func:`_copies`): a step below COPY_STEP of the largest of the
+# COPY_WINDOW steps either side, where that one is above MOVING times the exact level;
+# at least MIN_MOVING such steps in a shot to judge it (else FG's as a whole)
+COPY_STEP = 0.2
+COPY_WINDOW = 2
+MOVING = 8.0
+MIN_MOVING = 10
+CHUNK = 1024  # FG frames per batch of vectors
 Vectors = Callable[[list[int]], np.ndarray]
 
 
@@ -68,11 +94,16 @@ def nearest_content(fg: Fingerprints, bg: Fingerprints, frame_map: np.ndarray, c
     fmap = old.copy()
     sim = np.asarray(similarity, np.float32).copy()
     sc = _Scale(_plane_vectors(fg), _plane_vectors(bg), fg.planes[0].size)
-    for a, e in shots:
-        rows = np.arange(a, e)[covered[a:e]]
-        if len(rows) < 3 or np.any(np.diff(old[rows]) < 0):
-            continue  # (a map that runs backward inside a shot is no timeline to count on)
-        for i, j in _moves(sc, old, rows, bg.n).items():
+    use = [(a, e, np.arange(a, e)[covered[a:e]]) for a, e in shots]
+    # (a map that runs backward inside a shot is no timeline to count on)
+    use = [(a, e, rows) for a, e, rows in use if len(rows) >= 3 and not np.any(np.diff(old[rows]) < 0)]
+    copies = {(a, e): _copies(sc, old, rows, a, e) for a, e, rows in use}
+    pooled = np.sum([c.counts for c in copies.values()], axis=0) if copies else np.zeros(2)
+    for a, e, rows in use:
+        cp = copies[(a, e)]
+        counts = cp.counts if cp.counts[0] >= MIN_MOVING else pooled
+        content = cp.content if _distinct(counts, rows, old) else None
+        for i, j in _moves(sc, old, rows, bg.n, content).items():
             fmap[i] = j
             sim[i] = float(sc.fg([i])[0] @ sc.bg([j])[0])
     return Nearest(fmap, sim, int(np.count_nonzero(fmap != old)))
@@ -84,9 +115,11 @@ class _Scale(NamedTuple):
     dims: int  # values per vector (the noise model's D)
 
 
-def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[int, int]:
+def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int,
+           content: np.ndarray | None = None) -> dict[int, int]:
     """One shot's covered ``rows`` (sorted; map nondecreasing): FG frame -> BG frame for
-    the frames to move (module doc)."""
+    the frames to move (module doc). ``content``: where FG's frames are distinct pictures
+    (:func:`_distinct`), each row's picture number (:func:`_copies`)."""
     rmap = fmap[rows]
     # Where the map runs one to one, a frame is only a noisy match (a moving window, a
     # blurred BG), left be; BG lacks pictures where FG frames share a BG frame (fewer BG
@@ -124,6 +157,8 @@ def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[in
     gap = _gap(np.where(ok, best, 0.0).clip(0.0), sc.dims)
     tied = [cand[cost <= best[k] + gap[k]] if ok[k] else cand[:0] for k, (cand, cost) in enumerate(near)]
     pos = _positions(pos, ok, tied, near, _rate(rmap, rows, lo, span))
+    if content is not None:
+        return _distinct_moves(sc, rows, rmap, rep, lo, hi, ok, pos, content)
     shown = np.zeros(len(rows), bool)  # rows some BG frame shows (within noise)
     for k in np.flatnonzero(ok).tolist():
         shown[np.searchsorted(rows, tied[k])] = True
@@ -146,6 +181,85 @@ def _moves(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, n_bg: int) -> dict[in
     return moves
 
 
+def _distinct_moves(sc: _Scale, rows: np.ndarray, rmap: np.ndarray, rep: np.ndarray, lo: int, hi: int,
+                    ok: np.ndarray, pos: np.ndarray, content: np.ndarray) -> dict[int, int]:
+    """Where FG's frames are distinct pictures (:func:`_distinct`): each FG frame near a
+    shared BG frame onto the BG frame whose position is nearest in content (``content``:
+    per row, FG's pictures counted with its repeats seen as one), then in time, then the
+    earlier."""
+    moves: dict[int, int] = {}
+    at = np.full(len(ok), -1, np.int64)
+    at[ok] = np.searchsorted(rows, pos[ok])
+    for t in np.flatnonzero(rep).tolist():
+        i, j0 = int(rows[t]), int(rmap[t])
+        if not ok[j0 - lo]:
+            continue  # on a BG frame whose content is not known: no ground to move it
+        ks = np.arange(max(lo, j0 - REACH), min(hi, j0 + REACH + 1)) - lo
+        ks = ks[ok[ks]]
+        if not len(ks):
+            continue
+        d = np.abs(content[at[ks]] - content[t])
+        k = int(ks[np.lexsort((ks, np.abs(pos[ks] - i), d))][0])
+        if lo + k == j0:
+            continue
+        if d.min() == 0:  # a picture BG shows: only where the FG frame matches it better
+            c = 1.0 - sc.bg([lo + k, j0]) @ sc.fg([i])[0]
+            if c[0] >= c[1]:
+                continue
+        moves[i] = lo + k
+    return moves
+
+
+class _Copies(NamedTuple):
+    counts: np.ndarray  # (moving steps, copy steps)
+    content: np.ndarray  # (len(rows),) per row its picture's number: a repeat shares its neighbour's
+
+
+def _copies(sc: _Scale, fmap: np.ndarray, rows: np.ndarray, a: int, e: int) -> _Copies:
+    """FG's repeated frames in shot [a, e) where motion shows them: a step (FG frame to
+    the next, in fingerprint cost) no larger than an exact FG-BG match costs (the shot's
+    exact level: a repeat differs by FG's own coding noise) and far below the steps
+    around it, which lie well above that level (in still content a repeat is not told
+    apart; and a step only small next to its neighbours may be fine detail moving, which
+    the fingerprints do not see)."""
+    steps = np.zeros(max(0, e - a - 1))
+    match = np.zeros(len(rows))
+    for c0 in range(0, e - a, CHUNK):
+        idx = list(range(a + c0, min(e, a + c0 + CHUNK + 1)))
+        v = sc.fg(idx)
+        steps[c0:c0 + len(idx) - 1] = 1.0 - np.sum(v[:-1] * v[1:], axis=1)
+    for c0 in range(0, len(rows), CHUNK):
+        r = rows[c0:c0 + CHUNK]
+        match[c0:c0 + len(r)] = 1.0 - np.sum(sc.fg(r.tolist()) * sc.bg(fmap[r].tolist()), axis=1)
+    level = max(float(np.quantile(match, 0.25)), 0.0)
+    n = len(steps)
+    pad = np.pad(steps, COPY_WINDOW)
+    around = np.zeros(n)
+    for d in range(1, COPY_WINDOW + 1):
+        around = np.maximum(around, np.maximum(pad[COPY_WINDOW - d:COPY_WINDOW - d + n],
+                                               pad[COPY_WINDOW + d:COPY_WINDOW + d + n]))
+    moving = around > MOVING * level
+    rep = moving & (steps < COPY_STEP * around) & (steps <= level)
+    content = np.concatenate([[0], np.cumsum(~rep)])
+    return _Copies(np.array([int(moving.sum()), int(rep.sum())]), content[rows - a])
+
+
+def _distinct(counts: np.ndarray, rows: np.ndarray, fmap: np.ndarray) -> bool:
+    """Whether FG shows a picture of its own on (nearly) every frame of the shot rather
+    than repeats: with r FG frames per BG frame (the map's) and a share q of FG's steps
+    repeats (``counts``: moving steps, repeats among them), FG has r (1 - q) pictures per
+    BG frame: 1 where BG has every picture FG has (FG's extra frames repeats: a higher
+    frame rate, a slow motion), r where FG's frames are all distinct and BG lacks some.
+    The nearer of the two (a footage's own occasional repeated frame does not make FG's
+    frames repeats)."""
+    moving, reps = int(counts[0]), int(counts[1])
+    span = int(fmap[rows[-1]] - fmap[rows[0]])
+    if moving < MIN_MOVING or span <= 0:
+        return False
+    r = (int(rows[-1]) - int(rows[0])) / span
+    return r > 1.0 and r * (1.0 - reps / moving) > 0.5 * (r + 1.0)
+
+
 def _rate(rmap: np.ndarray, rows: np.ndarray, lo: int, span: int) -> np.ndarray:
     """(span,) FG frames per BG frame around each BG frame of the span, from the map."""
     out = np.ones(span)
@@ -153,8 +267,11 @@ def _rate(rmap: np.ndarray, rows: np.ndarray, lo: int, span: int) -> np.ndarray:
         j = lo + k
         a, b = max(j - RATE_WINDOW, int(rmap[0])), min(j + RATE_WINDOW, int(rmap[-1]))
         if b > a:
-            r0, r1 = np.searchsorted(rmap, a), np.searchsorted(rmap, b, side="right")
-            out[k] = (rows[r1 - 1] - rows[r0]) / (b - a) if r1 - r0 > 1 else 1.0
+            # from the first row on BG frame a to the first on b: each BG frame counted
+            # once from its start (its last rows would count a held end frame's whole
+            # hold and no BG frame's time for it)
+            r0, r1 = np.searchsorted(rmap, a), np.searchsorted(rmap, b)
+            out[k] = (rows[r1] - rows[r0]) / (b - a) if r1 > r0 else 1.0
     return out
 
 
