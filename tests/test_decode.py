@@ -285,110 +285,67 @@ def test_align_starts_no_process(pair, tmp_path: Path, monkeypatch: pytest.Monke
     assert a.temporal.method.startswith("audio")
 
 
-def test_cut_planes_are_the_area_average_of_the_crop() -> None:
-    """Planes cut from whole frames reduced k times are the crop's own area average when
-    the full frame is flat within each k x k block (what the reduced frame then keeps
-    exactly), for crops on and off the block grid."""
-    rng = np.random.default_rng(3)
-    small = rng.integers(0, 256, (3, 36, 64), dtype=np.uint8)
-    full = np.kron(small, np.ones((5, 5), np.uint8))  # (3, 180, 320)
-    for crop in (None, (0, 0, 320, 180), (7, 3, 201, 133), (1, 2, 64, 36), (255, 143, 65, 37)):
-        cx, cy, cw, ch = crop or (0, 0, 320, 180)
-        want = np.rint(fpm.area_reduce(full[:, cy:cy + ch, cx:cx + cw], (32, 18)))
-        got = fpm.cut_planes(small, (320, 180), crop, (32, 18))
-        assert got.dtype == np.uint8 and got.shape == (3, 18, 32)
-        assert np.abs(got.astype(int) - want).max() <= 1, crop  # (rounding of a float sum)
+def _late(p, **kw) -> fpm.LateCrop:
+    return fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=(32, 18),
+                        **{"hold_bytes": 64 << 20, **kw})
 
 
-def test_span_matrix_rows_average_their_span() -> None:
-    m = fpm.span_matrix(10, 1.5, 8.5, 3)
-    assert np.allclose(m.sum(axis=1), 1.0)
-    # each output cell covers 7/3 input cells, the first from 1.5: half of cell 1
-    assert m[0, 1] == pytest.approx(0.5 / (7 / 3), rel=1e-5) and m[0, 0] == 0.0 and m[2, 9] == 0.0
-    assert np.allclose(fpm.span_matrix(12, 0, 12, 4), fpm._area_matrix(12, 4))
-    with pytest.raises(VidkompyError):
-        fpm.span_matrix(10, 4, 4, 2)
+def _frame_bytes(p) -> int:
+    f = next(decode.frames_ahead(p.path, decode.tracks(p.path).video.index))
+    return sum(pl.buffer_size for pl in f.planes)
 
 
-def _late(p, small: tuple[int, int], **kw) -> fpm.LateCrop:
-    return fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), small=small, size=(32, 18),
-                        pix_fmt=p.pix_fmt, **{"keep_bytes": 64 << 20, "hold_bytes": 64 << 20, **kw})
-
-
-@pytest.mark.parametrize("name", ["bframes", "full", "cut"])
-def test_late_crop_planes_match_the_direct_ones(clips: dict[str, Path], name: str) -> None:
-    """BG's early pass: planes cut from whole frames reduced to 4x the planes' size agree
-    with the direct pass's (crop, then reduce) to well under a grey level on average and
-    correlate as the same picture; the pictures wanted are the frame server's, the others
-    kept before the crop was known are let go."""
+@pytest.mark.parametrize("name", ["bframes", "ten", "full", "cut"])
+@pytest.mark.parametrize("when", ["before", "midway", "after"])
+def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str, when: str) -> None:
+    """BG's early pass, its crop given before it starts, midway, or after it has decoded
+    everything: the planes are the direct pass's, bit for bit (the cache keeps them as
+    such); the pictures wanted are the frame server's."""
     import threading
+    import time
 
     p = probe(clips[name])
     crop = (37, 21, 201, 151)
     direct = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=(32, 18), cache=False)
-    late = _late(p, (128, 72))
+    # (midway: the budget holds 20 frames, so the decode waits there for the crop)
+    late = _late(p, hold_bytes=20 * _frame_bytes(p) if when == "midway" else 64 << 20)
+    want = [3, 30, p.frames // 2, p.frames - 1]
+    if when == "before":
+        late.settle(crop, want)
     out: list = []
     t = threading.Thread(target=lambda: out.append(late.run()))
     t.start()
-    want = [3, p.frames // 2, p.frames - 1]
-    late.settle(crop, want)
+    if when != "before":
+        deadline = time.monotonic() + 30
+        stop_at = 20 if when == "midway" else p.frames
+        while late.decoded < stop_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert late.decoded == stop_at and t.is_alive()  # (waiting for the crop)
+        late.settle(crop, want)
     t.join()
-    planes = out[0]
-    assert planes is not None and planes.shape == direct.planes.shape
-    d = np.abs(planes.astype(int) - direct.planes.astype(int))
-    assert d.mean() < 1.0, d.mean()
-    a = fpm.normalise(planes.reshape(p.frames, -1))
-    b = fpm.normalise(direct.planes.reshape(p.frames, -1))
-    assert (a * b).sum(axis=1).min() > 0.995
-    assert sorted(late.kept) == [j for j in want if j >= late.settled_at or j in late.kept]
-    assert set(late.kept) <= set(want)
-    ref = frame_arrays(open_video(p.path), sorted(late.kept), gray=True)
-    for j, r in zip(sorted(late.kept), ref):
+    assert out[0] is not None and np.array_equal(out[0], direct.planes)
+    assert late.settled_at == {"before": 0, "midway": 20, "after": p.frames}[when]
+    assert sorted(late.kept) == want
+    for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
         assert np.array_equal(late.kept[j], r), (name, j)
 
 
-def test_late_crop_holds_at_most_its_budget_until_settled(clips: dict[str, Path]) -> None:
-    """Memory stays bounded: past ``hold_bytes`` of whole frames the decode waits for the
-    crop; before it, every full-size picture within ``keep_bytes`` is kept, and those the
-    crop's caller wants stay; stopped, the pass ends with no result."""
+def test_late_crop_stopped_or_miscounted_gives_nothing(clips: dict[str, Path]) -> None:
+    """Stopped (the prepass ended another way), the pass ends at once with no result; on
+    a VFR stream read at a constant rate its count is not the frame server's, and it says
+    so (its caller then runs the frame server's pass)."""
     import threading
-    import time
 
     p = probe(clips["bframes"])
-    small = (64, 36)
-    late = _late(p, small, hold_bytes=10 * 64 * 36, keep_bytes=5 * p.width * p.height + 1)
+    stopped = _late(p, hold_bytes=0)
     out: list = []
-    t = threading.Thread(target=lambda: out.append(late.run()))
-    t.start()
-    deadline = time.monotonic() + 30
-    while late.decoded < 10 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    assert late.decoded == 10 and t.is_alive()  # waits for the crop
-    assert sorted(late.kept) == [0, 1, 2, 3, 4]
-    late.settle(None, [2, 40])
-    t.join()
-    assert out[0] is not None and out[0].shape == (p.frames, 18, 32) and late.settled_at == 10
-    assert sorted(late.kept) == [2, 40]
-    # the whole frame cut from frames reduced to twice the planes' size: their 2x2 average
-    assert np.array_equal(out[0], fpm.cut_planes(_whole(p, small), (p.width, p.height), None, (32, 18)))
-    stopped = _late(p, small, hold_bytes=0)
     t = threading.Thread(target=lambda: out.append(stopped.run()))
     t.start()
     stopped.stop()
     t.join(30)
-    assert not t.is_alive() and out[-1] is None
-
-
-def _whole(p, small: tuple[int, int]) -> np.ndarray:
-    shrink = decode.Shrink(small)
-    return np.stack([shrink(f) for f in decode.frames_ahead(p.path, decode.tracks(p.path).video.index)])
-
-
-def test_late_crop_refuses_frames_numbered_otherwise(clips: dict[str, Path]) -> None:
-    """A VFR stream read at a constant rate: the early pass's count is not the frame
-    server's, so it gives nothing (its caller then runs the frame server's pass)."""
-    p = probe(clips["vfr"])
-    late = _late(p, (64, 36))
+    assert not t.is_alive() and out == [None] and not stopped.miscounted
+    v = probe(clips["vfr"])
+    late = _late(v)
     late.settle(None, [])
-    assert late.run() is None
+    assert late.run() is None and late.miscounted

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -94,74 +94,6 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
         for i in range(int(np.floor(a)), min(n_in, int(np.ceil(b)))):
             m[o, i] = max(0.0, min(b, i + 1) - max(a, i))
     return m / m.sum(axis=1, keepdims=True)
-
-
-def span_matrix(n_in: int, a: float, b: float, n_out: int) -> np.ndarray:
-    """Linear operator (n_out x n_in) that averages the span ``a..b`` of ``n_in`` input
-    cells (fractional ends) into ``n_out`` equal output cells, each by overlap."""
-    a, b = max(0.0, float(a)), min(float(n_in), float(b))
-    if b - a <= 0 or n_out < 1:
-        raise VidkompyError(f"span {a:g}..{b:g} of {n_in} cells cannot be averaged into {n_out}")
-    edges = a + (b - a) * np.arange(n_out + 1, dtype=np.float64) / n_out
-    cells = np.arange(n_in, dtype=np.float64)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    m = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
-    return (m / m.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def cut_planes(small: np.ndarray, src: tuple[int, int], crop: Crop | None, size: tuple[int, int]) -> np.ndarray:
-    """Fingerprint planes (N, size[1], size[0]) uint8 of ``crop`` (source pixels of a
-    ``src`` = (w, h) frame) cut from (N, h', w') grey frames that show the whole source
-    frame area-reduced: the crop's edges, fractional there, are weighed by overlap."""
-    return cut_with(small, cut_operators(src, (small.shape[2], small.shape[1]), crop, size))
-
-
-class Taps(NamedTuple):
-    """A :func:`span_matrix` as what it is, a few neighbouring input cells per output cell:
-    output ``o`` = sum over ``t`` of ``weight[o, t] * input[first[o] + t]`` (a sum of a few
-    gathers costs a small fraction of a matrix product, and no BLAS threads, which on a
-    busy machine cost more than the product itself)."""
-
-    index: np.ndarray  # (n_out, k) input cells
-    weight: np.ndarray  # (n_out, k) float32, 0 past a cell's span
-
-    @classmethod
-    def of(cls, m: np.ndarray) -> Taps:
-        n_in = m.shape[1]
-        nz = m > 0
-        first = nz.argmax(axis=1)
-        at = first[:, None] + np.arange(max(1, int(nz.sum(axis=1).max())))
-        inside = at < n_in
-        at = np.minimum(at, n_in - 1)
-        return cls(at, np.where(inside, np.take_along_axis(m, at, axis=1), 0.0).astype(np.float32))
-
-    def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
-        """``x`` (float32) reduced along ``axis``."""
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        out = np.take(x, self.index[:, 0], axis=axis) * self.weight[:, 0].reshape(shape)
-        for t in range(1, self.index.shape[1]):
-            out += np.take(x, self.index[:, t], axis=axis) * self.weight[:, t].reshape(shape)
-        return out
-
-
-def cut_operators(src: tuple[int, int], small: tuple[int, int], crop: Crop | None,
-                  size: tuple[int, int]) -> tuple[Taps, Taps]:
-    """The row and column operators of :func:`cut_planes` (``small``: the frames' (w, h))."""
-    cx, cy, cw, ch = crop if crop is not None else (0, 0, src[0], src[1])
-    fx, fy = small[0] / src[0], small[1] / src[1]
-    return (Taps.of(span_matrix(small[1], cy * fy, (cy + ch) * fy, size[1])),
-            Taps.of(span_matrix(small[0], cx * fx, (cx + cw) * fx, size[0])))
-
-
-def cut_with(small: np.ndarray, ops: tuple[Taps, Taps]) -> np.ndarray:
-    """:func:`cut_planes` with its operators made once (a pass cuts frame by frame)."""
-    ry, rx = ops
-    out = np.empty((small.shape[0], ry.index.shape[0], rx.index.shape[0]), np.uint8)
-    for lo in range(0, len(small), 64):  # (in chunks: no float copy of a long buffer at once)
-        f = ry.apply(rx.apply(small[lo:lo + 64].astype(np.float32), 2), 1)
-        out[lo:lo + 64] = np.clip(np.rint(f), 0, 255)
-    return out
 
 
 def area_reduce(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -417,14 +349,9 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
     return Fingerprints(planes, fps, grabbed)
 
 
-def cache_file(path: str, crop: Crop | None, size: tuple[int, int], frames: int,
-               via: tuple[int, int] | None = None) -> Path:
-    """Where the planes of ``path`` cut to ``crop`` at ``size`` are cached; ``via``: cut from
-    whole frames first reduced to that size (:class:`LateCrop`), planes that differ from
-    the direct ones by a fraction of a grey level, kept apart so that either way of making
-    them always finds its own."""
-    extra = () if via is None else (("via", (int(via[0]), int(via[1]))),)
-    return cache_dir("fingerprints") / f"{file_key(path, 'fp', FP_VERSION, crop, size, frames, *extra)}.npy"
+def cache_file(path: str, crop: Crop | None, size: tuple[int, int], frames: int) -> Path:
+    """Where the planes of ``path`` cut to ``crop`` at ``size`` are cached."""
+    return cache_dir("fingerprints") / f"{file_key(path, 'fp', FP_VERSION, crop, size, frames)}.npy"
 
 
 def cached_planes(cfile: Path, frames: int, size: tuple[int, int]) -> np.ndarray | None:
@@ -441,48 +368,44 @@ class LateCrop:
     """One in-process decode of a whole input into fingerprints whose crop is known only
     later (BG's pass, begun before FG's footprint in it is found).
 
-    Each frame is reduced whole to ``small`` = (w, h) grey (:class:`decode.Shrink`, as the
-    fingerprints are made); until :meth:`settle` gives the crop, those frames are held
-    (up to ``hold_bytes``: past that the decode waits for it), then cut into fingerprint
-    planes (:func:`cut_planes`), and every later frame is cut as it arrives. Full-size
-    grey pictures (:func:`decode.gray8`, the frame server's) are kept as they pass: before
-    :meth:`settle`, every one within ``keep_bytes`` (which ones the caller wants depends on
-    the footprint too); after it, the wanted ones alone.
+    Until :meth:`settle` gives the crop, the decoded frames are held as they are, up to
+    ``hold_bytes`` (past that the decode waits for it); then each goes through the pass's
+    own filters cut to the crop (:class:`decode.Shrink`), so the planes are those of a
+    pass begun afterwards, bit for bit, however far the decode had got, and the cache
+    keeps them as such. The full-size grey pictures wanted (the refinement's BG partners,
+    known only with the footprint too) are kept from the held frames and from the later
+    ones as they pass (:func:`decode.gray8`, the frame server's pictures).
+
+    (Whole frames reduced to a small size, cut later, were tried first: a reduction that
+    does not fall on the crop's pixel grid blurs the planes by a fraction of a pixel,
+    enough to move 7 of 360 frames of a 2.5 % drift one frame off.)
     """
 
-    def __init__(self, path: str, *, frames: int, src: tuple[int, int], small: tuple[int, int],
-                 size: tuple[int, int], pix_fmt: str, keep_bytes: int, hold_bytes: int,
+    def __init__(self, path: str, *, frames: int, src: tuple[int, int], size: tuple[int, int], hold_bytes: int,
                  progress: Progress | None = None) -> None:
-        self.path, self.frames, self.src, self.small, self.size = path, frames, src, small, size
-        self.keep_bytes, self.hold_bytes = (keep_bytes if grabs_exact(pix_fmt) else 0), hold_bytes
+        self.path, self.frames, self.src, self.size = path, frames, src, size
+        self.hold_bytes = hold_bytes
         self.progress = progress
         # one spare row: a frame past ``frames`` says the count is not the frame server's
         self.planes = np.empty((frames + 1, size[1], size[0]), np.uint8)
         self.kept: dict[int, np.ndarray] = {}
-        self._held: list[np.ndarray] = []
-        self._ops: tuple[Taps, Taps] | None = None  # the cut, once settled
+        self._held: list[Any] = []  # decoded frames (av.VideoFrame), frame 0 on
+        self._held_bytes = 0
+        self._crop: tuple[Crop | None] | None = None  # (crop,) once settled
         self._want: set[int] = set()
         self._cv = threading.Condition()
-        self._ready = False  # the held frames are cut
         self._stop = False
-        self.decoded = 0  # frames decoded so far (how far the pass got before it settled)
-        self.settled_at = -1
+        self.decoded = 0  # frames decoded so far
+        self.settled_at = -1  # how far the decode had got when the crop came
+        self.miscounted = False  # the decode's frames were not the frame server's
 
     def settle(self, crop: Crop | None, want: Iterable[int]) -> None:
-        """The crop the planes are cut to, and the full-size pictures wanted (the others
-        kept so far are dropped)."""
+        """The crop the planes are cut to, and the full-size pictures wanted (the decode
+        cuts the frames it held before it goes on)."""
         with self._cv:
             self._want = {int(i) for i in want}
-            self.kept = {i: img for i, img in self.kept.items() if i in self._want}
-            held, self._held = self._held, []
-            self._ops = cut_operators(self.src, self.small, crop, self.size)
+            self._crop = (crop,)
             self.settled_at = self.decoded
-            self._cv.notify_all()
-        if held:
-            # (rows no later frame writes: the decode goes on meanwhile)
-            self.planes[:len(held)] = cut_with(np.stack(held), self._ops)
-        with self._cv:
-            self._ready = True
             self._cv.notify_all()
 
     def stop(self) -> None:
@@ -497,8 +420,7 @@ class LateCrop:
         file cannot be decoded here, or it was stopped."""
         if nice:
             return _lowered(nice, self.run, 0)
-        shrink = decode.Shrink(self.small)
-        shape = (self.src[1], self.src[0])
+        shrink: decode.Shrink | None = None
         n = reported = 0
         try:
             video = decode.tracks(self.path).video
@@ -507,47 +429,62 @@ class LateCrop:
             with contextlib.closing(decode.frames_ahead(self.path, video.index)) as decoded:
                 for f in decoded:
                     if n > self.frames:
+                        self.miscounted = True
                         return None
-                    img = shrink(f)
-                    if not self._put(n, img, f, shape):
+                    crop = self._hold(f)
+                    if self._stop:
                         return None
+                    if crop is not None:
+                        if shrink is None:
+                            shrink = decode.Shrink(self.size, crop[0])
+                            self._cut_held(shrink)
+                        self._cut(n, f, shrink)
                     n += 1
                     self.decoded = n
                     if self.progress is not None and n - reported >= PROGRESS_EVERY:
                         self.progress(min(n, self.frames) - reported)
                         reported = min(n, self.frames)
+            crop = self._hold(None)
+            if crop is None:
+                return None  # stopped
+            if shrink is None:  # (the whole input decoded before the crop came)
+                self._cut_held(decode.Shrink(self.size, crop[0]))
         except (VidkompyError, decode.DecodeError, ValueError):
             return None
-        with self._cv:
-            while not self._ready and not self._stop:
-                self._cv.wait(0.1)
-            if self._stop or n != self.frames:
-                return None
+        if n != self.frames:
+            self.miscounted = True
+            return None
         if self.progress is not None and n > reported:
             self.progress(n - reported)
         return self.planes[:n]
 
-    def _put(self, n: int, img: np.ndarray, frame: Any, shape: tuple[int, int]) -> bool:
+    def _hold(self, frame: Any) -> tuple[Crop | None] | None:
+        """The crop, once settled; before, ``frame`` is held (waiting while the held
+        frames fill their budget); at the end (``frame`` None), wait for the crop."""
         with self._cv:
-            while self._ops is None and not self._stop and (len(self._held) + 1) * img.nbytes > self.hold_bytes:
+            size = 0 if frame is None else sum(p.buffer_size for p in frame.planes)
+            while self._crop is None and not self._stop \
+                    and (frame is None or self._held_bytes + size > self.hold_bytes):
                 self._cv.wait(0.1)  # memory stays bounded: the rest waits for the footprint
             if self._stop:
-                return False
-            ops = self._ops
-            if ops is None:
-                self._held.append(img)
-                keep = (len(self.kept) + 1) * shape[0] * shape[1] <= self.keep_bytes
-            else:
-                keep = n in self._want
-        if ops is not None:
-            self.planes[n] = cut_with(img[None], ops)[0]
-        if keep:
-            full = decode.gray8(frame)
-            if full is not None and full.shape == shape:
-                with self._cv:
-                    if self._ops is None or n in self._want:
-                        self.kept[n] = full
-        return True
+                return None
+            if self._crop is None:
+                self._held.append(frame)
+                self._held_bytes += size
+            return self._crop
+
+    def _cut_held(self, shrink: decode.Shrink) -> None:
+        held, self._held, self._held_bytes = self._held, [], 0
+        for i, f in enumerate(held):
+            self._cut(i, f, shrink)
+            held[i] = None  # (let each go as soon as it is cut)
+
+    def _cut(self, n: int, frame: Any, shrink: decode.Shrink) -> None:
+        self.planes[n] = shrink(frame)
+        if n in self._want:
+            img = decode.gray8(frame)
+            if img is not None and img.shape == (self.src[1], self.src[0]):
+                self.kept[n] = img
 
 
 def clear_cache() -> None:

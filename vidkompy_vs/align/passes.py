@@ -23,17 +23,9 @@ from .run import Job, Run
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
 # partners of its FG samples, predicted before the map exists): at most this many bytes.
 GRAB_BYTES = 96 << 20
-# BG's pass begins before the footprint is known, into whole frames reduced so that a
-# footprint of FG at scale 1 spans at least this many times the fingerprint's size (cut
-# from them, its planes are the direct ones within half a grey level on the benchmarks'
-# footage); a footprint under LATE_MIN times it is fingerprinted by a pass of its own
-LATE_DETAIL = 4.0
-LATE_MIN = 2.0
-# the whole frames decoded before the footprint is known are held up to this many bytes
-# (past that the pass waits for it); and before then every full-size picture up to
-# GRAB_BYTES, since the partners the refinement wants are known only with the footprint
+# BG's pass begins before the footprint is known: the frames it decodes until then are
+# held, up to this many bytes (past that it waits for the footprint)
 LATE_HOLD_BYTES = 256 << 20
-LATE_KEEP_BYTES = 256 << 20
 
 
 class Watch:
@@ -136,45 +128,29 @@ def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Req
     return Early(probing=probing, warm=Job(_warm_imports), audio=audio)
 
 
-def late_size(bg: Probe, fg: Probe, scale: float | None, size: tuple[int, int]) -> tuple[int, int]:
-    """The whole-frame size BG's early pass reduces to (:data:`LATE_DETAIL`): whole
-    multiples of the fingerprint's size, so that a footprint filling BG is cut from them
-    exactly; at most BG's own size."""
-    s = scale if scale is not None else min(1.0, bg.width / fg.width, bg.height / fg.height)
-    fw, fh = max(1.0, fg.width * s), max(1.0, fg.height * s)
-    m = math.ceil(LATE_DETAIL * max(bg.width / fw, bg.height / fh) - 1e-9)
-    return min(bg.width, size[0] * m), min(bg.height, size[1] * m)
-
-
 class LatePass:
     """BG's fingerprint pass, begun with FG's before the footprint is known
-    (:class:`fingerprint.LateCrop`): BG is decoded once, from the start, into small whole
-    frames, cut to the footprint once it is found; the partners the refinement wants are
-    kept at full size from the same decode (those it passed before then from what it kept
-    meanwhile; any others the refinement reads itself)."""
+    (:class:`fingerprint.LateCrop`): BG is decoded once, from the start, its frames held
+    until the footprint is found, then cut to it; the partners the refinement wants are
+    kept at full size from the same decode."""
 
-    def __init__(self, bg: Input, small: tuple[int, int], fs: FingerprintSettings, run: Run, nice: int) -> None:
+    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run, nice: int) -> None:
         p = bg.probe
-        self.bg, self.fs, self.run, self.small = bg, fs, run, small
+        self.bg, self.fs, self.run = bg, fs, run
         self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
-        self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), small=small, size=fs.size,
-                                 pix_fmt=p.pix_fmt, keep_bytes=LATE_KEEP_BYTES, hold_bytes=LATE_HOLD_BYTES,
-                                 progress=run.task("decoding BG", p.frames))
+        self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
+                                 hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames))
         self.job = Job(self.late.run, nice)
 
     def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
-        """BG's fingerprints on ``crop`` with the pictures ``grab`` (as many as the pass
-        could keep); ``None`` when the pass cannot give them (a footprint too small for
-        its frames, a frame count not the frame server's): a pass of its own then."""
+        """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
+        cannot give them (a frame count not the frame server's, a file not decodable
+        here): a pass of its own then."""
         p, size = self.bg.probe, self.fs.size
-        cw, ch = (crop[2], crop[3]) if crop is not None else (p.width, p.height)
-        if min(cw * self.small[0] / p.width / size[0], ch * self.small[1] / p.height / size[1]) < LATE_MIN:
-            self.run.trace("BG's early pass too coarse for the footprint: a pass of its own")
-            self.join()
-            return None
-        cfile = fpm.cache_file(p.path, crop, size, p.frames, via=self.small)
+        cfile = fpm.cache_file(p.path, crop, size, p.frames)
         planes = fpm.cached_planes(cfile, p.frames, size)
         if planes is not None:
+            # (the pictures then come from the refinement's own reads, as after a cached pass)
             self.join()
             self.run.trace("BG's fingerprints on the footprint from the cache")
             return fpm.Fingerprints(planes, float(p.fps))
@@ -182,10 +158,10 @@ class LatePass:
         self.run.trace(f"BG's early pass cut to the footprint at frame {self.late.settled_at}")
         planes = self.job.get()
         if planes is None:
-            # (its frames not numbered as the frame server's, or not decodable here: the
-            # in-process decode would fail again)
-            self.run.trace("BG's early pass failed: a pass of its own through the frame server")
-            self.decoder = "vs"
+            # (its frames not numbered as the frame server's: the in-process decode would
+            # fail again)
+            self.decoder = "vs" if self.late.miscounted else self.decoder
+            self.run.trace("BG's early pass failed: a pass of its own")
             return None
         atomic_save_npy(cfile, planes)
         return fpm.Fingerprints(planes, float(p.fps), dict(self.late.kept))
@@ -234,9 +210,8 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     # rate by it alone, and a file the frame server opens cut is none of this: their own pass)
     if plan.visual and plan.searching and bg.node is None and bg.file_probe is None and not bg.probe.vfr \
             and fs.decoder == "av":
-        small = late_size(bg.probe, fg.probe, req.scale, fs.size)
-        run.trace("BG pass starts (early, whole frames at {}x{})".format(*small))
-        bg_pass = LatePass(bg, small, fs, run, plan.fg_nice)
+        run.trace("BG pass starts (early: cut to the footprint once it is found)")
+        bg_pass = LatePass(bg, fs, run, plan.fg_nice)
     audio = early.audio if plan.use_audio else None
     fg_mid = None
     if audio is not None and not req.manual and fg.size != bg.size:
