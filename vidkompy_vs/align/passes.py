@@ -134,13 +134,15 @@ class LatePass:
     until the footprint is found, then cut to it; the partners the refinement wants are
     kept at full size from the same decode."""
 
-    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run, nice: int) -> None:
+    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run) -> None:
         p = bg.probe
         self.bg, self.fs, self.run = bg, fs, run
         self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
         self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
                                  hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames))
-        self.job = Job(self.late.run, nice)
+        # (at the usual priority, unlike FG's beside a search: BG's decode is the longest
+        # piece of work the prepass has, and the rest fits around it)
+        self.job = Job(self.late.run)
 
     def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
         """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
@@ -211,7 +213,7 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     if plan.visual and plan.searching and bg.node is None and bg.file_probe is None and not bg.probe.vfr \
             and fs.decoder == "av":
         run.trace("BG pass starts (early: cut to the footprint once it is found)")
-        bg_pass = LatePass(bg, fs, run, plan.fg_nice)
+        bg_pass = LatePass(bg, fs, run)
     audio = early.audio if plan.use_audio else None
     fg_mid = None
     if audio is not None and not req.manual and fg.size != bg.size:
