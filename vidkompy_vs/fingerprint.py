@@ -414,12 +414,10 @@ class LateCrop:
             self._stop = True
             self._cv.notify_all()
 
-    def run(self, nice: int = 0) -> np.ndarray | None:
-        """The decode (at ``nice`` more than now); the planes once it has settled and
-        ended, ``None`` when the frame count is not ``frames`` (the frame server's), the
-        file cannot be decoded here, or it was stopped."""
-        if nice:
-            return _lowered(nice, self.run, 0)
+    def run(self) -> np.ndarray | None:
+        """The decode; the planes once it has settled and ended, ``None`` when the frame
+        count is not ``frames`` (the frame server's), the file cannot be decoded here, or
+        it was stopped."""
         shrink: decode.Shrink | None = None
         n = reported = 0
         try:
