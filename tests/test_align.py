@@ -357,11 +357,52 @@ def test_fg_filling_bg_at_scale_2_without_sound(clips: dict[str, Path], tmp_path
     monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
     con, _ = quiet_console()
     a = align(bg, fg, console=con, cache=False)
-    assert passes == ["BG"]  # (FG's one pass ran beside the search)
+    assert passes == []  # (FG's one pass and BG's early one ran beside the search)
     assert a.temporal.frame_map == list(range(30, 130))
     s = a.spatial
     worst = max(abs(s.x + u * s.scale - 2 * u) + abs(s.y + v * s.scale - 2 * v) for u in (0, 160) for v in (0, 120))
     assert worst < 0.5
+
+
+def test_bg_pass_runs_beside_the_footprint_search(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    # BG's pass starts with FG's, before the footprint is known: the search here does not
+    # answer before BG's pass has decoded frames (it would wait for ever on a pass that
+    # starts after it), whose planes are then cut to the footprint; no pass of its own runs
+    import logging
+    import time
+
+    import vidkompy_vs.align.prints as P
+    from vidkompy_vs.align import footprint as F
+
+    seen: list[int] = []
+
+    def waits_for_bg(ctx):
+        late = ctx.passes.bg_pass.late
+        deadline = time.monotonic() + 60
+        while late.decoded < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(late.decoded)
+        return F.anchored_footprint(ctx)
+
+    finders = {f.__name__: f for f in F.FINDERS} | {"anchored_footprint": waits_for_bg}
+    monkeypatch.setattr(F, "FINDERS", tuple(finders.values()))
+    passes: list[str] = []
+    real = P.fingerprint_pass
+    monkeypatch.setattr(P, "fingerprint_pass", lambda inp, *a, **k: passes.append(inp.name) or real(inp, *a, **k))
+    caplog.set_level(logging.DEBUG, logger="vidkompy_vs.align")
+    monkeypatch.setenv("VIDKOMPY_VS_CACHE", str(tmp_path))  # (no planes from an earlier test)
+    con, _ = _console()
+    a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
+    assert seen and seen[0] >= 20 and passes == []
+    stages = [str(r.args[-1]) for r in caplog.records if r.name == "vidkompy_vs.align" and r.args]
+    starts = next(i for i, m in enumerate(stages) if m.startswith("BG pass starts (early"))
+    found = next(i for i, m in enumerate(stages) if m.startswith("footprint found"))
+    cut = next(i for i, m in enumerate(stages) if m.startswith("BG's early pass cut to the footprint at frame"))
+    assert starts < found < cut
+    assert a.temporal.frame_map == list(range(30, 130))
+    s = a.spatial
+    assert abs(s.x + 80 * s.scale - 140) < 0.1 and abs(s.y + 60 * s.scale - 100) < 0.1
 
 
 def test_crops_and_rough_footprints_of_an_fg_that_fills_bg() -> None:

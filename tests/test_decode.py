@@ -283,3 +283,69 @@ def test_align_starts_no_process(pair, tmp_path: Path, monkeypatch: pytest.Monke
     assert a.temporal.frame_map == [min(bg.frames - 1, i + start) for i in range(fg.frames)]
     assert (round(a.spatial.x), round(a.spatial.y)) == (pair.x, pair.y)
     assert a.temporal.method.startswith("audio")
+
+
+def _late(p, **kw) -> fpm.LateCrop:
+    return fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=(32, 18),
+                        **{"hold_bytes": 64 << 20, **kw})
+
+
+def _frame_bytes(p) -> int:
+    f = next(decode.frames_ahead(p.path, decode.tracks(p.path).video.index))
+    return sum(pl.buffer_size for pl in f.planes)
+
+
+@pytest.mark.parametrize("name", ["bframes", "ten", "full", "cut"])
+@pytest.mark.parametrize("when", ["before", "midway", "after"])
+def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str, when: str) -> None:
+    """BG's early pass, its crop given before it starts, midway, or after it has decoded
+    everything: the planes are the direct pass's, bit for bit (the cache keeps them as
+    such); the pictures wanted are the frame server's."""
+    import threading
+    import time
+
+    p = probe(clips[name])
+    crop = (37, 21, 201, 151)
+    direct = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=(32, 18), cache=False)
+    # (midway: the budget holds 20 frames, so the decode waits there for the crop)
+    late = _late(p, hold_bytes=20 * _frame_bytes(p) if when == "midway" else 64 << 20)
+    want = [3, 30, p.frames // 2, p.frames - 1]
+    if when == "before":
+        late.settle(crop, want)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(late.run()))
+    t.start()
+    if when != "before":
+        deadline = time.monotonic() + 30
+        stop_at = 20 if when == "midway" else p.frames
+        while late.decoded < stop_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert late.decoded == stop_at and t.is_alive()  # (waiting for the crop)
+        late.settle(crop, want)
+    t.join()
+    assert out[0] is not None and np.array_equal(out[0], direct.planes)
+    assert late.settled_at == {"before": 0, "midway": 20, "after": p.frames}[when]
+    assert sorted(late.kept) == want
+    for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
+        assert np.array_equal(late.kept[j], r), (name, j)
+
+
+def test_late_crop_stopped_or_miscounted_gives_nothing(clips: dict[str, Path]) -> None:
+    """Stopped (the prepass ended another way), the pass ends at once with no result; on
+    a VFR stream read at a constant rate its count is not the frame server's, and it says
+    so (its caller then runs the frame server's pass)."""
+    import threading
+
+    p = probe(clips["bframes"])
+    stopped = _late(p, hold_bytes=0)
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(stopped.run()))
+    t.start()
+    stopped.stop()
+    t.join(30)
+    assert not t.is_alive() and out == [None] and not stopped.miscounted
+    v = probe(clips["vfr"])
+    late = _late(v)
+    late.settle(None, [])
+    assert late.run() is None and late.miscounted

@@ -13,6 +13,7 @@ import numpy as np
 from .. import fingerprint as fpm
 from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
+from ..fsutil import atomic_save_npy
 from ..settings import AudioSettings, FingerprintSettings, Settings
 from ..sources import Probe, frame_arrays, has_audio
 from .inputs import Input, Probing, Request
@@ -22,6 +23,9 @@ from .run import Job, Run
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
 # partners of its FG samples, predicted before the map exists): at most this many bytes.
 GRAB_BYTES = 96 << 20
+# BG's pass begins before the footprint is known: the frames it decodes until then are
+# held, up to this many bytes (past that it waits for the footprint)
+LATE_HOLD_BYTES = 256 << 20
 
 
 class Watch:
@@ -124,6 +128,52 @@ def start_early(bg: str | os.PathLike[str], fg: str | os.PathLike[str], req: Req
     return Early(probing=probing, warm=Job(_warm_imports), audio=audio)
 
 
+class LatePass:
+    """BG's fingerprint pass, begun with FG's before the footprint is known
+    (:class:`fingerprint.LateCrop`): BG is decoded once, from the start, its frames held
+    until the footprint is found, then cut to it; the partners the refinement wants are
+    kept at full size from the same decode."""
+
+    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run) -> None:
+        p = bg.probe
+        self.bg, self.fs, self.run = bg, fs, run
+        self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
+        self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
+                                 hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames))
+        # (at the usual priority, unlike FG's beside a search: BG's decode is the longest
+        # piece of work the prepass has, and the rest fits around it)
+        self.job = Job(self.late.run)
+
+    def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
+        """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
+        cannot give them (a frame count not the frame server's, a file not decodable
+        here): a pass of its own then."""
+        p, size = self.bg.probe, self.fs.size
+        cfile = fpm.cache_file(p.path, crop, size, p.frames)
+        planes = fpm.cached_planes(cfile, p.frames, size)
+        if planes is not None:
+            # (the pictures then come from the refinement's own reads, as after a cached pass)
+            self.join()
+            self.run.trace("BG's fingerprints on the footprint from the cache")
+            return fpm.Fingerprints(planes, float(p.fps))
+        self.late.settle(crop, grab)
+        self.run.trace(f"BG's early pass cut to the footprint at frame {self.late.settled_at}")
+        planes = self.job.get()
+        if planes is None:
+            # (its frames not numbered as the frame server's: the in-process decode would
+            # fail again)
+            self.decoder = "vs" if self.late.miscounted else self.decoder
+            self.run.trace("BG's early pass failed: a pass of its own")
+            return None
+        atomic_save_npy(cfile, planes)
+        return fpm.Fingerprints(planes, float(p.fps), dict(self.late.kept))
+
+    def join(self) -> None:
+        """Stop the pass (if it still runs) and wait for it."""
+        self.late.stop()
+        self.job.join()
+
+
 @dataclass
 class Passes:
     """What runs beside the footprint search: FG's fingerprint pass (seen through
@@ -133,12 +183,15 @@ class Passes:
     watch: Watch
     audio: Job | None
     fg_mid: Job | None
+    bg_pass: LatePass | None = None
     have_bg: dict[int, np.ndarray] = field(default_factory=dict)
     have_fg: dict[int, np.ndarray] = field(default_factory=dict)
 
     def join(self) -> None:
         """Wait for the passes however the prepass ended: a daemon thread still decoding
         (or in a frame request) when the interpreter exits can take the process down."""
+        if self.bg_pass is not None:
+            self.bg_pass.join()
         for job in (self.fg_pass, self.fg_mid, self.audio):
             if job is not None:
                 job.join()
@@ -147,17 +200,26 @@ class Passes:
 def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Settings, run: Run,
                  early: Early) -> Passes:
     """FG's fingerprints and both audio tracks decode while the spatial search runs: none
-    of them needs the footprint (FG is cropped only when it sticks out of BG)."""
+    of them needs the footprint (FG is cropped only when it sticks out of BG); and BG's
+    fingerprints too, cut to the footprint later (:class:`LatePass`), when it is searched."""
     run.trace("FG pass starts")
     watch = Watch(fg)
-    fg_pass = Job(fingerprint_pass, fg, None, settings.fingerprint, run, "decoding FG", plan.fg_grab,
+    fs = settings.fingerprint
+    fg_pass = Job(fingerprint_pass, fg, None, fs, run, "decoding FG", plan.fg_grab,
                   nice=plan.fg_nice, watch=watch) if plan.visual else None
+    bg_pass = None
+    # (a caller's node goes through the frame server, a VFR input is read at a constant
+    # rate by it alone, and a file the frame server opens cut is none of this: their own pass)
+    if plan.visual and plan.searching and bg.node is None and bg.file_probe is None and not bg.probe.vfr \
+            and fs.decoder == "av":
+        run.trace("BG pass starts (early: cut to the footprint once it is found)")
+        bg_pass = LatePass(bg, fs, run)
     audio = early.audio if plan.use_audio else None
     fg_mid = None
     if audio is not None and not req.manual and fg.size != bg.size:
         # FG's middle frame does not depend on the audio line: read while it is matched
         fg_mid = Job(lambda: frame_arrays(fg.clip, [fg.probe.frames // 2], gray=True)[0])
-    return Passes(fg_pass=fg_pass, watch=watch, audio=audio, fg_mid=fg_mid)
+    return Passes(fg_pass=fg_pass, watch=watch, audio=audio, fg_mid=fg_mid, bg_pass=bg_pass)
 
 
 def bg_partners(samples: tuple[int, ...], bg_probe: Probe, fg_probe: Probe, line: tuple[float, float] | None,

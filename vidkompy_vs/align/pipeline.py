@@ -1,8 +1,8 @@
 """The prepass as a short list of stages, each a function with typed inputs and one result:
 
-request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, the
-audio line) -> footprint (a chain of finders) -> fingerprints on the footprint (BG's pass)
--> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> nearest content
+request + settings -> inputs (probed) -> plan -> passes started (FG's fingerprints, BG's
+decode, the audio line) -> footprint (a chain of finders) -> fingerprints on the footprint
+(BG's pass cut to it) -> audio line -> map (+ re-matches) -> structure (shots; edits rebuild the map) -> nearest content
 (FG frames BG lacks) -> refinement
 -> per-shot placement -> :class:`Alignment`.
 """

@@ -1,8 +1,9 @@
-"""The third stage: fingerprints of both inputs on the footprint (BG's pass starts here),
-and the audio line they are matched with."""
+"""The third stage: fingerprints of both inputs on the footprint (BG's early pass cut to
+it, or BG's pass starting here), and the audio line they are matched with."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
@@ -44,9 +45,15 @@ def footprint_prints(ctx: Context, foot: Footprint) -> Prints | None:
         grab_bg = bg_partners(ctx.plan.samples, bg_probe, fg_probe, line, foot.picks if line is None else None,
                               spread, pivot)
         grab_bg = [j for j in grab_bg if j not in passes.have_bg]
-    ctx.run.trace(f"footprint found ({foot.spatial.method}); BG pass starts")
     fs = ctx.settings.fingerprint
-    fbg = fingerprint_pass(ctx.bg, cut.bg, fs, ctx.run, "decoding BG", grab_bg)
+    fbg = None
+    if passes.bg_pass is not None:
+        ctx.run.trace(f"footprint found ({foot.spatial.method})")
+        fbg = passes.bg_pass.prints(cut.bg, grab_bg)
+    if fbg is None:
+        ctx.run.trace(f"footprint found ({foot.spatial.method}); BG pass starts")
+        bg_fs = fs if passes.bg_pass is None else dataclasses.replace(fs, decoder=passes.bg_pass.decoder)
+        fbg = fingerprint_pass(ctx.bg, cut.bg, bg_fs, ctx.run, "decoding BG", grab_bg)
     ctx.run.trace("BG pass done")
     passes.have_bg.update(fbg.frames)
     fbg.frames = {}
