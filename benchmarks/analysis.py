@@ -17,10 +17,12 @@ Passes, as ``align`` runs them:
   keyframes over 300 frames; reference frames over 100 frames, as the footprint scan);
 - ``audio``: both tracks as mono float at 8 kHz.
 
-"before" runs the exact commands the old code built (``ffmpeg`` 5.1 from PATH), "after"
+"before" runs the exact commands the old code built (``ffmpeg`` 5.1 from PATH; with none
+there, the same commands through the package's ffmpeg, the wheel's, and no probe), "after"
 the package's own functions; the ratio is after / before, in wall time and in CPU time
 (ffmpeg's as children of this process). The last columns check the results agree: grabs
-must be equal; planes differ by the scaler version (max |diff|). A window read before
+must be equal; planes differ by the scaler version (max |diff|). ``after md5``: a digest of
+the after side's result, the same whether or not an ffmpeg is on PATH. A window read before
 could stop short of its last frame (``-t`` counted from the keyframe the seek landed on,
 not from the window's start): then after reads more frames, all of before's among them.
 
@@ -30,6 +32,7 @@ not from the window's start): then after reads more frames, all of before's amon
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -48,6 +51,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+from ff import FFMPEG  # noqa: E402
 from footage import footage  # noqa: E402
 
 from vidkompy_vs import decode  # noqa: E402
@@ -62,7 +66,7 @@ MID = (480, 270)
 
 
 def _ff(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+    subprocess.run([FFMPEG, "-v", "error", "-y", *args], check=True)
 
 
 def clips() -> tuple[Path, Path]:
@@ -70,8 +74,10 @@ def clips() -> tuple[Path, Path]:
     bg, fg = CACHE / "bg1080.mp4", CACHE / "fg720.mp4"
     if not bg.exists():
         tmp = bg.with_suffix(".part.mp4")
+        # setpts: frames back to back at 25 fps (ffmpeg 9's -stream_loop leaves a one-frame gap
+        # in the timestamps at each loop of a file with sound: a VFR BG, and a VFR FG cut from it)
         _ff("-stream_loop", "3", "-i", str(footage("bigbuckbunny.mp4")), "-vf",
-            "scale=1920:1080:flags=bicubic,setsar=1", "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
+            "scale=1920:1080:flags=bicubic,setsar=1,setpts=N/25/TB", "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(tmp))
         tmp.rename(bg)
     if not fg.exists():
@@ -84,7 +90,10 @@ def clips() -> tuple[Path, Path]:
 
 
 # -- before: the commands the prepass ran until it read in-process ----------------------------
-HEAD = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate"]
+# the old code ran the ffmpeg on PATH; with none there, the package's (the wheel's) runs
+# the same commands, so the results can still be compared (ffprobe has no stand-in)
+OLD_FFMPEG = shutil.which("ffmpeg") or FFMPEG
+HEAD = [OLD_FFMPEG, "-nostdin", "-v", "error", "-noautorotate"]
 
 
 def old_probe(path: Path) -> tuple[dict, int]:
@@ -158,7 +167,7 @@ def old_window(path: Path, lo: int, hi: int, fps: float, skip: str, every: int) 
     t0 = max(0.0, (lo + 0.25) / fps)
     vf = ["select='not(mod(n," + str(every) + "))'" if every > 1 else "null",
           f"scale={MID[0]}:{MID[1]}:flags=area,format=gray", "showinfo"]
-    cmd = ["ffmpeg", "-nostdin", "-v", "info", "-noautorotate", "-nostats", "-skip_frame", skip, "-noaccurate_seek",
+    cmd = [OLD_FFMPEG, "-nostdin", "-v", "info", "-noautorotate", "-nostats", "-skip_frame", skip, "-noaccurate_seek",
            "-ss", f"{t0:.6f}", "-t", f"{(hi + 1 - lo) / fps + 1.0:.6f}", "-copyts", "-i", str(path),
            "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-vf", ",".join(vf),
            "-f", "rawvideo", "-pix_fmt", "gray", "-"]
@@ -179,7 +188,7 @@ def old_window(path: Path, lo: int, hi: int, fps: float, skip: str, every: int) 
 
 
 def old_audio(path: Path) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+    out = subprocess.run([OLD_FFMPEG, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
                           "-ac", "1", "-ar", "8000", "-f", "f32le", "-acodec", "pcm_f32le", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(out, np.float32)
@@ -195,6 +204,35 @@ def new_pass(path: Path, crop, frames: int, grab: list[int], wh: tuple[int, int]
 def new_probe(path: Path) -> tuple[decode.Tracks, int]:
     decode._tracks.cache_clear()  # (the first look at a file, not a remembered one)
     return decode.tracks(path), decode.discarded_packets(path, 20)
+
+
+def _version(exe: str) -> str:
+    out = subprocess.run([exe, "-version"], capture_output=True, text=True).stdout.split()
+    return " ".join(out[:3]) if out else "?"
+
+
+def digest(obj) -> str:
+    """md5 of a pass's result (arrays by shape and bytes, dicts by sorted key), 12 hex digits:
+    the "after" column must be the same with and without an ffmpeg on PATH."""
+    h = hashlib.md5()
+
+    def feed(o) -> None:
+        if isinstance(o, np.ndarray):
+            h.update(repr((o.dtype.str, o.shape)).encode())
+            h.update(np.ascontiguousarray(o).tobytes())
+        elif isinstance(o, dict):
+            for k in sorted(o):
+                h.update(repr(k).encode())
+                feed(o[k])
+        elif isinstance(o, (list, tuple)):
+            h.update(f"[{len(o)}".encode())
+            for x in o:
+                feed(x)
+        else:
+            h.update(repr(o).encode())
+
+    feed(obj)
+    return h.hexdigest()[:12]
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -215,7 +253,7 @@ def main() -> None:
     args = ap.parse_args()
     bg, fg = clips()
     bp, fp = probe(bg), probe(fg)
-    have_ff = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+    have_probe = shutil.which("ffprobe") is not None
     x, y, w, h = FG_CROP
     fg_grab = [int(round(q)) for q in np.linspace(0, fp.frames - 1, 9)]
     bg_grab = sorted({FG_START + i + d for i in fg_grab for d in (-1, 0, 1) if 0 <= FG_START + i + d < bp.frames})[:30]
@@ -236,11 +274,12 @@ def main() -> None:
     best: dict[tuple[str, str], tuple[float, float]] = {}
     outs: dict[tuple[str, str], object] = {}
     print(f"BG {bp.width}x{bp.height} {bp.frames} frames, FG {fp.width}x{fp.height} {fp.frames} frames; "
-          f"{args.rounds} rounds{'' if have_ff else ' (no ffmpeg/ffprobe on PATH: after only)'}", flush=True)
+          f"{args.rounds} rounds; before: {OLD_FFMPEG} ({_version(OLD_FFMPEG)})"
+          f"{'' if have_probe else ', no ffprobe on PATH: probe after only'}", flush=True)
     for r in range(args.rounds):
         for name, (old, new) in passes.items():
             for side, fn in (("before", old), ("after", new)):
-                if side == "before" and not have_ff:
+                if side == "before" and name == "probe" and not have_probe:
                     continue
                 wall, cpu, out = timed(fn)
                 k = (name, side)
@@ -268,18 +307,19 @@ def main() -> None:
         return "-"
 
     print(f"\n{'pass':<14} {'before s':>9} {'after s':>8} {'ratio':>6} {'CPU before':>11} {'CPU after':>10} "
-          f"{'ratio':>6}  results")
+          f"{'ratio':>6} {'after md5':>12}  results")
     tb = ta = cb = ca = 0.0
     for name in passes:
         a = best[(name, "after")]
         b = best.get((name, "before"))
         ta, ca = ta + a[0], ca + a[1]
         if b is None:
-            print(f"{name:<14} {'-':>9} {a[0]:8.2f} {'-':>6} {'-':>11} {a[1]:10.2f} {'-':>6}")
+            print(f"{name:<14} {'-':>9} {a[0]:8.2f} {'-':>6} {'-':>11} {a[1]:10.2f} {'-':>6} "
+                  f"{digest(outs[(name, 'after')]):>12}")
             continue
         tb, cb = tb + b[0], cb + b[1]
-        print(f"{name:<14} {b[0]:9.2f} {a[0]:8.2f} {a[0] / b[0]:5.2f}x {b[1]:11.2f} {a[1]:10.2f} {a[1] / b[1]:5.2f}x  "
-              f"{agree(name)}")
+        print(f"{name:<14} {b[0]:9.2f} {a[0]:8.2f} {a[0] / b[0]:5.2f}x {b[1]:11.2f} {a[1]:10.2f} {a[1] / b[1]:5.2f}x "
+              f"{digest(outs[(name, 'after')]):>12}  {agree(name)}")
     if tb:
         print(f"{'all':<14} {tb:9.2f} {ta:8.2f} {ta / tb:5.2f}x {cb:11.2f} {ca:10.2f} {ca / cb:5.2f}x")
 

@@ -5,7 +5,9 @@ footage, same builds, cached; the structure cases bring cuts, inserts, missing s
 reordered shots, per-shot placements and moving framing): align,
 export to OTIO, EDL and FCP XML, rebuild the frame map from each file and compare it
 with the alignment's (and the CSV's column with it). Prints one row per case: frames,
-BG clips (runs), uncovered frames, whether each round trip is exact, and the export time.
+BG clips (runs), uncovered frames, whether each round trip is exact, the export time, and
+an md5 of the frame map (to compare runs, e.g. with and without an ffmpeg on PATH). Each
+align runs with a cold cache of its own.
 
     .venv/bin/python benchmarks/export.py [--cases a,b] [--suite temporal|structure|all]
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,15 +63,18 @@ def main() -> None:
         builds += [(c.name, "", lambda c=c: sb.build(c)) for c in sb.cases()]
     todo = [b for b in builds if not args.cases or b[0] in args.cases.split(",")]
     print(f"{'case':14s} {'fps':>9s} {'FG':>5s} {'runs':>5s} {'unc':>4s} {'otio':>5s} {'edl':>5s} {'fcpxml':>6s} "
-          f"{'csv':>5s} {'export s':>8s}")
+          f"{'csv':>5s} {'export s':>8s} {'map md5':>10s}")
     ok = True
     for name, rates, make in todo:
         bg, fg = make()
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
-            # `vidkompy-vs align` in its own process: a crash there is a row, not the end
+            # `vidkompy-vs align` in its own process: a crash there is a row, not the end; with
+            # a cold cache of its own, so the map is made in this run (not read back from an
+            # earlier run's, e.g. one with another ffmpeg on PATH)
+            env = dict(os.environ, VIDKOMPY_VS_CACHE=str(d / "cache"))
             p = subprocess.run([sys.executable, "-m", "vidkompy_vs", "-q", "align", str(bg), str(fg), "-o",
-                                str(d / "a.json")], capture_output=True, text=True, cwd=HERE.parent)
+                                str(d / "a.json")], capture_output=True, text=True, cwd=HERE.parent, env=env)
             if p.returncode != 0:
                 ok = False
                 msg = (p.stderr.strip().splitlines() or [""])[-1][:90]
@@ -80,7 +87,8 @@ def main() -> None:
         yes = {True: "ok", False: "FAIL"}
         print(f"{name:14s} {rates:>9s} {r['frames']:5d} {r['runs']:5d} {r['uncovered']:4d} "
               f"{yes[r['otio']]:>5s} {yes[r['edl']]:>5s} {yes[r['fcpxml']]:>6s} {yes[r['csv']]:>5s} "
-              f"{r['seconds']:8.2f}", flush=True)
+              f"{r['seconds']:8.2f} {hashlib.md5(repr(list(al.temporal.frame_map)).encode()).hexdigest()[:10]}",
+              flush=True)
     print("every round trip exact" if ok else "SOME ROUND TRIPS DIFFER")
     sys.exit(0 if ok else 1)
 

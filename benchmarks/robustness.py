@@ -30,9 +30,14 @@ found/true, wall time of ``align()``, and the notes/warnings it printed. Then th
 output is checked for the frame count and duration a player shows for FG (ffprobe
 ``-count_frames``; ``--no-comp`` skips it). About 2.5 minutes in all on 2 cores.
 ``--hide-ffmpeg``: the align processes get a PATH without ``ffmpeg`` and ``ffprobe``
-(building the cases, the truth and ``comp`` still use them).
+(building the cases, the truth and ``comp`` use the package's ffmpeg, ``ff.FFMPEG``,
+and PyAV, so the whole run also works under ``scripts/without-ffmpeg.sh``).
+``--nodes``: every case a second time with its files opened as VapourSynth nodes
+(``sources.open_video``, sound through ``open_audio``) and ``align(bg_node, fg_node)``;
+a second table compares map and placement with the file path's.
 
     .venv/bin/python benchmarks/robustness.py [--cases a,b] [--no-comp] [--comp-cases a,b] [--list] [--hide-ffmpeg]
+                                              [--nodes]
 """
 
 from __future__ import annotations
@@ -328,7 +333,14 @@ try:
     con = Console(file=buf, width=240, force_terminal=False, highlight=False)
     t0 = time.perf_counter()
     try:
-        a = align(sys.argv[1], sys.argv[2], console=con)
+        if len(sys.argv) > 4 and sys.argv[4] == "nodes":
+            # as a script would: each file opened as a node (its index built inside the
+            # timed run, as the file path builds it), sound as AudioNodes where there is some
+            from vidkompy_vs.sources import open_audio, open_video
+            a = align(open_video(sys.argv[1]), open_video(sys.argv[2]), console=con,
+                      bg_audio=open_audio(sys.argv[1]), fg_audio=open_audio(sys.argv[2]))
+        else:
+            a = align(sys.argv[1], sys.argv[2], console=con)
         out.update(seconds=time.perf_counter() - t0, map=a.temporal.frame_map, uncovered=a.temporal.uncovered,
                    tconf=a.temporal.confidence, tmethod=a.temporal.method, offset=a.temporal.offset_s,
                    rate=a.temporal.rate, x=a.spatial.x, y=a.spatial.y, scale=a.spatial.scale,
@@ -346,8 +358,9 @@ json.dump(out, open(sys.argv[3], "w"))
 """
 
 
-def run_align(bg: Path, fg: Path, path: str | None = None) -> dict:
-    """``path``: the PATH the align process gets (``--hide-ffmpeg``)."""
+def run_align(bg: Path, fg: Path, path: str | None = None, inputs: str = "files") -> dict:
+    """``path``: the PATH the align process gets (``--hide-ffmpeg``); ``inputs``: ``files``
+    (paths) or ``nodes`` (the files opened as VapourSynth nodes first, ``--nodes``)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
         if path is not None:
@@ -355,7 +368,7 @@ def run_align(bg: Path, fg: Path, path: str | None = None) -> dict:
         res = Path(tmp) / "r.json"
         t0 = time.perf_counter()
         try:
-            p = subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), str(res)], env=env, cwd=ROOT,
+            p = subprocess.run([sys.executable, "-c", RUNNER, str(bg), str(fg), str(res), inputs], env=env, cwd=ROOT,
                                capture_output=True, text=True, timeout=CASE_TIMEOUT)
         except subprocess.TimeoutExpired:
             return {"rc": "timeout", "error": f"timeout after {CASE_TIMEOUT} s", "seconds": CASE_TIMEOUT}
@@ -417,6 +430,49 @@ def run_comp(c: Case, bg: Path, fg: Path) -> dict:
         return r
 
 
+def judge(c: Case, r: dict, md5: list[str]) -> dict:
+    """One align result scored against the case's truth (the frames the aligner saw)."""
+    nfg = len(r["map"]) if r.get("map") else 0
+    fps_seen = r["fg"][3] / r["fg"][4] if r.get("fg") else float(FPS)
+    sets = truth_sets(c, md5, nfg, fps_seen) if nfg else []
+    exact, worst = score(r.get("map"), sets)
+    ncov = sum(1 for i, t in enumerate(sets) if t is not None and i < len(r.get("map") or []))
+    unc_true = sum(s is None for s in sets) if nfg else (c.fg.n - max(0, c.bg.start + c.bg.n - c.fg.start))
+    out = {"exact": exact, "maxerr": worst, "covered": ncov, "unc": f"{len(r.get('uncovered') or [])}/{unc_true}",
+           "fg_frames": nfg, "fg_expected": c.expect_frames or c.fg.n, "seconds": r.get("seconds"),
+           "status": "ok" if not r.get("error") else first_line(r["error"]), "dx": None, "dy": None, "scale": None}
+    if not r.get("error"):
+        out.update(dx=r["x"] - c.x, dy=r["y"] - c.y, scale=r["scale"])
+    return out
+
+
+def _node_table(rows: list[dict]) -> None:
+    """The cases again with their files opened as nodes, beside the file path's figures
+    (``same map``: the node run's frame map equals the file run's; ``dxy n-f``: the
+    largest difference of the two placements, BG px)."""
+    print("\nthe same cases, files opened as VapourSynth nodes (align(bg_node, fg_node, bg_audio=, fg_audio=))")
+    hdr = (f"{'case':16s} {'status':30s} {'exact%':>7s} {'maxerr':>6s} {'dx':>7s} {'dy':>7s} {'scale':>8s} "
+           f"{'unc':>7s} {'fgN':>7s} {'same map':>8s} {'dxy n-f':>8s} {'node s':>6s} {'file s':>6s}")
+    print(hdr)
+    print("-" * len(hdr))
+    tn = tf = 0.0
+    for row in rows:
+        n, f = row.get("nodes"), row.get("files")
+        if n is None or f is None:
+            continue
+        tn, tf = tn + (n["seconds"] or 0), tf + (f["seconds"] or 0)
+        if n["dx"] is None:
+            print(f"{row['case']:16s} {n['status'][:30]:30s} {'-':>7s}   (files: {f['status'][:30]})", flush=True)
+            continue
+        same = "yes" if row["nodes_map"] == row["files_map"] else "no"
+        dxy = (f"{max(abs(n['dx'] - f['dx']), abs(n['dy'] - f['dy'])):8.4f}" if f["dx"] is not None else f"{'-':>8s}")
+        print(f"{row['case']:16s} {n['status'][:30]:30s} {100 * n['exact']:7.2f} {n['maxerr']:6d} {n['dx']:+7.2f} "
+              f"{n['dy']:+7.2f} {n['scale']:8.4f} {n['unc']:>7s} {n['fg_frames']:>3d}/{n['fg_expected']:<3d} "
+              f"{same:>8s} {dxy} {n['seconds']:6.1f} {f['seconds']:6.1f}", flush=True)
+    if tf:
+        print(f"all cases: nodes {tn:.1f} s, files {tf:.1f} s, node/file {tn / tf:.2f}")
+
+
 # -- main --------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -425,8 +481,10 @@ def main() -> None:
     ap.add_argument("--comp-cases", default="baseline,bg_webm,fg_10bit,fg_editlist")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print tracebacks and all notes")
+    ap.add_argument("--nodes", action="store_true",
+                    help="also align every case with its files opened as VapourSynth nodes (a second table)")
     ap.add_argument("--hide-ffmpeg", action="store_true",
-                    help="align with no ffmpeg/ffprobe on PATH (making the cases, the truth and comp still use them)")
+                    help="align with no ffmpeg/ffprobe on PATH (cases, truth and comp use the package's ffmpeg)")
     args = ap.parse_args()
     align_path = path_without_ffmpeg(CACHE / "no-ffmpeg-bin") if args.hide_ffmpeg else None
 
@@ -462,18 +520,16 @@ def main() -> None:
         md5 = bg_md5(bg)
         r = run_align(bg, fg, align_path)
         row["result"] = {k: v for k, v in r.items() if k != "map"}
-        status = "ok" if not r.get("error") else first_line(r["error"])
-        row["status"] = status
-        nfg = len(r["map"]) if r.get("map") else 0
-        fps_seen = r["fg"][3] / r["fg"][4] if r.get("fg") else float(FPS)
-        sets = truth_sets(c, md5, nfg, fps_seen) if nfg else []
-        want_n = c.expect_frames or c.fg.n
-        exact, worst = score(r.get("map"), sets)
-        ncov = sum(1 for i, t in enumerate(sets) if t is not None and i < len(r.get("map") or []))
-        unc_true = sum(s is None for s in sets) if nfg else (c.fg.n - max(0, c.bg.start + c.bg.n - c.fg.start))
+        j = judge(c, r, md5)
+        status, exact, worst, nfg, want_n = j["status"], j["exact"], j["maxerr"], j["fg_frames"], j["fg_expected"]
         notes = notes_of(r.get("console", ""))
-        row.update(exact=exact, maxerr=worst, covered=ncov, unc=f"{len(r.get('uncovered') or [])}/{unc_true}",
-                   fg_frames=nfg, fg_expected=want_n, notes=notes, seconds=r.get("seconds"))
+        row.update(status=status, exact=exact, maxerr=worst, covered=j["covered"], unc=j["unc"], fg_frames=nfg,
+                   fg_expected=want_n, notes=notes, seconds=r.get("seconds"))
+        if args.nodes:
+            rn = run_align(bg, fg, align_path, "nodes")
+            row.update(files=j, files_map=r.get("map"), nodes=judge(c, rn, md5), nodes_map=rn.get("map"))
+            if rn.get("error") and args.verbose and rn.get("trace"):
+                print("    nodes: " + rn["trace"].replace("\n", "\n    "))
         if r.get("error"):
             row.update(dx=None, dy=None)
             print(f"{c.name:16s} {status[:30]:30s} {'-':>7s} {'-':>6s} {'-':>7s} {'-':>7s} {'-':>13s} {'-':>7s} "
@@ -496,6 +552,9 @@ def main() -> None:
         for n in notes:
             print(f"    {n[:300]}")
         rows.append(row)
+
+    if args.nodes:
+        _node_table(rows)
 
     comps = []
     if not args.no_comp:
@@ -525,7 +584,8 @@ def main() -> None:
                 print(f"    {e[:300]}")
 
     out = CACHE / "last-results.json"
-    out.write_text(json.dumps({"rows": rows, "comp": comps}, indent=1, default=str))
+    keep = [{k: v for k, v in r.items() if not k.endswith("_map")} for r in rows]
+    out.write_text(json.dumps({"rows": keep, "comp": comps}, indent=1, default=str))
     print(f"\n(total {time.perf_counter() - t_all:.0f} s; results in {out})")
 
 

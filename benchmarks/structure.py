@@ -40,7 +40,10 @@ cache; a crash or fallback is printed, never fatal. For ``letterbox`` and ``pans
 the composite (``filters.composite``, read through VapourSynth) is measured too, with
 the found and with the true alignment (luma PSNR; see :func:`composite_figures`).
 
-    .venv/bin/python benchmarks/structure.py [--cases a,b] [--timeout S] [--list]
+``--nodes``: every case a second time with its files opened as VapourSynth nodes (as
+``temporal.py --nodes``), a second table, and whether map and placement equal the file path's.
+
+    .venv/bin/python benchmarks/structure.py [--cases a,b] [--timeout S] [--list] [--nodes]
 """
 
 from __future__ import annotations
@@ -387,8 +390,10 @@ RUNNER = ("import logging\nlogging.basicConfig(level=logging.WARNING, format='%(
 assert "quiet=False" in RUNNER
 
 
-def run_align(bg: Path, fg: Path, timeout: float) -> dict:
-    """One align in a subprocess with a fresh cache: {seconds, rss_kb, al | None, notes, error}."""
+def run_align(bg: Path, fg: Path, timeout: float, inputs: str = "files") -> dict:
+    """One align in a subprocess with a fresh cache: {seconds, rss_kb, al | None, notes, error};
+    ``inputs``: ``files`` (paths) or ``nodes`` (the files opened as VapourSynth nodes first,
+    as temporal.py's ``--nodes``)."""
     from vidkompy_vs.alignment import Alignment
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -397,7 +402,8 @@ def run_align(bg: Path, fg: Path, timeout: float) -> dict:
         t0 = time.perf_counter()
         # Through a shell that forks it: a process started straight from this one inherits this
         # one's peak RSS at exec in its ru_maxrss (see temporal.py), and this one holds frames.
-        cmd = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", RUNNER, str(bg), str(fg), "default", str(res)]
+        cmd = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", RUNNER, str(bg), str(fg), "default", str(res),
+               inputs]
         p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
         try:
@@ -504,11 +510,26 @@ def composite_figures(case: Case, bgp: Path, fgp: Path, al, true_al, n: int = 12
     return out
 
 
-def measure(case: Case, timeout: float) -> dict:
+def footprints(case: Case, al) -> np.ndarray:
+    """FG's four footprint corners in BG px on every FG frame (NaN where there is none)."""
+    fw, fh = case.fg_size
+    out = np.full((len(case.f), 4, 2), np.nan)
+    for i in range(len(case.f)):
+        try:
+            x, y, s = al.spatial.at(i)
+        except (IndexError, TypeError, ValueError):
+            continue
+        out[i] = [(x + s * u, y + s * v) for u in (0, fw) for v in (0, fh)]
+    return out
+
+
+def measure(case: Case, timeout: float, inputs: str = "files", dec: float | None = None) -> dict:
+    """One case's row; ``inputs="nodes"``: the files opened as nodes; ``dec``: the decode time
+    when already measured (the node run reuses the file run's)."""
     bgp, fgp = build(case)
     sets = truth(case, bgp)
-    dec = temporal.decode_time(bgp, fgp)
-    r = run_align(bgp, fgp, timeout)
+    dec = temporal.decode_time(bgp, fgp) if dec is None else dec
+    r = run_align(bgp, fgp, timeout, inputs)
     al = r["al"]
     covered = [i for i, s in enumerate(sets) if s is not None]
     unc_true = {i for i, s in enumerate(sets) if s is None}
@@ -518,6 +539,7 @@ def measure(case: Case, timeout: float) -> dict:
            "shots_true": len(true_shots), "exact": float("nan"), "maxerr": -1}
     if al is not None:
         fmap = al.temporal.frame_map
+        row["_map"], row["_corners"] = list(fmap), footprints(case, al)
         row["exact"], row["maxerr"] = temporal.score(fmap, sets)
         e = corner_errors(case, al, covered)
         row["place_max"], row["place_med"] = float(e.max()), float(np.median(e))
@@ -583,11 +605,39 @@ HEADER = (f"{'case':13s} {'FG':>4s} {'BG':>4s} {'exact%':>7s} {'maxerr':>6s} {'p
           f"{'MB':>5s}  {'done? (misses)':15s} method (temporal/spatial)")
 
 
+def node_table(rows: list[dict], node_rows: list[dict]) -> None:
+    """The cases again with their files opened as VapourSynth nodes (``sources.open_video``,
+    sound through ``open_audio``): the same columns, then whether the frame map equals the
+    file path's and the largest distance between the two runs' footprint corners (BG px,
+    any FG frame), and the node run's time over the file run's."""
+    print("\nthe same cases, files opened as VapourSynth nodes (align(bg_node, fg_node, bg_audio=, fg_audio=))")
+    print(HEADER)
+    print("-" * len(HEADER))
+    for r in node_rows:
+        print_row(r)
+    print(f"\n{'case':13s} {'same map':>8s} {'corners n-f px':>14s} {'node s':>7s} {'file s':>7s} {'node/file':>9s}")
+    tn = tf = 0.0
+    for f, n in zip(rows, node_rows, strict=True):
+        if "_map" not in f or "_map" not in n:
+            print(f"{n['case']:13s} {'-':>8s} (no alignment: files {f['error'] or 'ok'}, nodes {n['error'] or 'ok'})")
+            continue
+        d = np.abs(n["_corners"] - f["_corners"])
+        both = ~np.isnan(d).any(axis=(1, 2))
+        gap = float(d[both].max()) if both.any() else float("nan")
+        tn, tf = tn + n["seconds"], tf + f["seconds"]
+        print(f"{n['case']:13s} {'yes' if n['_map'] == f['_map'] else 'no':>8s} {gap:14.4f} {n['seconds']:7.1f} "
+              f"{f['seconds']:7.1f} {n['seconds'] / f['seconds']:9.2f}", flush=True)
+    if tf:
+        print(f"all cases: nodes {tn:.1f} s, files {tf:.1f} s, node/file {tn / tf:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds one align may take")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--nodes", action="store_true",
+                    help="also run every case with its files opened as VapourSynth nodes (a second table)")
     args = ap.parse_args()
     every = cases()
     if args.list:
@@ -602,47 +652,59 @@ def main() -> None:
     t0 = time.perf_counter()
     print(HEADER)
     print("-" * len(HEADER))
-    rows = []
-    for c in todo:
+    rows, node_rows = [], []
+
+    def one(c: Case, inputs: str, dec: float | None = None) -> dict:
         try:
-            rows.append(measure(c, args.timeout))
+            return measure(c, args.timeout, inputs, dec)
         except Exception as e:  # noqa: BLE001 - a broken case is a row, not the end of the table
-            rows.append({"case": c.name, "fg": len(c.f), "bg": len(c.b), "seconds": float("nan"),
-                         "dec": float("nan"), "mb": 0, "notes": [], "unc_true": 0, "shots_true": 0,
-                         "exact": float("nan"), "maxerr": -1, "fails": ["failed"],
-                         "error": f"benchmark: {type(e).__name__}: {e}"[:300]})
+            return {"case": c.name, "fg": len(c.f), "bg": len(c.b), "seconds": float("nan"),
+                    "dec": float("nan"), "mb": 0, "notes": [], "unc_true": 0, "shots_true": 0,
+                    "exact": float("nan"), "maxerr": -1, "fails": ["failed"],
+                    "error": f"benchmark: {type(e).__name__}: {e}"[:300]}
+
+    for c in todo:
+        rows.append(one(c, "files"))
         print_row(rows[-1])
+        if args.nodes:
+            node_rows.append(dict(one(c, "nodes", rows[-1]["dec"]), inputs="nodes"))
+    if node_rows:
+        node_table(rows, node_rows)
     print("\nunc f/t/x: true uncovered FG frames flagged / true uncovered / covered frames flagged. shots(cut): "
           "FG shots found / true (true cuts found within 1 frame). place: worst footprint corner per covered FG "
           "frame, BG px, max and median. act px: worst edge of FG's picture area, FG px. done?: issue 10's "
           "'Done when' criteria missed (map: exact >= 99.5 % and max error <= 1; place: <= 0.5 px; unc: >= 95 % "
           "flagged, none falsely; comp: the composite criterion).")
-    for r in rows:
+    def label(r: dict) -> str:
+        return r["case"] + (" (nodes)" if r.get("inputs") == "nodes" else "")
+
+    for r in rows + node_rows:
         if "r6" in r:
             ok, n = r["r6"]
-            print(f"rule 6, {r['case']}: {ok} of {n} FG frames whose own frame BG lacks are on the nearest content")
-    comps = [r for r in rows if "comp" in r]
+            print(f"rule 6, {label(r)}: {ok} of {n} FG frames whose own frame BG lacks are on the nearest content")
+    comps = [r for r in rows + node_rows if "comp" in r]
     if comps:
         print("\ncomposite (filters.composite, luma PSNR dB, worst of 12 frames):")
         for r in comps:
             c = r["comp"]
             if "true_bg" in c:
-                print(f"  {r['case']}: FG region, found vs true-alignment composite {_f(c.get('found'), '.2f', 6)}; "
+                print(f"  {label(r)}: FG region, found vs true-alignment composite {_f(c.get('found'), '.2f', 6)}; "
                       f"vs BG: found {_f(c.get('found_bg'), '.2f', 6)}, true {_f(c.get('true_bg'), '.2f', 6)}, "
                       f"difference {_f(c.get('delta'), '.2f', 6)}")
             elif "found" in c:
-                print(f"  {r['case']}: whole frame vs the true composite: found alignment "
+                print(f"  {label(r)}: whole frame vs the true composite: found alignment "
                       f"{_f(c.get('found'), '.2f', 6)}, true alignment {_f(c.get('true_al'), '.2f', 6)}")
             if c.get("error"):
-                print(f"  {r['case']}: {c['error']}")
+                print(f"  {label(r)}: {c['error']}")
     print("\nwhat happened:")
-    for r in rows:
+    for r in rows + node_rows:
         said = ([f"ERROR {r['error']}"] if r["error"] else []) + r["notes"]
-        print(f"  {r['case']}: " + (" | ".join(dict.fromkeys(said))[:600] if said else "ok"))
+        print(f"  {label(r)}: " + (" | ".join(dict.fromkeys(said))[:600] if said else "ok"))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / "last-results.json"
-    out.write_text(json.dumps(rows, indent=1, default=str))
+    keep = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows + node_rows]
+    out.write_text(json.dumps(keep, indent=1, default=str))
     print(f"(results in {out})")
 
 

@@ -31,7 +31,8 @@ from .cache import cache_dir, file_key
 from .errors import VidkompyError
 from .fsutil import atomic_save_npy
 
-FP_VERSION = 3  # 2: decoded without autorotation; 3: decoded in-process (PyAV)
+FP_VERSION = 4  # 2: decoded without autorotation; 3: decoded in-process (PyAV); 4: the frame server's planes
+# made as PyAV's (full range, area-averaged), not limited-range bilinear
 DEFAULT_SIZE = (64, 36)
 
 Crop = tuple[int, int, int, int]  # x, y, w, h in source pixels
@@ -274,25 +275,25 @@ def _decode_av(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
 def _decode_vs(path: str, crop: Crop | None, size: tuple[int, int], progress: Progress | None,
                grab: Grab | None = None, grabbed: dict[int, np.ndarray] | None = None,
                live: Live | None = None) -> np.ndarray:
-    """All frames through VapourSynth/LWLibav (the renderer's own frame numbering)."""
+    """All frames through VapourSynth/LWLibav (the renderer's own frame numbering), the
+    planes made as the in-process decode makes them (full-range grey, every source pixel
+    averaged: :func:`nodes.node_fingerprints`'s way), so that a side read here and a side
+    read by PyAV are compared on the same scale (the cache holds either under one key)."""
     import vapoursynth as vs
 
+    from .nodes import _plane_node, _reduce, analysis_clip
     from .sources import open_video
 
     clip = open_video(path)
     kw: dict = {"matrix_in_s": "709"} if clip.format.color_family == vs.YUV else {}
     full = vs.core.resize.Bilinear(clip, format=vs.GRAY8, **kw) if grab is not None else None
-    if crop is not None:
-        cx, cy, cw, ch = crop
-        kw.update(src_left=cx, src_top=cy, src_width=cw, src_height=ch)
-    # zimg widens its kernel when shrinking, so this is anti-aliased like ffmpeg's 'area'
-    node = vs.core.resize.Bilinear(clip, width=size[0], height=size[1], format=vs.GRAY8, **kw)
+    node = _plane_node(analysis_clip(clip, "input"), crop, size)
     out = np.empty((node.num_frames, size[1], size[0]), np.uint8)
     want = set(grab.wanted(node.num_frames)) if grab is not None else set()
     if live is not None:
         live.start(out)
     for n, f in enumerate(node.frames(close=True)):
-        out[n] = np.asarray(f[0])
+        out[n] = _reduce(np.asarray(f[0]), size)
         if n in want and full is not None and grabbed is not None:
             # the source frame was just decoded: reading it again at full size is cheap
             img = np.array(full.get_frame(n)[0], copy=True)
