@@ -77,7 +77,8 @@ def clips() -> tuple[Path, Path]:
         # setpts: frames back to back at 25 fps (ffmpeg 9's -stream_loop leaves a one-frame gap
         # in the timestamps at each loop of a file with sound: a VFR BG, and a VFR FG cut from it)
         _ff("-stream_loop", "3", "-i", str(footage("bigbuckbunny.mp4")), "-vf",
-            "scale=1920:1080:flags=bicubic,setsar=1,setpts=N/25/TB", "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
+            "scale=1920:1080:flags=bicubic,setsar=1,setpts=N/25/TB", "-c:v", "libx264", "-preset", "veryfast",
+            "-bf", "3",
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(tmp))
         tmp.rename(bg)
     if not fg.exists():
