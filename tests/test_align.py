@@ -410,7 +410,7 @@ def test_bg_pass_runs_beside_the_footprint_search(clips: dict[str, Path], monkey
     monkeypatch.setattr(P, "fingerprint_pass", lambda inp, *a, **k: passes.append(inp.name) or real(inp, *a, **k))
     caplog.set_level(logging.DEBUG, logger="vidkompy_vs.align")
     monkeypatch.setenv("VIDKOMPY_VS_CACHE", str(tmp_path))  # (no planes from an earlier test)
-    con, _ = _console()
+    con, _ = quiet_console()
     a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
     assert seen and seen[0] >= 20 and passes == []
     stages = [str(r.args[-1]) for r in caplog.records if r.name == "vidkompy_vs.align" and r.args]
