@@ -349,3 +349,40 @@ def test_late_crop_stopped_or_miscounted_gives_nothing(clips: dict[str, Path]) -
     late = _late(v)
     late.settle(None, [])
     assert late.run() is None and late.miscounted
+
+
+@pytest.mark.parametrize("name", ["bframes", "ten", "full", "gop", "cut"])
+def test_late_crop_window_is_the_sequential_reads(clips: dict[str, Path], name: str) -> None:
+    """BG's window for the footprint search, taken from the early pass's held frames: the
+    reference frames the sequential BIDIR read gives, bit for bit (or nothing, the read
+    then made as before); nothing when the window would not fit the hold budget."""
+    import threading
+
+    from vidkompy_vs.sources import video_start
+    from vidkompy_vs.spatial.reads import window_frames
+
+    p = probe(clips[name])
+    fps, start, size = float(p.fps), video_start(p.path), (p.width // 3, p.height // 3)
+    late = _late(p)
+    t = threading.Thread(target=late.run)
+    t.start()
+    try:
+        for lo, hi in ((0, p.frames - 1), (17, 50)):
+            got = late.window(lo, hi, fps, start, size)
+            ref = window_frames(p.path, lo, hi, fps, size, src_size=(p.width, p.height))
+            if name != "cut":  # (an edit list: its timestamps may number the frames otherwise)
+                assert got is not None
+            if got is not None:
+                assert ref is not None and sorted(got) == sorted(ref), (name, lo)
+                assert all(np.array_equal(got[k], ref[k]) for k in got), (name, lo)
+    finally:
+        late.stop()
+        t.join(30)
+    small = _late(p, hold_bytes=10 * _frame_bytes(p))
+    t = threading.Thread(target=small.run)
+    t.start()
+    try:
+        assert small.window(0, p.frames - 1, fps, start, size) is None
+    finally:
+        small.stop()
+        t.join(30)

@@ -365,6 +365,13 @@ def cached_planes(cfile: Path, frames: int, size: tuple[int, int]) -> np.ndarray
     return planes if planes.shape == (frames, size[1], size[0]) else None
 
 
+# AVPictureType's B-frame
+_PICT_B = 3
+# codecs whose skip_frame=BIDIR decode leaves the other frames as a whole decode gives them
+# (no B-frame a later P-frame refers to: checked on H.264; HEVC's B slices are references)
+_SAME_REFS = frozenset({"h264"})
+
+
 class LateCrop:
     """One in-process decode of a whole input into fingerprints whose crop is known only
     later (BG's pass, begun before FG's footprint in it is found).
@@ -399,6 +406,8 @@ class LateCrop:
         self.decoded = 0  # frames decoded so far
         self.settled_at = -1  # how far the decode had got when the crop came
         self.miscounted = False  # the decode's frames were not the frame server's
+        self._full = False  # the held frames fill their budget (the decode waits for the crop)
+        self._ended = False  # the decode has ended (or failed)
 
     def settle(self, crop: Crop | None, want: Iterable[int]) -> None:
         """The crop the planes are cut to, and the full-size pictures wanted (the decode
@@ -415,10 +424,60 @@ class LateCrop:
             self._stop = True
             self._cv.notify_all()
 
+    def window(self, lo: int, hi: int, fps: float, start: float, size: tuple[int, int]) -> dict[int, np.ndarray] | None:
+        """What :func:`decode.window` (``skip="BIDIR"``, every frame, no ``want``) gives for
+        frames ``lo..hi`` at ``size``, taken from the held frames instead of a second decode:
+        the reference (non-B) frames, area-scaled grey by the same filters. Waits until the
+        decode is past ``hi`` (or holds all it may, or has ended); ``None`` when the held
+        frames do not cover the window (the crop came first, the budget ran out before
+        ``hi``) or are not numbered as the timestamps number them (the caller then decodes)."""
+        try:
+            video = decode.tracks(self.path).video
+        except (VidkompyError, decode.DecodeError, ValueError):
+            return None
+        if video is None or video.codec not in _SAME_REFS:
+            return None
+        with self._cv:
+            while self._crop is None and not self._stop and not self._full and not self._ended \
+                    and self.decoded <= hi:
+                if self._held and (hi + 1) * self._held_bytes > self.hold_bytes * len(self._held):
+                    return None  # (they will not fit the budget: no waiting for them)
+                self._cv.wait(0.02)
+            if self._crop is not None or self._stop or lo < 0 or len(self._held) <= hi:
+                return None
+            held = self._held[lo:hi + 1]
+        shrink = decode.Shrink(size)
+        shape = (size[1], size[0])
+        out: dict[int, np.ndarray] = {}
+        try:
+            for n, f in enumerate(held, lo):
+                if f.pts is None or f.time_base is None:
+                    return None
+                x = (float(f.pts * f.time_base) - start) * fps
+                if int(round(x)) != n or abs(x - n) > 0.25:
+                    return None
+                if int(f.pict_type) == _PICT_B:  # (a BIDIR decode skips B-frames)
+                    continue
+                img = shrink(f)
+                if img.shape != shape:
+                    return None
+                out[n] = img
+        except (VidkompyError, decode.DecodeError, ValueError):
+            return None
+        return out or None
+
     def run(self) -> np.ndarray | None:
         """The decode; the planes once it has settled and ended, ``None`` when the frame
         count is not ``frames`` (the frame server's), the file cannot be decoded here, or
         it was stopped."""
+        try:
+            return self._run()
+        finally:
+            with self._cv:
+                self._ended = True
+                self._cv.notify_all()
+
+    def _run(self) -> np.ndarray | None:
         shrink: decode.Shrink | None = None
         n = reported = 0
         try:
@@ -464,6 +523,9 @@ class LateCrop:
             size = 0 if frame is None else sum(p.buffer_size for p in frame.planes)
             while self._crop is None and not self._stop \
                     and (frame is None or self._held_bytes + size > self.hold_bytes):
+                if frame is not None and not self._full:
+                    self._full = True
+                    self._cv.notify_all()
                 self._cv.wait(0.1)  # memory stays bounded: the rest waits for the footprint
             if self._stop:
                 return None

@@ -105,8 +105,9 @@ class _Search:
     def run(self) -> Footprint | None:
         from ..spatial import scan_window
 
+        late = self.ctx.passes.bg_pass
         self.scan = scan_window(self.ctx.bg.clip, self.ctx.fg.clip, self.fg_samples, bg_path=self.ctx.bg.reads,
-                                scale=self.scale, at=ANCHOR_AT)
+                                scale=self.scale, at=ANCHOR_AT, held=late.window if late is not None else None)
         if self.scan is None:
             self.ctx.run.trace("anchored: no rough footprint in BG's window")
             return None

@@ -144,6 +144,23 @@ class LatePass:
         # piece of work the prepass has, and the rest fits around it)
         self.job = Job(self.late.run)
 
+    def window(self, lo: int, hi: int, fps: float, size: tuple[int, int]) -> dict[int, np.ndarray] | None:
+        """BG's window ``lo..hi`` at ``size`` as the footprint search's sequential read gives
+        it, from this pass's held frames (:meth:`fingerprint.LateCrop.window`); ``None``:
+        the search reads it itself."""
+        from ..sources import video_start
+
+        try:
+            start = video_start(self.bg.probe.path)
+        except VidkompyError:
+            return None
+        if start is None or fps <= 0:
+            return None
+        got = self.late.window(lo, hi, fps, start, size)
+        if got is not None:
+            self.run.trace(f"BG's window {lo}-{hi} from the early pass's frames")
+        return got
+
     def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
         """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
         cannot give them (a frame count not the frame server's, a file not decodable

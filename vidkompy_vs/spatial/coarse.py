@@ -300,14 +300,18 @@ def _fps(clip: vs.VideoNode) -> float:
 
 def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[np.ndarray] | None], *,
                 bg_path: str | vs.VideoNode, scale: float | None = None,
-                at: tuple[float, ...] = COARSE_AT) -> Scan | None:
+                at: tuple[float, ...] = COARSE_AT,
+                held: Callable[[int, int, float, tuple[int, int]], dict[int, np.ndarray] | None] | None = None
+                ) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
     one sequential decode at mid size (only the keyframes when the window is large and has
     at least :data:`KEY_MIN` of them; only the reference frames otherwise), and the search
     of FG's middle frames on them (:func:`coarse_core`). ``fg_imgs()`` gives those
     (full-size grey pictures of :func:`coarse_samples` ``at``, or ``None``); it is called
-    once BG's window is in, so it may wait for a decode that runs meanwhile.
+    once BG's window is in, so it may wait for a decode that runs meanwhile. ``held``
+    (lo, hi, fps, size): the same reference frames as the sequential decode gives them,
+    from a decode of BG that runs anyway (:meth:`fingerprint.LateCrop.window`), or ``None``.
 
     ``None`` when the window cannot be read that way (not numbered by constant
     rate timestamps) or no footprint stands out.
@@ -330,8 +334,11 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
             # its reference frames then, as the coarse search would read them anyway
             got = None
     if got is None:
-        got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh),
-                            every=max(1, math.ceil((hi - lo + 1) / 640)))
+        every = max(1, math.ceil((hi - lo + 1) / 640))
+        if held is not None and every == 1:
+            got = held(lo, hi, fps, mid[:2])
+        if got is None:
+            got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), every=every)
         if not got or len(got) < 3:
             return None
     cand = thin(sorted(got))
