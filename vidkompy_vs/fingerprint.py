@@ -192,6 +192,15 @@ class Live:
         return np.zeros((0, 1, 1), np.uint8) if planes is None else planes[:self.count]
 
 
+def cached_in_full(planes: np.ndarray, progress: Progress | None, live: Live | None) -> None:
+    """Planes from the cache: the pass's progress and its live readers see every frame done."""
+    if progress is not None:
+        progress(len(planes))
+    if live is not None:
+        live.start(planes)
+        live.count = len(planes)
+
+
 def _lowered(nice: int, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a thread of its own at ``nice`` more than now. Linux keeps a nice
     value per thread and the decoder's threads, started from it, inherit it; elsewhere it
@@ -329,11 +338,7 @@ def fingerprints(path: str | os.PathLike[str], *, frames: int, fps: float, crop:
     cfile = cache_file(path, crop, size, frames)
     planes = cached_planes(cfile, frames, size) if cache else None
     if planes is not None:
-        if progress is not None:
-            progress(frames)
-        if live is not None:
-            live.start(planes)
-            live.count = frames
+        cached_in_full(planes, progress, live)
     grabbed: dict[int, np.ndarray] = {}
     if planes is None:
         if decoder == "av":

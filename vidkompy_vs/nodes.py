@@ -226,13 +226,9 @@ def node_fingerprints(clip: vs.VideoNode, *, key: str | None, crop: fpm.Crop | N
     size = (int(size[0]), int(size[1]))
     n = clip.num_frames
     cfile = cache_dir("fingerprints") / f"node-{_hash(key, NODE_FP_VERSION, crop, size, n)}.npy" if key else None
-    planes = _cached(cfile, (n, size[1], size[0]))
+    planes = fpm.cached_planes(cfile, n, size) if cfile else None
     if planes is not None:
-        if progress is not None:
-            progress(n)
-        if live is not None:
-            live.start(planes)
-            live.count = n
+        fpm.cached_in_full(planes, progress, live)
         return fpm.Fingerprints(planes, float(clip.fps))
     want = {int(i) for i in grab or () if 0 <= int(i) < n}
     grabbed: dict[int, np.ndarray] = {}
@@ -259,16 +255,6 @@ def node_fingerprints(clip: vs.VideoNode, *, key: str | None, crop: fpm.Crop | N
 
 def _hash(*parts: object) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
-
-
-def _cached(cfile: Any, shape: tuple[int, int, int]) -> np.ndarray | None:
-    if cfile is None or not cfile.exists():
-        return None
-    try:
-        planes = np.load(cfile, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return planes if planes.shape == shape else None
 
 
 # -- window reads --------------------------------------------------------------------------

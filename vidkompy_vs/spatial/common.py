@@ -104,6 +104,25 @@ class Pyramid:
         return self._s[key]
 
 
+def resampled(fg: Pyramid, bg: Pyramid, p: Placement, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FG at placement ``p``'s scale on BG level ``k``, and BG resampled under it there."""
+    f = 2.0 ** -k
+    tpl = fg.scaled(p.scale * f)[0]
+    th, tw = tpl.shape
+    m = np.float32([[1, 0, p.x * f], [0, 1, p.y * f]])
+    warped = cv2.warpAffine(bg.grey(k), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return tpl, warped
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two same-shape pictures (0 when either is flat)."""
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
 def coarse_level(bw: int, bh: int, fw: float, fh: float) -> int:
     """Coarsest level with BG long side >= COARSE_LONG and footprint short side >= MIN_FOOT."""
     k = 0

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..alignment import Placement
-from .common import MIN_FOOT, Pyramid, fits, grad, resize
+from .common import MIN_FOOT, Pyramid, fits, grad, ncc, resampled, resize
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +48,8 @@ CONFIRM = 0.7
 def confirm_ncc(fg: Pyramid, bg: Pyramid, p: Placement, k: int) -> float:
     """NCC (mean of grey and gradient) of FG against BG resampled at ``p``, on level ``k``:
     the measure the grid ranks scales by, at one placement."""
-    f = 2.0 ** -k
-    g = fg.scaled(p.scale * f)[0]
-    th, tw = g.shape
-    m = np.float32([[1, 0, p.x * f], [0, 1, p.y * f]])
-    w = cv2.warpAffine(bg.grey(k), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_REPLICATE)
-    out = 0.0
-    for a, b in ((g, w), (grad(g), grad(w))):
-        a = a - a.mean()
-        b = b - b.mean()
-        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-        out += float((a * b).sum() / den) if den > 0 else 0.0
-    return out / 2
+    g, w = resampled(fg, bg, p, k)
+    return (ncc(g, w) + ncc(grad(g), grad(w))) / 2
 
 
 def _level(bg: Pyramid, fw: float, fh: float) -> int:

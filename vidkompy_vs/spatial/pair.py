@@ -39,7 +39,9 @@ from .common import (
     fits,
     grad,
     grey,
+    ncc,
     ncc_map,
+    resampled,
     resize,
     scale_grid,
 )
@@ -113,16 +115,7 @@ def ecc(tpl: np.ndarray, inp: np.ndarray, warp: np.ndarray, mode: int, iters: in
 
 def score_at(fg: Pyramid, bg: Pyramid, p: Placement, k: int) -> float:
     """NCC of FG against BG resampled at placement ``p``, on BG level ``k``."""
-    f = 2.0 ** -k
-    tpl = fg.scaled(p.scale * f)[0]
-    th, tw = tpl.shape
-    m = np.float32([[1, 0, p.x * f], [0, 1, p.y * f]])
-    warped = cv2.warpAffine(bg.grey(k), m, (tw, th), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_REPLICATE)
-    a = tpl - tpl.mean()
-    b = warped - warped.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+    return ncc(*resampled(fg, bg, p, k))
 
 
 # -- feature path -----------------------------------------------------------------------
