@@ -291,8 +291,9 @@ def _late(p, **kw) -> fpm.LateCrop:
 
 
 def _frame_bytes(p) -> int:
+    """What the early pass holds of one frame (its luma plane, or the whole frame)."""
     f = next(decode.frames_ahead(p.path, decode.tracks(p.path).video.index))
-    return sum(pl.buffer_size for pl in f.planes)
+    return _late(p)._held_item(f)[1]
 
 
 @pytest.mark.parametrize("name", ["bframes", "ten", "full", "cut"])
@@ -313,7 +314,7 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
     if when == "before":
         late.settle(crop, want)
     out: list = []
-    t = threading.Thread(target=lambda: out.append(late.run()))
+    t = threading.Thread(target=lambda: out.append(late.run()), daemon=True)
     t.start()
     if when != "before":
         deadline = time.monotonic() + 30
@@ -363,23 +364,27 @@ def test_late_crop_window_is_the_sequential_reads(clips: dict[str, Path], name: 
 
     p = probe(clips[name])
     fps, start, size = float(p.fps), video_start(p.path), (p.width // 3, p.height // 3)
-    late = _late(p)
-    t = threading.Thread(target=late.run)
-    t.start()
-    try:
-        for lo, hi in ((0, p.frames - 1), (17, 50)):
-            got = late.window(lo, hi, fps, start, size)
-            ref = window_frames(p.path, lo, hi, fps, size, src_size=(p.width, p.height))
-            if name != "cut":  # (an edit list: its timestamps may number the frames otherwise)
-                assert got is not None
-            if got is not None:
-                assert ref is not None and sorted(got) == sorted(ref), (name, lo)
-                assert all(np.array_equal(got[k], ref[k]) for k in got), (name, lo)
-    finally:
-        late.stop()
-        t.join(30)
-    small = _late(p, hold_bytes=10 * _frame_bytes(p))
-    t = threading.Thread(target=small.run)
+    for lo, hi in ((0, p.frames - 1), (17, 50)):
+        late = _late(p, window=fpm.WindowKeep(lo, hi, size, fps, start))
+        t = threading.Thread(target=late.run, daemon=True)
+        t.start()
+        try:
+            assert late.window(lo + 1, hi, fps, start, size) is None  # (not the window kept)
+            for keys, skip in ((False, "bidir"), (True, "nokey")):
+                got = late.window(lo, hi, fps, start, size, keys=keys)
+                ref = window_frames(p.path, lo, hi, fps, size, src_size=(p.width, p.height), skip=skip)
+                if name != "cut":  # (an edit list: its timestamps may number the frames otherwise)
+                    assert got is not None or (keys and ref is None)
+                if got is not None:
+                    assert ref is not None and sorted(got) == sorted(ref), (name, lo, skip)
+                    assert all(np.array_equal(got[k], ref[k]) for k in got), (name, lo, skip)
+        finally:
+            late.stop()
+            t.join(30)
+    # the hold fills before the window's end: the decode waits for the footprint, and
+    # the window is not waited for
+    small = _late(p, hold_bytes=10 * _frame_bytes(p), window=fpm.WindowKeep(0, p.frames - 1, size, fps, start))
+    t = threading.Thread(target=small.run, daemon=True)
     t.start()
     try:
         assert small.window(0, p.frames - 1, fps, start, size) is None

@@ -312,16 +312,31 @@ def refine_active(coarse: Coarse, frames: Sequence[np.ndarray] | np.ndarray, *, 
     inner = a[:, lim_t:fh - lim_b, lim_l:fw - lim_r]
     if inner.size == 0:
         return coarse.active(mod)
-    act = float(np.median(_line_stats(inner, axis=2)[0]))
-    motion = float(np.median(_line_stats(inner, axis=2)[1])) if a.shape[0] > 1 else math.inf
-    rows = _line_stats(a[:, :, lim_l:fw - lim_r], axis=2)
-    cols = _line_stats(a[:, lim_t:fh - lim_b, :], axis=1)
+    inner_stats = _line_stats(inner, axis=2)
+    act = float(np.median(inner_stats[0]))
+    motion = float(np.median(inner_stats[1])) if a.shape[0] > 1 else math.inf
+    # (only the lines an edge search can reach: each line's figures are its own)
+    n = [min(lim + FULL.edge, fh if i < 2 else fw) for i, lim in enumerate(coarse.limit)]
+    rows = _ends(a[:, :, lim_l:fw - lim_r], 1, n[0], n[1])
+    cols = _ends(a[:, lim_t:fh - lim_b, :], 2, n[2], n[3])
     found = []
-    for i, (stats, rev) in enumerate(((rows, False), (rows, True), (cols, False), (cols, True))):
-        lo, hi = coarse.bars[i], coarse.limit[i]
-        flat, still, level = (v[::-1][:hi + FULL.edge] if rev else v[:hi + FULL.edge] for v in stats)
-        found.append(_edge(flat, still, level, act, motion, lo, hi, coarse.sides()[i]))
+    for i, stats in enumerate((*rows, *cols)):
+        flat, still, level = (v[:n[i]] for v in stats)
+        found.append(_edge(flat, still, level, act, motion, coarse.bars[i], coarse.limit[i], coarse.sides()[i]))
     return _area(*found, fw, fh, mod)
+
+
+def _ends(a: np.ndarray, axis: int, first: int, last: int) -> tuple[tuple, tuple]:
+    """:func:`_line_stats` of the first ``first`` and the last ``last`` lines of (N, H, W)
+    frames along ``axis`` (1: rows, 2: columns), each counted from its own border."""
+    lines = a.shape[axis]
+    along = 2 if axis == 1 else 1
+    if first + last >= lines:
+        whole = _line_stats(a, axis=along)
+        return whole, tuple(v[::-1] for v in whole)
+    head = _line_stats(a.take(range(first), axis=axis), axis=along)
+    tail = _line_stats(a.take(range(lines - 1, lines - 1 - last, -1), axis=axis), axis=along)
+    return head, tail
 
 
 def _edge(flat: np.ndarray, still: np.ndarray, level: np.ndarray, act: float, motion: float, lo: int,

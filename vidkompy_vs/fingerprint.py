@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -377,17 +377,34 @@ _PICT_B = 3
 _SAME_REFS = frozenset({"h264"})
 
 
+class WindowKeep(NamedTuple):
+    """BG frames ``lo..hi`` the footprint search will read at ``size`` (grey, area-scaled),
+    kept by :class:`LateCrop` as they pass: every reference (non-B) frame with ``every``
+    1, else the keyframes only. Frame ``n`` is the one at ``start + n / fps``."""
+
+    lo: int
+    hi: int
+    size: tuple[int, int]
+    fps: float
+    start: float
+    every: int = 1
+
+
 class LateCrop:
     """One in-process decode of a whole input into fingerprints whose crop is known only
     later (BG's pass, begun before FG's footprint in it is found).
 
-    Until :meth:`settle` gives the crop, the decoded frames are held as they are, up to
-    ``hold_bytes`` (past that the decode waits for it); then each goes through the pass's
-    own filters cut to the crop (:class:`decode.Shrink`), so the planes are those of a
-    pass begun afterwards, bit for bit, however far the decode had got, and the cache
-    keeps them as such. The full-size grey pictures wanted (the refinement's BG partners,
-    known only with the footprint too) are kept from the held frames and from the later
-    ones as they pass (:func:`decode.gray8`, the frame server's pictures).
+    Until :meth:`settle` gives the crop, the decoded frames are held, up to ``hold_bytes``
+    (past that the decode waits for it); then each goes through the pass's own filters cut
+    to the crop (:class:`decode.Shrink`), so the planes are those of a pass begun
+    afterwards, bit for bit, however far the decode had got, and the cache keeps them as
+    such. A frame whose grey is its luma alone (:func:`decode.gray8_exact`) is held as
+    that plane, two thirds of a 4:2:0 frame, and cut from a frame of its own format
+    holding it (the grey the filters make reads the luma alone). The full-size grey
+    pictures wanted (the refinement's BG partners, known only with the footprint too) are
+    kept from the held frames and from the later ones as they pass (the frame server's
+    pictures); ``window``: the footprint search's mid-size frames, kept as they pass
+    (:meth:`window`).
 
     (Whole frames reduced to a small size, cut later, were tried first: a reduction that
     does not fall on the crop's pixel grid blurs the planes by a fraction of a pixel,
@@ -395,15 +412,17 @@ class LateCrop:
     """
 
     def __init__(self, path: str, *, frames: int, src: tuple[int, int], size: tuple[int, int], hold_bytes: int,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, window: WindowKeep | None = None) -> None:
         self.path, self.frames, self.src, self.size = path, frames, src, size
         self.hold_bytes = hold_bytes
         self.progress = progress
         # one spare row: a frame past ``frames`` says the count is not the frame server's
         self.planes = np.empty((frames + 1, size[1], size[0]), np.uint8)
         self.kept: dict[int, np.ndarray] = {}
-        self._held: list[Any] = []  # decoded frames (av.VideoFrame), frame 0 on
+        # decoded frames, frame 0 on: an av.VideoFrame, or (luma plane, colour range)
+        self._held: list[Any] = []
         self._held_bytes = 0
+        self._template: Any = None  # the frame a held luma plane is cut from
         self._crop: tuple[Crop | None] | None = None  # (crop,) once settled
         self._want: set[int] = set()
         self._cv = threading.Condition()
@@ -413,6 +432,11 @@ class LateCrop:
         self.miscounted = False  # the decode's frames were not the frame server's
         self._full = False  # the held frames fill their budget (the decode waits for the crop)
         self._ended = False  # the decode has ended (or failed)
+        self._keep = window
+        self._mid: dict[int, np.ndarray] = {}
+        self._mid_keys: set[int] = set()
+        self._mid_ok = window is not None
+        self._mid_shrink = decode.Shrink(window.size) if window is not None else None
 
     def settle(self, crop: Crop | None, want: Iterable[int]) -> None:
         """The crop the planes are cut to, and the full-size pictures wanted (the decode
@@ -429,13 +453,20 @@ class LateCrop:
             self._stop = True
             self._cv.notify_all()
 
-    def window(self, lo: int, hi: int, fps: float, start: float, size: tuple[int, int]) -> dict[int, np.ndarray] | None:
-        """What :func:`decode.window` (``skip="BIDIR"``, every frame, no ``want``) gives for
-        frames ``lo..hi`` at ``size``, taken from the held frames instead of a second decode:
-        the reference (non-B) frames, area-scaled grey by the same filters. Waits until the
-        decode is past ``hi`` (or holds all it may, or has ended); ``None`` when the held
-        frames do not cover the window (the crop came first, the budget ran out before
-        ``hi``) or are not numbered as the timestamps number them (the caller then decodes)."""
+    def window(self, lo: int, hi: int, fps: float, start: float, size: tuple[int, int], *,
+               keys: bool = False) -> dict[int, np.ndarray] | None:
+        """What :func:`decode.window` gives for frames ``lo..hi`` at ``size`` (``keys``:
+        ``skip="NONKEY"``, else ``skip="BIDIR"``, every frame, no ``want``), from the frames
+        kept as they passed (``window`` at construction) instead of a second decode: the
+        keyframes or the reference (non-B) frames, area-scaled grey by the same filters.
+        Waits until the decode is past ``hi`` (or has ended); ``None`` when that is not the
+        window kept, the decode waits for the crop before ``hi`` (the held frames fill
+        their budget), or the frames are not numbered as the timestamps number them (the
+        caller then decodes)."""
+        k = self._keep
+        if k is None or (k.lo, k.hi, k.size) != (lo, hi, size) or abs(k.fps - fps) > 1e-9 \
+                or abs(k.start - start) > 1e-9 or (k.every != 1 and not keys):
+            return None
         try:
             video = decode.tracks(self.path).video
         except (VidkompyError, decode.DecodeError, ValueError):
@@ -443,33 +474,30 @@ class LateCrop:
         if video is None or video.codec not in _SAME_REFS:
             return None
         with self._cv:
-            while self._crop is None and not self._stop and not self._full and not self._ended \
-                    and self.decoded <= hi:
-                if self._held and (hi + 1) * self._held_bytes > self.hold_bytes * len(self._held):
-                    return None  # (they will not fit the budget: no waiting for them)
+            while self._mid_ok and not self._stop and not self._ended and self.decoded <= hi:
+                if self._full and self._crop is None:
+                    return None  # (waiting for the footprint this window is to give)
                 self._cv.wait(0.02)
-            if self._crop is not None or self._stop or lo < 0 or len(self._held) <= hi:
+            if not self._mid_ok or self._stop or self.decoded <= hi:
                 return None
-            held = self._held[lo:hi + 1]
-        shrink = decode.Shrink(size)
-        shape = (size[1], size[0])
-        out: dict[int, np.ndarray] = {}
-        try:
-            for n, f in enumerate(held, lo):
-                if f.pts is None or f.time_base is None:
-                    return None
-                x = (float(f.pts * f.time_base) - start) * fps
-                if int(round(x)) != n or abs(x - n) > 0.25:
-                    return None
-                if int(f.pict_type) == _PICT_B:  # (a BIDIR decode skips B-frames)
-                    continue
-                img = shrink(f)
-                if img.shape != shape:
-                    return None
-                out[n] = img
-        except (VidkompyError, decode.DecodeError, ValueError):
-            return None
+            out = {n: img for n, img in self._mid.items() if not keys or n in self._mid_keys}
         return out or None
+
+    def picture(self, n: int) -> np.ndarray | None:
+        """Frame ``n`` at full size as the frame server's grey, when it is held as its luma
+        plane (before the crop comes): a read through the frame server spared."""
+        with self._cv:
+            item = self._held[n] if self._crop is None and 0 <= n < len(self._held) else None
+            tpl = self._template
+        if not isinstance(item, tuple) or tpl is None:
+            return None
+        return self._grey(item, tpl)
+
+    @staticmethod
+    def _grey(item: tuple[np.ndarray, int], tpl: Any) -> np.ndarray:
+        y, rng = item
+        bits = tpl.format.components[0].bits
+        return decode.to_gray8(y, bits, rng == 2 or tpl.format.name.startswith("yuvj"))
 
     def run(self) -> np.ndarray | None:
         """The decode; the planes once it has settled and ended, ``None`` when the frame
@@ -494,6 +522,7 @@ class LateCrop:
                     if n > self.frames:
                         self.miscounted = True
                         return None
+                    self._keep_mid(n, f)
                     crop = self._hold(f)
                     if self._stop:
                         return None
@@ -521,11 +550,46 @@ class LateCrop:
             self.progress(n - reported)
         return self.planes[:n]
 
+    def _keep_mid(self, n: int, frame: Any) -> None:
+        k = self._keep
+        if not self._mid_ok or k is None or not k.lo <= n <= k.hi:
+            return
+        if frame.pts is None or frame.time_base is None:
+            self._mid_ok = False
+            return
+        x = (float(frame.pts * frame.time_base) - k.start) * k.fps
+        if int(round(x)) != n or abs(x - n) > 0.25:
+            self._mid_ok = False  # (not numbered by a constant rate: the search decodes)
+            return
+        key = bool(frame.key_frame)
+        if not key and (k.every != 1 or int(frame.pict_type) == _PICT_B):
+            return
+        assert self._mid_shrink is not None
+        img = self._mid_shrink(frame)
+        if img.shape != (k.size[1], k.size[0]):
+            self._mid_ok = False
+            return
+        self._mid[n] = img
+        if key:
+            self._mid_keys.add(n)
+
+    def _held_item(self, frame: Any) -> tuple[Any, int]:
+        """What is held of ``frame`` and its bytes: its luma plane where that is all its
+        grey reads, else the frame."""
+        if decode.gray8_exact(frame.format.name) and (frame.width, frame.height) == self.src:
+            tpl = self._template
+            if tpl is None or tpl.format.name != frame.format.name:
+                tpl = self._template = _blank_like(frame)
+            if tpl is not None:
+                y = np.array(decode.luma(frame), copy=True)
+                return (y, int(frame.color_range)), y.nbytes
+        return frame, sum(p.buffer_size for p in frame.planes)
+
     def _hold(self, frame: Any) -> tuple[Crop | None] | None:
         """The crop, once settled; before, ``frame`` is held (waiting while the held
         frames fill their budget); at the end (``frame`` None), wait for the crop."""
+        item, size = (None, 0) if frame is None or self._crop is not None else self._held_item(frame)
         with self._cv:
-            size = 0 if frame is None else sum(p.buffer_size for p in frame.planes)
             while self._crop is None and not self._stop \
                     and (frame is None or self._held_bytes + size > self.hold_bytes):
                 if frame is not None and not self._full:
@@ -535,22 +599,53 @@ class LateCrop:
             if self._stop:
                 return None
             if self._crop is None:
-                self._held.append(frame)
+                self._held.append(item)
                 self._held_bytes += size
             return self._crop
 
     def _cut_held(self, shrink: decode.Shrink) -> None:
-        held, self._held, self._held_bytes = self._held, [], 0
-        for i, f in enumerate(held):
-            self._cut(i, f, shrink)
+        with self._cv:
+            held, self._held, self._held_bytes = self._held, [], 0
+        for i, item in enumerate(held):
+            self._cut(i, item, shrink)
             held[i] = None  # (let each go as soon as it is cut)
 
-    def _cut(self, n: int, frame: Any, shrink: decode.Shrink) -> None:
-        self.planes[n] = shrink(frame)
+    def _cut(self, n: int, item: Any, shrink: decode.Shrink) -> None:
+        if isinstance(item, tuple):
+            tpl = self._template
+            y, rng = item
+            _fill_luma(tpl, y)
+            tpl.color_range = rng
+            self.planes[n] = shrink(tpl)
+            if n in self._want:
+                self.kept[n] = self._grey(item, tpl)
+            return
+        self.planes[n] = shrink(item)
         if n in self._want:
-            img = decode.gray8(frame)
+            img = decode.gray8(item)
             if img is not None and img.shape == (self.src[1], self.src[0]):
                 self.kept[n] = img
+
+
+def _blank_like(frame: Any) -> Any:
+    """A frame of ``frame``'s format and size with buffers of its own (a decoder's frame
+    may share its buffers with the frames it refers to), or ``None``."""
+    import av
+
+    try:
+        tpl = av.VideoFrame(frame.width, frame.height, frame.format.name)
+    except (ValueError, TypeError, av.error.FFmpegError):
+        return None
+    tpl.time_base = frame.time_base
+    tpl.pts = 0
+    return tpl
+
+
+def _fill_luma(tpl: Any, y: np.ndarray) -> None:
+    p = tpl.planes[0]
+    dt = np.dtype("<u2" if y.dtype.itemsize == 2 else "u1")
+    view = np.frombuffer(memoryview(p), dt).reshape(p.height, p.line_size // dt.itemsize)
+    view[:, :p.width] = y
 
 
 def clear_cache() -> None:

@@ -251,6 +251,11 @@ def open_audio(path: str | os.PathLike[str]) -> vs.AudioNode | None:
 
 def probe(path: str | os.PathLike[str]) -> Probe:
     """Facts about ``path``; raises :class:`VidkompyError` for anything that is not a video."""
+    return probe_clip(path)[0]
+
+
+def probe_clip(path: str | os.PathLike[str]) -> tuple[Probe, vs.VideoNode]:
+    """:func:`probe` and the clip :func:`open_video` gives, which it opened to look."""
     p = _check_file(path)
     video, audio = _streams(p)
     if video is None:
@@ -265,7 +270,7 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         kind = "a still image" if video.codec in _IMAGE_CODECS else "a single frame"
         raise VidkompyError(f"{p}: is {kind}, not a video; make a clip of it first, e.g. "
                             f"ffmpeg -loop 1 -i {p.name} -t 10 -r 25 -pix_fmt yuv420p still.mp4")
-    return Probe(
+    return (Probe(
         path=str(p),
         width=clip.width,
         height=clip.height,
@@ -280,7 +285,7 @@ def probe(path: str | os.PathLike[str]) -> Probe:
         rotation=video.rotation,
         vfr=cfr_rate(video) is not None,
         sar=video.sar,
-    )
+    ), clip)
 
 
 _IMAGE_CODECS = {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "apng", "jpeg2000", "qoi", "ppm", "pgm",

@@ -148,7 +148,10 @@ class _Search:
         """FG frame ``f`` over BG frame ``k``, placed (with BG's picture), if it fits."""
         from ..spatial import estimate
 
-        bimg = frame_arrays(self.ctx.bg.clip, [k], gray=True)[0]
+        late = self.ctx.passes.bg_pass
+        bimg = late.picture(k) if late is not None else None
+        if bimg is None:
+            bimg = frame_arrays(self.ctx.bg.clip, [k], gray=True)[0]
         fimg = self.read_fg(f)
         pl = estimate(fimg, bimg, scale=self.scale, prior=self.scan.placement)
         if pl.confidence >= 0.6 and (pl.confidence < 0.9 or (self.scale is None and abs(pl.scale - 1.0) > 0.005)):

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from ..alignment import check_fits
 from ..errors import VidkompyError
-from ..sources import Probe, open_video, probe
+from ..sources import Probe, open_video, probe_clip
 from .run import Job, Run
 
 METHODS = ("auto", "audio", "visual")
@@ -102,10 +102,10 @@ class Input:
 
 
 class Probing:
-    """Both inputs' probes, started first thing (a cached result needs them too); each
-    then opens its frame-server clip, once the call knows it aligns (:meth:`decide`): the
-    two opens (an index read and a decoder set up each) run side by side, beside the
-    result-cache lookup, instead of one after the other on the main thread."""
+    """Both inputs' probes, started first thing (a cached result needs them too), side by
+    side and beside the result-cache lookup; each keeps the frame-server clip it opened
+    to look (an index read and a decoder set up), handed over once the call knows it
+    aligns (:meth:`decide`)."""
 
     def __init__(self, bg: str | os.PathLike[str], fg: str | os.PathLike[str]) -> None:
         self._got = (threading.Event(), threading.Event())
@@ -116,16 +116,12 @@ class Probing:
 
     def _one(self, i: int, path: str | os.PathLike[str]) -> tuple[Probe, Any]:
         try:
-            self._probes[i] = p = probe(path)
+            p, clip = probe_clip(path)  # (the clip it opened to look is the one an alignment reads)
+            self._probes[i] = p
         finally:
             self._got[i].set()
         self._decided.wait()
-        if not self._open:
-            return p, None
-        try:
-            return p, open_video(p.path)
-        except Exception:  # noqa: BLE001 - opened again where it is used, which reports it
-            return p, None
+        return p, clip if self._open else None
 
     def decide(self, open_clips: bool) -> None:
         """Whether the probes go on to open the clips (not for a cached result); the probe

@@ -25,7 +25,7 @@ from .run import Job, Run
 GRAB_BYTES = 96 << 20
 # BG's pass begins before the footprint is known: the frames it decodes until then are
 # held, up to this many bytes (past that it waits for the footprint)
-LATE_HOLD_BYTES = 256 << 20
+LATE_HOLD_BYTES = 288 << 20
 
 
 class Watch:
@@ -134,32 +134,33 @@ class LatePass:
     until the footprint is found, then cut to it; the partners the refinement wants are
     kept at full size from the same decode."""
 
-    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run) -> None:
+    def __init__(self, bg: Input, fs: FingerprintSettings, run: Run, window: fpm.WindowKeep | None = None) -> None:
         p = bg.probe
         self.bg, self.fs, self.run = bg, fs, run
         self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
         self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
-                                 hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames))
+                                 hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames),
+                                 window=window)
         # (at the usual priority, unlike FG's beside a search: BG's decode is the longest
         # piece of work the prepass has, and the rest fits around it)
         self.job = Job(self.late.run)
 
-    def window(self, lo: int, hi: int, fps: float, size: tuple[int, int]) -> dict[int, np.ndarray] | None:
+    def window(self, lo: int, hi: int, fps: float, size: tuple[int, int], keys: bool) -> dict[int, np.ndarray] | None:
         """BG's window ``lo..hi`` at ``size`` as the footprint search's sequential read gives
-        it, from this pass's held frames (:meth:`fingerprint.LateCrop.window`); ``None``:
-        the search reads it itself."""
-        from ..sources import video_start
-
-        try:
-            start = video_start(self.bg.probe.path)
-        except VidkompyError:
-            return None
+        it (``keys``: its keyframes), kept by this pass as they went by
+        (:meth:`fingerprint.LateCrop.window`); ``None``: the search reads it itself."""
+        start = _start(self.bg.probe.path)
         if start is None or fps <= 0:
             return None
-        got = self.late.window(lo, hi, fps, start, size)
+        got = self.late.window(lo, hi, fps, start, size, keys=keys)
         if got is not None:
-            self.run.trace(f"BG's window {lo}-{hi} from the early pass's frames")
+            self.run.trace(f"BG's window {lo}-{hi} ({'keyframes' if keys else 'reference frames'}) "
+                           "from the early pass")
         return got
+
+    def picture(self, n: int) -> np.ndarray | None:
+        """BG frame ``n`` at full size (grey) from the held frames, or ``None``."""
+        return self.late.picture(n)
 
     def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
         """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
@@ -189,6 +190,28 @@ class LatePass:
         """Stop the pass (if it still runs) and wait for it."""
         self.late.stop()
         self.job.join()
+
+
+def _start(path: str) -> float | None:
+    from ..sources import video_start
+
+    try:
+        return video_start(path)
+    except VidkompyError:
+        return None
+
+
+def bg_window(bg: Input, fg: Input, plan: Plan) -> fpm.WindowKeep | None:
+    """The mid-size frames of BG's window the anchored footprint search will read, kept by
+    BG's pass as they go by instead of a second decode of that stretch."""
+    from ..spatial.samples import scan_spec
+    from .plan import ANCHOR_AT
+
+    fps, start = float(bg.probe.fps), _start(bg.probe.path)
+    if not plan.anchored or start is None or fps <= 0:
+        return None
+    spec = scan_spec(bg.probe.frames, fg.probe.frames, fps, bg.size, fg.size, ANCHOR_AT)
+    return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), fps, start, spec.every)
 
 
 @dataclass
@@ -230,7 +253,7 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     if plan.visual and plan.searching and bg.node is None and bg.file_probe is None and not bg.probe.vfr \
             and fs.decoder == "av":
         run.trace("BG pass starts (early: cut to the footprint once it is found)")
-        bg_pass = LatePass(bg, fs, run)
+        bg_pass = LatePass(bg, fs, run, bg_window(bg, fg, plan))
     audio = early.audio if plan.use_audio else None
     fg_mid = None
     if audio is not None and not req.manual and fg.size != bg.size:

@@ -35,15 +35,20 @@ from .common import (
 from .fast import confirmed, keypoints, similarity
 from .pair import estimate_prior
 from .reads import FrameClock, window_frames
-from .samples import COARSE_AT, coarse_samples
+from .samples import (
+    COARSE_AT,
+    WINDOW_MAX,
+    MidSize,
+    mid_size,
+    scan_spec,
+    window_plan,
+)
 
 if TYPE_CHECKING:
     import vapoursynth as vs
 
 log = logging.getLogger(__name__)
 
-# Longest BG window (frames) read sequentially; beyond it random reads touch fewer frames.
-WINDOW_MAX = 3000
 # Keyframe pass of the coarse search (:func:`coarse_from_clips`): used with at least
 # KEY_MIN keyframes in the window and an NCC peak of KEY_NCC1 there; the search on the
 # stretch of reference frames it points to is kept with an NCC peak of KEY_NCC.
@@ -62,23 +67,6 @@ class Coarse(NamedTuple):
     stats: dict[str, float]  # decode_s, reads, compute_s, compute_cpu_s (and key_frames, key_ncc, stretch)
 
 
-class WindowPlan(NamedTuple):
-    """FG samples and the BG window searched for them (first and last frame)."""
-
-    fg_samples: list[int]
-    lo: int
-    hi: int
-
-
-class MidSize(NamedTuple):
-    """BG's mid-size copies: their size and factors from full size."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-
-
 class CoreResult(NamedTuple):
     """The reduced search on a set of BG candidates."""
 
@@ -86,23 +74,6 @@ class CoreResult(NamedTuple):
     picks: list[int]  # each FG sample's partner among the candidates
     scale: float  # the search scale chosen
     score: float  # its NCC peak on the small copies
-
-
-def window_plan(nf: int, nb: int, fps: float, at: tuple[float, ...] = COARSE_AT) -> WindowPlan:
-    """FG samples and the BG window searched for them: several seconds either side of
-    the proportional time (BG may start earlier or later)."""
-    fidx = coarse_samples(nf, at)
-    centres = [int(round(i * nb / nf)) for i in fidx]
-    half = max(8, int(round(4.0 * fps)))
-    return WindowPlan(fidx, max(0, min(centres) - half), min(nb - 1, max(centres) + half))
-
-
-def mid_size(bw: int, bh: int, fw: int, fh: int) -> MidSize:
-    """Mid-size BG copies (zimg, or FFmpeg's scaler while decoding): long side ~480, FG's
-    footprint at scale 1 at least 48 px on its short side."""
-    fm = min(1.0, max(480 / max(bw, bh), 48 / min(fw, fh)))
-    sw, sh = max(16, int(round(bw * fm))), max(16, int(round(bh * fm)))
-    return MidSize(sw, sh, sw / bw, sh / bh)
 
 
 def small_factor(sw: int, sh: int, fg_mid: np.ndarray) -> float:
@@ -301,7 +272,7 @@ def _fps(clip: vs.VideoNode) -> float:
 def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[np.ndarray] | None], *,
                 bg_path: str | vs.VideoNode, scale: float | None = None,
                 at: tuple[float, ...] = COARSE_AT,
-                held: Callable[[int, int, float, tuple[int, int]], dict[int, np.ndarray] | None] | None = None
+                held: Callable[[int, int, float, tuple[int, int], bool], dict[int, np.ndarray] | None] | None = None
                 ) -> Scan | None:
     """The first half of :func:`coarse_from_clips`, for a caller that then finds the
     frame pairs itself (from FG's fingerprints): BG's window around FG's middle read by
@@ -310,8 +281,9 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     of FG's middle frames on them (:func:`coarse_core`). ``fg_imgs()`` gives those
     (full-size grey pictures of :func:`coarse_samples` ``at``, or ``None``); it is called
     once BG's window is in, so it may wait for a decode that runs meanwhile. ``held``
-    (lo, hi, fps, size): the same reference frames as the sequential decode gives them,
-    from a decode of BG that runs anyway (:meth:`fingerprint.LateCrop.window`), or ``None``.
+    (lo, hi, fps, size, keys): the same keyframes (``keys``) or reference frames as the
+    sequential decode gives them, from a decode of BG that runs anyway
+    (:meth:`fingerprint.LateCrop.window`), or ``None``.
 
     ``None`` when the window cannot be read that way (not numbered by constant
     rate timestamps) or no footprint stands out.
@@ -319,14 +291,14 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
     bw, bh, fw, fh = bg.width, bg.height, fg.width, fg.height
     check_fit(fw, fh, bw, bh, scale)
     fps = _fps(bg)
-    fg_samples, lo, hi = window_plan(fg.num_frames, bg.num_frames, fps, at)
-    if hi - lo + 1 > WINDOW_MAX:  # (long inputs) the middle of it: its keyframes are read
-        lo = max(0, (lo + hi) // 2 - WINDOW_MAX // 2)
-        hi = min(bg.num_frames - 1, lo + WINDOW_MAX - 1)
-    mid = mid_size(bw, bh, fw, fh)
+    spec = scan_spec(bg.num_frames, fg.num_frames, fps, (bw, bh), (fw, fh), at, key_pixels=KEY_PIXELS)
+    fg_samples, lo, hi, mid = spec.fg_samples, spec.lo, spec.hi, spec.mid
     got = None
-    if (hi - lo + 1) * bw * bh >= KEY_PIXELS:
-        got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), skip="nokey")
+    if spec.large:
+        # (the keyframes: from the pass that decodes BG anyway, else a decode of them)
+        got = held(lo, hi, fps, mid[:2], True) if held is not None else None
+        if got is None:
+            got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), skip="nokey")
         if not got:
             return None
         if len(got) < KEY_MIN:
@@ -334,9 +306,9 @@ def scan_window(bg: vs.VideoNode, fg: vs.VideoNode, fg_imgs: Callable[[], list[n
             # its reference frames then, as the coarse search would read them anyway
             got = None
     if got is None:
-        every = max(1, math.ceil((hi - lo + 1) / 640))
+        every = spec.every
         if held is not None and every == 1:
-            got = held(lo, hi, fps, mid[:2])
+            got = held(lo, hi, fps, mid[:2], False)
         if got is None:
             got = window_frames(bg_path, lo, hi, fps, mid[:2], src_size=(bw, bh), every=every)
         if not got or len(got) < 3:
