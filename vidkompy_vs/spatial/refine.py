@@ -5,6 +5,7 @@ positions (BG framing pans or zooms relative to FG) becomes a per-frame track.""
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,8 @@ class _PairEstimates:
             full = estimate_full(fm, bm, scale)
             if full.confidence > mid.confidence:
                 out[m] = mid = full
-        for order in (range(m + 1, len(ids)), range(m - 1, -1, -1)):
+
+        def side(order: range) -> None:
             last = mid
             for i in order:
                 pr = last if last.confidence >= 0.5 else prior
@@ -86,6 +88,25 @@ class _PairEstimates:
                                             fallback=False)
                 if e.confidence >= 0.5:
                     last = e
+
+        # the two sides are independent chains, and OpenCV lets go of the interpreter: side
+        # by side on two cores (the decodes have ended by now)
+        err: list[BaseException] = []
+
+        def later_side() -> None:
+            try:
+                side(range(m + 1, len(ids)))
+            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
+                err.append(e)
+
+        later = threading.Thread(target=later_side, daemon=True)
+        later.start()
+        try:
+            side(range(m - 1, -1, -1))
+        finally:
+            later.join()
+        if err:
+            raise err[0]
         return out  # type: ignore[return-value]
 
 
