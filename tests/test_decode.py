@@ -311,6 +311,7 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
     # (midway: the budget holds 20 frames, so the decode waits there for the crop)
     late = _late(p, hold_bytes=20 * _frame_bytes(p) if when == "midway" else 64 << 20)
     want = [3, 30, p.frames // 2, p.frames - 1]
+    held_pic = None
     if when == "before":
         late.settle(crop, want)
     out: list = []
@@ -323,13 +324,19 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
             time.sleep(0.01)
         time.sleep(0.2)
         assert late.decoded == stop_at and t.is_alive()  # (waiting for the crop)
+        # a held frame at full size, as the frame server's grey (the anchored pair's BG)
+        held_pic = late.picture(3)
         late.settle(crop, want)
+        assert late.picture(3) is None  # (cut: no longer held)
+        assert held_pic is not None
     t.join()
     assert out[0] is not None and np.array_equal(out[0], direct.planes)
     assert late.settled_at == {"before": 0, "midway": 20, "after": p.frames}[when]
     assert sorted(late.kept) == want
     for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
         assert np.array_equal(late.kept[j], r), (name, j)
+    if when != "before":
+        assert np.array_equal(held_pic, late.kept[3]), name
 
 
 def test_late_crop_stopped_or_miscounted_gives_nothing(clips: dict[str, Path]) -> None:
