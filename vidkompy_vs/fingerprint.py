@@ -483,10 +483,14 @@ class LateCrop:
             out = {n: img for n, img in self._mid.items() if not keys or n in self._mid_keys}
         return out or None
 
-    def picture(self, n: int) -> np.ndarray | None:
+    def picture(self, n: int, *, wait: bool = False) -> np.ndarray | None:
         """Frame ``n`` at full size as the frame server's grey, when it is held as its luma
-        plane (before the crop comes): a read through the frame server spared."""
+        plane (before the crop comes): a read through the frame server spared. ``wait``:
+        until the decode has got there (or holds all it may, or has ended)."""
         with self._cv:
+            while wait and self._crop is None and not self._stop and not self._full and not self._ended \
+                    and len(self._held) <= n:
+                self._cv.wait(0.02)
             item = self._held[n] if self._crop is None and 0 <= n < len(self._held) else None
             tpl = self._template
         if not isinstance(item, tuple) or tpl is None:

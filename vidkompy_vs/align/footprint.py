@@ -145,7 +145,12 @@ def _audio_pair(ctx: Context, line: tuple[float, float]) -> Footprint | None:
         return None
     fg_mid = ctx.passes.fg_mid
     fimg = fg_mid.get() if fg_mid is not None else frame_arrays(ctx.fg.clip, [fmid], gray=True)[0]
-    bimg = frame_arrays(ctx.bg.clip, [j], gray=True)[0]
+    # (from BG's pass when it holds that frame: a random read decodes from the keyframe
+    # before it, beside the pass)
+    late = ctx.passes.bg_pass
+    bimg = late.picture(j, wait=True) if late is not None else None
+    if bimg is None:
+        bimg = frame_arrays(ctx.bg.clip, [j], gray=True)[0]
     ctx.passes.have_bg[j] = bimg
     pl = estimate(fimg, bimg, scale=ctx.req.scale)
     if pl.confidence < 0.6:

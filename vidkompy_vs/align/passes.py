@@ -158,9 +158,10 @@ class LatePass:
                            "from the early pass")
         return got
 
-    def picture(self, n: int) -> np.ndarray | None:
-        """BG frame ``n`` at full size (grey) from the held frames, or ``None``."""
-        return self.late.picture(n)
+    def picture(self, n: int, wait: bool = False) -> np.ndarray | None:
+        """BG frame ``n`` at full size (grey) from the held frames (``wait``: until the pass
+        gets there), or ``None``."""
+        return self.late.picture(n, wait=wait)
 
     def prints(self, crop: fpm.Crop | None, grab: list[int]) -> fpm.Fingerprints | None:
         """BG's fingerprints on ``crop`` with the pictures ``grab``; ``None`` when the pass
