@@ -69,6 +69,18 @@ class _Search:
             return self.watch.frames[f]
         return frame_arrays(self.ctx.fg.clip, [f], gray=True)[0]
 
+    def read_bg(self, k: int) -> np.ndarray:
+        """BG frame ``k`` at full size (grey). It is one of the window's reference frames:
+        a sequential decode of the reference frames up to it (``window_frames``) costs a
+        fraction of a random read, which decodes every frame from the keyframe before it."""
+        from ..spatial import window_frames
+
+        size = self.bg_probe.width, self.bg_probe.height
+        got = window_frames(self.ctx.bg.reads, k, k, self.bfps, size, src_size=size, want={k})
+        if got is not None and k in got:
+            return got[k]
+        return frame_arrays(self.ctx.bg.clip, [k], gray=True)[0]
+
     def crop(self, img: np.ndarray, pl: Placement, fx: float, fy: float) -> np.ndarray | None:
         """FG's footprint ``pl`` cut from ``img`` (a BG picture at fx, fy of full size),
         at fingerprint size."""
@@ -151,7 +163,7 @@ class _Search:
         late = self.ctx.passes.bg_pass
         bimg = late.picture(k) if late is not None else None
         if bimg is None:
-            bimg = frame_arrays(self.ctx.bg.clip, [k], gray=True)[0]
+            bimg = self.read_bg(k)
         fimg = self.read_fg(f)
         pl = estimate(fimg, bimg, scale=self.scale, prior=self.scan.placement)
         if pl.confidence >= 0.6 and (pl.confidence < 0.9 or (self.scale is None and abs(pl.scale - 1.0) > 0.005)):
