@@ -165,6 +165,11 @@ class Grab:
     height: int
     pix_fmt: str = "yuv420p"
     on_frame: Grabbed | None = None
+    # any other frame of ``spare`` (first, last) goes to ``on_spare`` as well, while they
+    # fit ``spare_bytes`` (pictures a search may want, kept as they pass)
+    spare: tuple[int, int] | None = None
+    spare_bytes: int = 0
+    on_spare: Grabbed | None = None
 
     def wanted(self, frames: int) -> list[int]:
         return sorted({int(i) for i in self.indices if 0 <= int(i) < frames})
@@ -249,6 +254,8 @@ def _decode_av(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
     want = set(grab.wanted(expect)) if grab is not None and grabbed is not None else set()
     shape = (grab.height, grab.width) if grab is not None else None
     on_frame = grab.on_frame if grab is not None else None
+    spare_left = grab.spare_bytes if grab is not None and grab.spare and grab.on_spare else 0
+    s_lo, s_hi = grab.spare if spare_left else (0, -1)
     shrink = decode.Shrink(size, crop)
     n = reported = 0
     try:
@@ -266,6 +273,11 @@ def _decode_av(path: str, crop: Crop | None, size: tuple[int, int], expect: int,
                         grabbed[n] = img
                         if on_frame is not None:
                             on_frame(n, img)
+                elif spare_left > 0 and s_lo <= n <= s_hi:
+                    img = decode.gray8(f)
+                    if img is not None and img.shape == shape:
+                        spare_left -= img.nbytes
+                        grab.on_spare(n, img)  # type: ignore[union-attr,misc]
                 n += 1
                 if live is not None:
                     live.count = min(n, expect)

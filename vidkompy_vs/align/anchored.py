@@ -65,9 +65,8 @@ class _Search:
         return [self.read_fg(i) for i in self.samples]
 
     def read_fg(self, f: int) -> np.ndarray:
-        if f in self.watch.frames and not self.watch.live.failed:
-            return self.watch.frames[f]
-        return frame_arrays(self.ctx.fg.clip, [f], gray=True)[0]
+        got = self.watch.picture(f)
+        return got if got is not None else frame_arrays(self.ctx.fg.clip, [f], gray=True)[0]
 
     def read_bg(self, k: int) -> np.ndarray:
         """BG frame ``k`` at full size (grey). It is one of the window's reference frames:

@@ -170,6 +170,8 @@ def anchored_footprint(ctx: Context) -> Footprint | None:
     except Exception as e:  # noqa: BLE001 - the coarse search is the fallback
         ctx.run.fell_back(f"anchored footprint skipped ({type(e).__name__}: {e})")
         return None
+    finally:
+        ctx.passes.watch.spare.clear()  # (only this search pairs them)
 
 
 def coarse_footprint(ctx: Context) -> Footprint | None:

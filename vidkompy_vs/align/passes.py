@@ -26,6 +26,10 @@ GRAB_BYTES = 96 << 20
 # BG's pass begins before the footprint is known: the frames it decodes until then are
 # held, up to this many bytes (past that it waits for the footprint)
 LATE_HOLD_BYTES = 288 << 20
+# FG's pass keeps its pictures the anchored footprint search may pair (those across BG's
+# window), as they pass, up to this many bytes: a random read of one costs a decode from
+# the keyframe before it
+SPARE_BYTES = 64 << 20
 
 
 class Watch:
@@ -35,10 +39,20 @@ class Watch:
     def __init__(self, inp: Input) -> None:
         self.live = fpm.Live()
         self.frames: dict[int, np.ndarray] = {}
+        self.spare: dict[int, np.ndarray] = {}  # other pictures kept for the footprint search
         self._cut = inp.cut
 
     def on_frame(self, i: int, img: np.ndarray) -> None:
         self.frames[i] = self._cut(img)
+
+    def on_spare(self, i: int, img: np.ndarray) -> None:
+        self.spare[i] = self._cut(img)
+
+    def picture(self, i: int) -> np.ndarray | None:
+        """FG frame ``i`` at full size (grey) if the pass kept it (and numbered it right)."""
+        if self.live.failed:
+            return None
+        return self.frames.get(i, self.spare.get(i))
 
     def wait(self, ids: list[int], job: Job) -> bool:
         """Until the pictures ``ids`` are in (True) or the pass has ended (False if not)."""
@@ -51,8 +65,9 @@ class Watch:
 
 def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings, run: Run, label: str,
                      grab: list[int] | tuple[int, ...] | None = None, nice: int = 0,
-                     watch: Watch | None = None) -> fpm.Fingerprints:
-    """One decode of ``inp`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full size."""
+                     watch: Watch | None = None, spare: tuple[int, int] | None = None) -> fpm.Fingerprints:
+    """One decode of ``inp`` (cropped to ``crop``) into fingerprints, keeping ``grab`` at full
+    size (and, for ``watch``, the frames ``spare`` = (first, last) within :data:`SPARE_BYTES`)."""
     p = inp.file
     if inp.node is not None:
         from ..nodes import node_fingerprints
@@ -63,7 +78,9 @@ def fingerprint_pass(inp: Input, crop: fpm.Crop | None, fs: FingerprintSettings,
                                    name=inp.name)
         prints.frames = {i: inp.cut(img) for i, img in prints.frames.items()}
         return prints
-    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None) if grab else None
+    g = fpm.Grab(grab, p.width, p.height, p.pix_fmt, on_frame=watch.on_frame if watch else None,
+                 spare=spare if watch else None, spare_bytes=SPARE_BYTES,
+                 on_spare=watch.on_spare if watch else None) if grab else None
     prints = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=inp.file_crop(crop), size=fs.size,
                               # a VFR input is read at a constant rate by the frame server only: the
                               # decoder's frames could number the same and still be other frames
@@ -202,6 +219,18 @@ def _start(path: str) -> float | None:
         return None
 
 
+def fg_spare(bg: Input, fg: Input, plan: Plan) -> tuple[int, int] | None:
+    """FG's frames across BG's window of the anchored search (first, last)."""
+    from ..spatial.samples import scan_spec
+    from .plan import ANCHOR_AT
+
+    nb, nf, fps = bg.probe.frames, fg.probe.frames, float(bg.probe.fps)
+    if not plan.anchored or fps <= 0 or nb < 1:
+        return None
+    spec = scan_spec(nb, nf, fps, bg.size, fg.size, ANCHOR_AT)
+    return max(0, math.floor(spec.lo * nf / nb) - 1), min(nf - 1, math.ceil((spec.hi + 1) * nf / nb))
+
+
 def bg_window(bg: Input, fg: Input, plan: Plan) -> fpm.WindowKeep | None:
     """The mid-size frames of BG's window the anchored footprint search will read, kept by
     BG's pass as they go by instead of a second decode of that stretch."""
@@ -247,7 +276,7 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     watch = Watch(fg)
     fs = settings.fingerprint
     fg_pass = Job(fingerprint_pass, fg, None, fs, run, "decoding FG", plan.fg_grab,
-                  nice=plan.fg_nice, watch=watch) if plan.visual else None
+                  nice=plan.fg_nice, watch=watch, spare=fg_spare(bg, fg, plan)) if plan.visual else None
     bg_pass = None
     # (a caller's node goes through the frame server, a VFR input is read at a constant
     # rate by it alone, and a file the frame server opens cut is none of this: their own pass)
