@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import decode
 from .. import fingerprint as fpm
 from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
@@ -241,6 +242,12 @@ def bg_window(bg: Input, fg: Input, plan: Plan) -> fpm.WindowKeep | None:
     if not plan.anchored or start is None or fps <= 0:
         return None
     spec = scan_spec(bg.probe.frames, fg.probe.frames, fps, bg.size, fg.size, ANCHOR_AT)
+    # (a window past what the pass holds before it waits for the footprint never comes
+    # from it: the search reads it itself, and nothing is kept for it)
+    p = bg.probe
+    per = p.width * p.height * ((2 if p.bits > 8 else 1) if decode.gray8_exact(p.pix_fmt) else 4)
+    if spec.hi + 2 > LATE_HOLD_BYTES // max(1, per):
+        return None
     return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), fps, start, spec.every)
 
 
