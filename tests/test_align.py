@@ -347,6 +347,28 @@ def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], mo
     assert s.scale == pytest.approx(1.0, abs=0.005)
 
 
+def test_anchored_search_reads_nothing_twice(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    # The passes hand the anchored search everything it looks at: BG's window (kept by
+    # BG's pass as it went by), the BG frame of the pair (held by that pass), the FG
+    # frames (kept by FG's): no second decode of the window, no read through the frame server
+    from vidkompy_vs.align import anchored as A
+    from vidkompy_vs.spatial import coarse as C
+
+    def no_read(*a, **k):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(A, "frame_arrays", no_read)
+    monkeypatch.setattr(C, "window_frames", no_read)
+    monkeypatch.setenv("VIDKOMPY_VS_CACHE", str(tmp_path))  # (no planes from an earlier test)
+    con, said = quiet_console()
+    a = align(clips["bg"], clips["silent_fg"], console=con, cache=False)
+    assert "skipped" not in said.getvalue()  # (the anchored finder ran through, no fallback)
+    assert a.temporal.frame_map == list(range(30, 130)) and a.spatial.method != "template"
+    s = a.spatial
+    assert abs(s.x + 80 * s.scale - 140) < 0.1 and abs(s.y + 60 * s.scale - 100) < 0.1
+
+
 def test_fg_filling_bg_at_scale_2_without_sound(clips: dict[str, Path], tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # FG is all of BG at half size (a resolution change, the common 1080p-over-720p case),

@@ -187,6 +187,20 @@ def test_fingerprint_pass_keeps_the_frame_servers_pictures(clips: dict[str, Path
         assert np.abs(f.planes[j] - full[small]).mean() < 2.0, (name, j)
 
 
+def test_fingerprint_pass_keeps_spare_pictures_within_their_budget(clips: dict[str, Path]) -> None:
+    """The pictures a search may pair, beyond the ones asked for: those of the range given,
+    as the frame server's grey, until their bytes would pass the budget."""
+    p = probe(clips["bframes"])
+    bytes_each = p.width * p.height
+    spare: dict[int, np.ndarray] = {}
+    g = fpm.Grab([2], p.width, p.height, p.pix_fmt, spare=(5, 40), spare_bytes=10 * bytes_each,
+                 on_spare=spare.__setitem__)
+    f = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), size=(32, 18), cache=False, grab=g)
+    assert sorted(f.frames) == [2] and sorted(spare) == list(range(5, 15))
+    for j, r in zip(sorted(spare), frame_arrays(open_video(p.path), sorted(spare), gray=True)):
+        assert np.array_equal(spare[j], r), j
+
+
 def test_fingerprint_pass_falls_back_when_frames_number_otherwise(clips: dict[str, Path]) -> None:
     """VFR read at a constant rate: the in-process pass cannot number its frames as the
     frame server does, says so (None), and fingerprints() redoes it through the frame server."""
