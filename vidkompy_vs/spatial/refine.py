@@ -5,8 +5,8 @@ positions (BG framing pans or zooms relative to FG) becomes a per-frame track.""
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,22 +91,10 @@ class _PairEstimates:
 
         # the two sides are independent chains, and OpenCV lets go of the interpreter: side
         # by side on two cores (the decodes have ended by now)
-        err: list[BaseException] = []
-
-        def later_side() -> None:
-            try:
-                side(range(m + 1, len(ids)))
-            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
-                err.append(e)
-
-        later = threading.Thread(target=later_side, daemon=True)
-        later.start()
-        try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            later = pool.submit(side, range(m + 1, len(ids)))
             side(range(m - 1, -1, -1))
-        finally:
-            later.join()
-        if err:
-            raise err[0]
+            later.result()  # (its error, if any, raised here)
         return out  # type: ignore[return-value]
 
 
