@@ -35,7 +35,8 @@ from .errors import VidkompyError
 DecodeError = av.error.FFmpegError  # what PyAV raises on input FFmpeg cannot read
 
 __all__ = ["DecodeError", "VideoTrack", "AudioTrack", "Tracks", "tracks", "discarded_packets", "open_input", "frames",
-           "frames_ahead", "luma", "Shrink", "gray8", "gray8_exact", "to_gray8", "window", "audio"]
+           "frames_ahead", "luma", "Shrink", "gray8", "gray8_exact", "to_gray8", "full_range", "frame_number",
+           "window", "audio"]
 
 
 # -- the streams ----------------------------------------------------------------------
@@ -283,8 +284,9 @@ def to_gray8(y: np.ndarray, bits: int, full_range: bool) -> np.ndarray:
     return np.clip(np.rint(y * (219.0 / ((1 << bits) - 1)) + 16.0), 0, 255).astype(np.uint8)
 
 
-def _full_range(frame: av.VideoFrame) -> bool:
-    return frame.color_range == 2 or frame.format.name.startswith("yuvj")  # 2: AVCOL_RANGE_JPEG
+def full_range(color_range: int, pix_fmt: str) -> bool:
+    """Whether a frame's samples span the full range (flagged so, or a ``yuvj`` format)."""
+    return color_range == 2 or pix_fmt.startswith("yuvj")  # 2: AVCOL_RANGE_JPEG
 
 
 def gray8(frame: av.VideoFrame) -> np.ndarray | None:
@@ -292,7 +294,15 @@ def gray8(frame: av.VideoFrame) -> np.ndarray | None:
     pixel format whose grey the frame server makes otherwise (RGB, packed YUV)."""
     if not gray8_exact(frame.format.name):
         return None
-    return to_gray8(luma(frame), frame.format.components[0].bits, _full_range(frame))
+    return to_gray8(luma(frame), frame.format.components[0].bits, full_range(frame.color_range, frame.format.name))
+
+
+def frame_number(t: float, start: float, fps: float) -> int | None:
+    """The frame that time ``t`` (s) numbers at ``fps`` from ``start``, or ``None`` when it
+    lies more than a quarter frame off a whole one (not numbered by a constant rate)."""
+    x = (t - start) * fps
+    n = int(round(x))
+    return n if abs(x - n) <= 0.25 else None
 
 
 class Shrink:
@@ -365,9 +375,8 @@ def window(path: str | Path, lo: int, hi: int, fps: float, start: float, size: t
                     continue
                 if f.pts is None:
                     return None
-                x = (float(f.pts * tb) - start) * fps
-                n = int(round(x))
-                if n <= last or abs(x - n) > 0.25:  # not numbered by a constant rate
+                n = frame_number(float(f.pts * tb), start, fps)
+                if n is None or n <= last:  # not numbered by a constant rate
                     return None
                 last = n
                 if n > hi:

@@ -512,8 +512,7 @@ class LateCrop:
     @staticmethod
     def _grey(item: tuple[np.ndarray, int], tpl: Any) -> np.ndarray:
         y, rng = item
-        bits = tpl.format.components[0].bits
-        return decode.to_gray8(y, bits, rng == 2 or tpl.format.name.startswith("yuvj"))
+        return decode.to_gray8(y, tpl.format.components[0].bits, decode.full_range(rng, tpl.format.name))
 
     def run(self) -> np.ndarray | None:
         """The decode; the planes once it has settled and ended, ``None`` when the frame
@@ -570,11 +569,8 @@ class LateCrop:
         k = self._keep
         if not self._mid_ok or k is None or not k.lo <= n <= k.hi:
             return
-        if frame.pts is None or frame.time_base is None:
-            self._mid_ok = False
-            return
-        x = (float(frame.pts * frame.time_base) - k.start) * k.fps
-        if int(round(x)) != n or abs(x - n) > 0.25:
+        if frame.pts is None or frame.time_base is None \
+                or decode.frame_number(float(frame.pts * frame.time_base), k.start, k.fps) != n:
             self._mid_ok = False  # (not numbered by a constant rate: the search decodes)
             return
         key = bool(frame.key_frame)
