@@ -639,6 +639,12 @@ class LateCrop:
                 self.kept[n] = img
 
 
+def held_bytes(width: int, height: int, pix_fmt: str, bits: int) -> int:
+    """About what :class:`LateCrop` holds of one frame of this kind (its luma plane, or,
+    for RGB and packed formats, the whole frame)."""
+    return width * height * ((2 if bits > 8 else 1) if decode.gray8_exact(pix_fmt) else 4)
+
+
 def _blank_like(frame: Any) -> Any:
     """A frame of ``frame``'s format and size with buffers of its own (a decoder's frame
     may share its buffers with the frames it refers to), or ``None``."""

@@ -10,15 +10,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import decode
 from .. import fingerprint as fpm
 from ..audio import AudioMatch, load_audio, match_audio
 from ..errors import VidkompyError
 from ..fsutil import atomic_save_npy
 from ..settings import AudioSettings, FingerprintSettings, Settings
 from ..sources import Probe, frame_arrays, has_audio
+from ..spatial.reads import start_time
+from ..spatial.samples import ScanSpec, scan_spec
 from .inputs import Input, Probing, Request
-from .plan import Plan
+from .plan import ANCHOR_AT, Plan
 from .run import Job, Run
 
 # Full-size BG pictures kept from the BG fingerprint pass for the spatial refinement (the
@@ -167,7 +168,7 @@ class LatePass:
         """BG's window ``lo..hi`` at ``size`` as the footprint search's sequential read gives
         it (``keys``: its keyframes), kept by this pass as they went by
         (:meth:`fingerprint.LateCrop.window`); ``None``: the search reads it itself."""
-        start = _start(self.bg.probe.path)
+        start = start_time(self.bg.probe.path)
         if start is None or fps <= 0:
             return None
         got = self.late.window(lo, hi, fps, start, size, keys=keys)
@@ -211,44 +212,35 @@ class LatePass:
         self.job.join()
 
 
-def _start(path: str) -> float | None:
-    from ..sources import video_start
-
-    try:
-        return video_start(path)
-    except VidkompyError:
+def anchor_spec(bg: Input, fg: Input, plan: Plan) -> ScanSpec | None:
+    """BG's window the anchored footprint search will read (:func:`spatial.scan_window`),
+    or ``None`` (no anchored search)."""
+    fps = float(bg.probe.fps)
+    if not plan.anchored or fps <= 0 or bg.probe.frames < 1:
         return None
+    return scan_spec(bg.probe.frames, fg.probe.frames, fps, bg.size, fg.size, ANCHOR_AT)
 
 
-def fg_spare(bg: Input, fg: Input, plan: Plan) -> tuple[int, int] | None:
-    """FG's frames across BG's window of the anchored search (first, last)."""
-    from ..spatial.samples import scan_spec
-    from .plan import ANCHOR_AT
-
-    nb, nf, fps = bg.probe.frames, fg.probe.frames, float(bg.probe.fps)
-    if not plan.anchored or fps <= 0 or nb < 1:
+def fg_spare(fg: Input, bg: Input, spec: ScanSpec | None) -> tuple[int, int] | None:
+    """FG's frames across BG's window ``spec`` (first, last)."""
+    if spec is None:
         return None
-    spec = scan_spec(nb, nf, fps, bg.size, fg.size, ANCHOR_AT)
+    nb, nf = bg.probe.frames, fg.probe.frames
     return max(0, math.floor(spec.lo * nf / nb) - 1), min(nf - 1, math.ceil((spec.hi + 1) * nf / nb))
 
 
-def bg_window(bg: Input, fg: Input, plan: Plan) -> fpm.WindowKeep | None:
-    """The mid-size frames of BG's window the anchored footprint search will read, kept by
-    BG's pass as they go by instead of a second decode of that stretch."""
-    from ..spatial.samples import scan_spec
-    from .plan import ANCHOR_AT
-
-    fps, start = float(bg.probe.fps), _start(bg.probe.path)
-    if not plan.anchored or start is None or fps <= 0:
+def bg_window(bg: Input, spec: ScanSpec | None) -> fpm.WindowKeep | None:
+    """The mid-size frames of BG's window ``spec``, kept by BG's pass as they go by instead
+    of a second decode of that stretch."""
+    p = bg.probe
+    start = start_time(p.path) if spec is not None else None
+    if spec is None or start is None:
         return None
-    spec = scan_spec(bg.probe.frames, fg.probe.frames, fps, bg.size, fg.size, ANCHOR_AT)
     # (a window past what the pass holds before it waits for the footprint never comes
     # from it: the search reads it itself, and nothing is kept for it)
-    p = bg.probe
-    per = p.width * p.height * ((2 if p.bits > 8 else 1) if decode.gray8_exact(p.pix_fmt) else 4)
-    if spec.hi + 2 > LATE_HOLD_BYTES // max(1, per):
+    if spec.hi + 2 > LATE_HOLD_BYTES // max(1, fpm.held_bytes(p.width, p.height, p.pix_fmt, p.bits)):
         return None
-    return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), fps, start, spec.every)
+    return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), float(p.fps), start, spec.every)
 
 
 @dataclass
@@ -282,15 +274,16 @@ def start_passes(bg: Input, fg: Input, req: Request, plan: Plan, settings: Setti
     run.trace("FG pass starts")
     watch = Watch(fg)
     fs = settings.fingerprint
+    spec = anchor_spec(bg, fg, plan)
     fg_pass = Job(fingerprint_pass, fg, None, fs, run, "decoding FG", plan.fg_grab,
-                  nice=plan.fg_nice, watch=watch, spare=fg_spare(bg, fg, plan)) if plan.visual else None
+                  nice=plan.fg_nice, watch=watch, spare=fg_spare(fg, bg, spec)) if plan.visual else None
     bg_pass = None
     # (a caller's node goes through the frame server, a VFR input is read at a constant
     # rate by it alone, and a file the frame server opens cut is none of this: their own pass)
     if plan.visual and plan.searching and bg.node is None and bg.file_probe is None and not bg.probe.vfr \
             and fs.decoder == "av":
         run.trace("BG pass starts (early: cut to the footprint once it is found)")
-        bg_pass = LatePass(bg, fs, run, bg_window(bg, fg, plan))
+        bg_pass = LatePass(bg, fs, run, bg_window(bg, spec))
     audio = early.audio if plan.use_audio else None
     fg_mid = None
     if audio is not None and not req.manual and fg.size != bg.size:

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 _SKIP = {"bidir": "BIDIR", "nokey": "NONKEY"}
 
 
-def _start_time(path: str) -> float | None:
+def start_time(path: str) -> float | None:
+    """Start time of ``path``'s video stream (:func:`sources.video_start`), ``None`` when
+    it gives none or the file cannot be read."""
     from ..sources import video_start
 
     try:
@@ -48,7 +50,7 @@ def window_frames(path: str | vs.VideoNode, lo: int, hi: int, fps: float, size: 
 
         return node_window(path, lo, hi, size, want=want, every=every, skip=skip)
     if start is None:
-        start = _start_time(path)
+        start = start_time(path)
     if start is None or fps <= 0:
         return None
     return decode.window(path, lo, hi, fps, start, size, src_size=src_size, want=want, every=every,
