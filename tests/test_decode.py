@@ -311,10 +311,11 @@ def _frame_bytes(p) -> int:
 
 
 @pytest.mark.parametrize("name", ["bframes", "ten", "full", "cut"])
-@pytest.mark.parametrize("when", ["before", "midway", "after"])
+@pytest.mark.parametrize("when", ["before", "midway", "after", "spilled"])
 def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str, when: str) -> None:
     """BG's early pass, its crop given before it starts, midway, or after it has decoded
-    everything: the planes are the direct pass's, bit for bit (the cache keeps them as
+    everything (``spilled``: most of it held in the spill file, memory holding 10
+    frames): the planes are the direct pass's, bit for bit (the cache keeps them as
     such); the pictures wanted are the frame server's."""
     import threading
     import time
@@ -324,8 +325,10 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
     direct = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=(32, 18), cache=False)
     # (midway: the budget holds 20 frames, so the decode waits there for the crop)
     late = _late(p, hold_bytes=20 * _frame_bytes(p) if when == "midway" else 64 << 20)
+    if when == "spilled":
+        late = _late(p, hold_bytes=10 * _frame_bytes(p), spill_bytes=64 << 20)
     want = [3, 30, p.frames // 2, p.frames - 1]
-    held_pic = None
+    held_pic = spilled_pic = None
     if when == "before":
         late.settle(crop, want)
     out: list = []
@@ -340,17 +343,45 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
         assert late.decoded == stop_at and t.is_alive()  # (waiting for the crop)
         # a held frame at full size, as the frame server's grey (the anchored pair's BG)
         held_pic = late.picture(3)
+        spilled_pic = late.picture(p.frames // 2)
         late.settle(crop, want)
         assert late.picture(3) is None  # (cut: no longer held)
         assert held_pic is not None
     t.join()
     assert out[0] is not None and np.array_equal(out[0], direct.planes)
-    assert late.settled_at == {"before": 0, "midway": 20, "after": p.frames}[when]
+    assert late.settled_at == {"before": 0, "midway": 20, "after": p.frames, "spilled": p.frames}[when]
     assert sorted(late.kept) == want
     for j, r in zip(want, frame_arrays(open_video(p.path), want, gray=True)):
         assert np.array_equal(late.kept[j], r), (name, j)
     if when != "before":
         assert np.array_equal(held_pic, late.kept[3]), name
+    if when == "spilled" and late._spill.used:  # (a format whose frames are held whole: none spilled)
+        assert spilled_pic is not None and np.array_equal(spilled_pic, late.kept[p.frames // 2]), name
+    assert late._spill._file is None  # (the spill file is gone once the planes are cut)
+
+
+def test_late_crop_spill_is_bounded(clips: dict[str, Path]) -> None:
+    """Memory and the spill file both full: the decode waits for the crop there, and the
+    planes are still the direct pass's."""
+    import threading
+    import time
+
+    p = probe(clips["bframes"])
+    crop = (37, 21, 201, 151)
+    fb = _frame_bytes(p)
+    late = _late(p, hold_bytes=10 * fb, spill_bytes=12 * fb)
+    t = threading.Thread(target=late.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    last = -1
+    while late.decoded != last and time.monotonic() < deadline:
+        last = late.decoded
+        time.sleep(0.3)
+    assert 10 < late.decoded < min(23, p.frames) and t.is_alive() and late._spill.used > 0
+    late.settle(crop, [])
+    t.join(30)
+    direct = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=(32, 18), cache=False)
+    assert late.planes is not None and np.array_equal(late.planes[:p.frames], direct.planes)
 
 
 def test_late_crop_stopped_or_miscounted_gives_nothing(clips: dict[str, Path]) -> None:

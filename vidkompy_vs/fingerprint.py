@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -416,7 +417,9 @@ class LateCrop:
     pictures wanted (the refinement's BG partners, known only with the footprint too) are
     kept from the held frames and from the later ones as they pass (the frame server's
     pictures); ``window``: the footprint search's mid-size frames, kept as they pass
-    (:meth:`window`).
+    (:meth:`window`). Luma planes past ``hold_bytes`` go to a temporary file, up to
+    ``spill_bytes`` (:class:`Spill`), before the decode waits: the pass then gets past a
+    window that memory alone cannot hold instead of the search decoding it again.
 
     (Whole frames reduced to a small size, cut later, were tried first: a reduction that
     does not fall on the crop's pixel grid blurs the planes by a fraction of a pixel,
@@ -424,9 +427,10 @@ class LateCrop:
     """
 
     def __init__(self, path: str, *, frames: int, src: tuple[int, int], size: tuple[int, int], hold_bytes: int,
-                 progress: Progress | None = None, window: WindowKeep | None = None) -> None:
+                 progress: Progress | None = None, window: WindowKeep | None = None, spill_bytes: int = 0) -> None:
         self.path, self.frames, self.src, self.size = path, frames, src, size
         self.hold_bytes = hold_bytes
+        self._spill = Spill(spill_bytes)
         self.progress = progress
         # one spare row: a frame past ``frames`` says the count is not the frame server's
         self.planes = np.empty((frames + 1, size[1], size[0]), np.uint8)
@@ -505,6 +509,8 @@ class LateCrop:
                 self._cv.wait(0.02)
             item = self._held[n] if self._crop is None and 0 <= n < len(self._held) else None
             tpl = self._template
+        if isinstance(item, Spilled):
+            item = self._spill.get(item)
         if not isinstance(item, tuple) or tpl is None:
             return None
         return self._grey(item, tpl)
@@ -524,6 +530,8 @@ class LateCrop:
             with self._cv:
                 self._ended = True
                 self._cv.notify_all()
+            if self._crop is not None or self._stop:
+                self._spill.close()  # (else a picture may still be read from it)
 
     def _run(self) -> np.ndarray | None:
         shrink: decode.Shrink | None = None
@@ -586,14 +594,19 @@ class LateCrop:
             self._mid_keys.add(n)
 
     def _held_item(self, frame: Any) -> tuple[Any, int]:
-        """What is held of ``frame`` and its bytes: its luma plane where that is all its
-        grey reads, else the frame."""
+        """What is held of ``frame`` and its bytes in memory: its luma plane where that is
+        all its grey reads (in the spill file once memory holds all it may), else the frame."""
         if decode.gray8_exact(frame.format.name) and (frame.width, frame.height) == self.src:
             tpl = self._template
             if tpl is None or tpl.format.name != frame.format.name:
                 tpl = self._template = _blank_like(frame)
             if tpl is not None:
-                y = np.array(decode.luma(frame), copy=True)
+                y = decode.luma(frame)
+                if self._held_bytes + y.nbytes > self.hold_bytes:
+                    spilled = self._spill.put(frame, int(frame.color_range))
+                    if spilled is not None:
+                        return spilled, 0
+                y = np.array(y, copy=True)
                 return (y, int(frame.color_range)), y.nbytes
         return frame, sum(p.buffer_size for p in frame.planes)
 
@@ -619,8 +632,13 @@ class LateCrop:
         with self._cv:
             held, self._held, self._held_bytes = self._held, [], 0
         for i, item in enumerate(held):
+            if isinstance(item, Spilled):
+                item = self._spill.get(item)
+                if item is None:
+                    raise ValueError("a held plane could not be read back")  # (the pass fails: one of its own)
             self._cut(i, item, shrink)
             held[i] = None  # (let each go as soon as it is cut)
+        self._spill.close()
 
     def _cut(self, n: int, item: Any, shrink: decode.Shrink) -> None:
         if isinstance(item, tuple):
@@ -637,6 +655,79 @@ class LateCrop:
             img = decode.gray8(item)
             if img is not None and img.shape == (self.src[1], self.src[0]):
                 self.kept[n] = img
+
+
+class Spilled(NamedTuple):
+    """Where :class:`Spill` wrote a luma plane: its buffer as the decoder laid it out."""
+
+    offset: int
+    nbytes: int
+    height: int
+    stride: int  # samples per line in the buffer
+    width: int
+    wide: bool  # 16-bit samples
+    color_range: int
+
+
+class Spill:
+    """Luma planes held past the memory budget, in an unnamed temporary file (the system's
+    temporary folder; gone with the process however it ends), up to ``limit`` bytes.
+    Written from the decoder's buffer without a copy and read back once each; the page
+    cache holds them meanwhile, where the system can give the memory back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # (counted in the planes' own bytes, as memory's budget is)
+        self.used = 0  # bytes written (the planes with their line padding)
+        self.counted = 0
+        self._file: Any = None
+        self._lock = threading.Lock()
+        self._broken = limit <= 0
+
+    def put(self, frame: Any, color_range: int) -> Spilled | None:
+        """``frame``'s luma plane written out, or ``None`` (full, or the file failed)."""
+        p = frame.planes[0]
+        wide = frame.format.components[0].bits > 8
+        nbytes = p.line_size * p.height
+        own = p.width * p.height * (2 if wide else 1)
+        with self._lock:
+            if self._broken or self.counted + own > self.limit:
+                return None
+            try:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="vidkompy-vs-hold-")
+                mv = memoryview(p).cast("B")[:nbytes]
+                if os.pwrite(self._file.fileno(), mv, self.used) != nbytes:
+                    raise OSError("short write")
+            except (OSError, ValueError, TypeError):
+                self._broken = True  # (a full disk: the rest waits in memory as before)
+                return None
+            out = Spilled(self.used, nbytes, p.height, p.line_size // (2 if wide else 1), p.width, wide, color_range)
+            self.used += nbytes
+            self.counted += own
+        return out
+
+    def get(self, s: Spilled) -> tuple[np.ndarray, int] | None:
+        """The plane ``s`` as a held one (plane, colour range), or ``None`` when it cannot
+        be read back."""
+        buf = np.empty(s.nbytes, np.uint8)
+        with self._lock:
+            if self._file is None:
+                return None
+            try:
+                got = os.preadv(self._file.fileno(), [buf], s.offset)
+            except OSError:
+                return None
+        if got != s.nbytes:
+            return None
+        y = buf.view("<u2" if s.wide else "u1").reshape(s.height, s.stride)[:, :s.width]
+        return y, s.color_range
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._broken = True
 
 
 def held_bytes(width: int, height: int, pix_fmt: str, bits: int) -> int:

@@ -28,6 +28,9 @@ GRAB_BYTES = 96 << 20
 # BG's pass begins before the footprint is known: the frames it decodes until then are
 # held, up to this many bytes (past that it waits for the footprint)
 LATE_HOLD_BYTES = 288 << 20
+# ... and past that, when BG's window for the footprint search lies further on, up to this
+# many more in a temporary file (the pass then keeps the window as it goes by)
+LATE_SPILL_BYTES = 1 << 30
 # FG's pass keeps its pictures the anchored footprint search may pair (those across BG's
 # window), as they pass, up to this many bytes: a random read of one costs a decode from
 # the keyframe before it
@@ -159,7 +162,7 @@ class LatePass:
         self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
         self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
                                  hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames),
-                                 window=window)
+                                 window=window, spill_bytes=_spill_bytes(p, window))
         # (at the usual priority, unlike FG's beside a search: BG's decode is the longest
         # piece of work the prepass has, and the rest fits around it)
         self.job = Job(self.late.run)
@@ -212,6 +215,15 @@ class LatePass:
         self.job.join()
 
 
+def _spill_bytes(p: Probe, window: fpm.WindowKeep | None) -> int:
+    """What BG's pass may spill: enough to get past the window it keeps (beyond that the
+    search is under way and the pass waits for it, as without a window)."""
+    if window is None:
+        return 0
+    per = fpm.held_bytes(p.width, p.height, p.pix_fmt, p.bits)
+    return min(LATE_SPILL_BYTES, max(0, (window.hi + 3) * per - LATE_HOLD_BYTES))
+
+
 def anchor_spec(bg: Input, fg: Input, plan: Plan) -> ScanSpec | None:
     """BG's window the anchored footprint search will read (:func:`spatial.scan_window`),
     or ``None`` (no anchored search)."""
@@ -236,9 +248,10 @@ def bg_window(bg: Input, spec: ScanSpec | None) -> fpm.WindowKeep | None:
     start = start_time(p.path) if spec is not None else None
     if spec is None or start is None:
         return None
-    # (a window past what the pass holds before it waits for the footprint never comes
-    # from it: the search reads it itself, and nothing is kept for it)
-    if spec.hi + 2 > LATE_HOLD_BYTES // max(1, fpm.held_bytes(p.width, p.height, p.pix_fmt, p.bits)):
+    # (a window past what the pass holds, in memory and spilled, before it waits for the
+    # footprint never comes from it: the search reads it itself, and nothing is kept for it)
+    if spec.hi + 2 > (LATE_HOLD_BYTES + LATE_SPILL_BYTES) // max(1, fpm.held_bytes(p.width, p.height, p.pix_fmt,
+                                                                                    p.bits)):
         return None
     return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), float(p.fps), start, spec.every)
 

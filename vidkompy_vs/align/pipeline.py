@@ -27,7 +27,7 @@ from .placement import shot_placements
 from .plan import make_plan
 from .prints import audio_result, footprint_prints
 from .results import cached_result, keep_result, result_key
-from .run import Run
+from .run import Job, Run
 from .structure import nearest_stage, shots_of, structure_stage
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def align(bg: str | os.PathLike[str] | vs.VideoNode, fg: str | os.PathLike[str] 
         bg_in, fg_in = nodes.inputs(req, run, cache) if nodes else probe_inputs(bg, fg, req, run, probing)
         if hit is not None:
             return _from_cache(hit, bg_in, fg_in, run, settings)
-        found = _align(bg_in.open(), fg_in.open(), req, settings, run, early)
+        found = _align(bg_in.open(), fg_in.open(), req, settings, run, early, bars=True)
         result = _without_bars(found, bg_in, fg_in, req, settings, run, early)
         warn(result.spatial, result.temporal, run, settings.audio.min_confidence)
     finally:
@@ -88,16 +88,23 @@ class Outcome(NamedTuple):
     alignment: Alignment
     fg_planes: np.ndarray | None  # FG's fingerprint planes, uncut (None: no visual pass)
     fg_frames: dict[int, np.ndarray]  # the full-size FG pictures kept
+    active: Job | None = None  # FG's picture area inside bars (:func:`bars.active_from_prints`)
 
 
-def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, early: Early) -> Outcome:
+def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, early: Early,
+           bars: bool = False) -> Outcome:
     plan = make_plan(bg, fg, req, settings)
+    active = None
     with run.make_progress():
         passes = start_passes(bg, fg, req, plan, settings, run, early)
         try:
             ctx = Context(run, settings, req, bg, fg, plan, passes)
             foot = find_footprint(ctx)
             prints = footprint_prints(ctx, foot)
+            if bars and prints is not None:
+                # (what it looks at is all in now: it runs beside the matching and the
+                # refinement instead of after them)
+                active = Job(_active, prints.fg_whole, fg.size, dict(passes.have_fg))
             am = audio_result(ctx)
         finally:
             passes.join()
@@ -107,7 +114,13 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
     spatial = shot_placements(ctx, shape.fg_shots, temporal, refine_stage(ctx, shape.match))
     al = Alignment(bg=MediaInfo.from_probe(bg.probe), fg=MediaInfo.from_probe(fg.probe), spatial=spatial,
                    temporal=temporal, shots=shots_of(shape.fg_shots, temporal, spatial))
-    return Outcome(al, None if prints is None else prints.fg_whole, passes.have_fg)
+    return Outcome(al, None if prints is None else prints.fg_whole, passes.have_fg, active)
+
+
+def _active(planes: np.ndarray, size: tuple[int, int], frames: dict[int, np.ndarray]) -> list[int] | None:
+    from ..bars import active_from_prints
+
+    return active_from_prints(planes, size, frames)
 
 
 def _without_bars(found: Outcome, bg: Input, fg: Input, req: Request, settings: Settings, run: Run,
@@ -115,13 +128,13 @@ def _without_bars(found: Outcome, bg: Input, fg: Input, req: Request, settings: 
     """Bars baked into FG (letterbox, pillarbox, windowbox): FG's picture area aligned on
     its own (the bars would match nothing in an open-matte BG) and recorded, so that the
     overlay lays the picture alone (BG shows through the bars)."""
-    from ..bars import active_from_prints, active_per_shot_from_prints
+    from ..bars import active_per_shot_from_prints
 
     al = found.alignment
     if found.fg_planes is None:
         return al
     full = [0, 0, fg.probe.width, fg.probe.height]
-    active = active_from_prints(found.fg_planes, fg.size, found.fg_frames)
+    active = found.active.get() if found.active is not None else _active(found.fg_planes, fg.size, found.fg_frames)
     if active is None or active == full:
         return al
     run.trace(f"bars in FG: its picture is {active}")
