@@ -347,18 +347,21 @@ def test_footprint_from_fg_fingerprints_without_sound(clips: dict[str, Path], mo
     assert s.scale == pytest.approx(1.0, abs=0.005)
 
 
-@pytest.mark.parametrize("memory", ["enough", "ten frames"])
+@pytest.mark.parametrize("memory", ["enough", "ten frames", "no spare FG pictures"])
 def test_anchored_search_reads_nothing_twice(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path, memory: str) -> None:
     # The passes hand the anchored search everything it looks at: BG's window (kept by
     # BG's pass as it went by), the BG frame of the pair (held by that pass), the FG
     # frames (kept by FG's): no second decode of the window, no read through the frame
-    # server. With memory for ten of BG's frames, the rest held in the spill file
+    # server. With memory for ten of BG's frames, the rest held in the spill file; with
+    # FG's samples alone kept, the pair is moved along the line to one of them
     from vidkompy_vs.align import anchored as A
     from vidkompy_vs.align import passes as PS
     from vidkompy_vs.spatial import coarse as C
 
-    if memory != "enough":
+    if memory == "no spare FG pictures":
+        monkeypatch.setattr(PS, "SPARE_BYTES", 0)
+    elif memory != "enough":
         from vidkompy_vs.sources import probe
 
         p = probe(clips["bg"])

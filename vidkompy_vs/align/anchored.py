@@ -100,6 +100,27 @@ class _Search:
     def fg_at(self, k: int, off: float, rate: float) -> int:
         return int(round(((k + 0.5) / self.bfps - off) / rate * self.ffps - 0.5))
 
+    def bg_at(self, f: int, off: float, rate: float) -> int:
+        return int(round((off + rate * (f + 0.5) / self.ffps) * self.bfps - 0.5))
+
+    def at_hand(self, k: int, f: int, line: AnchorLine) -> tuple[int, int]:
+        """BG frame ``k`` and FG frame ``f`` on ``line``, or, when FG's pass did not keep
+        ``f``'s picture, the nearest pair on the line a few frames away whose pictures
+        both passes hold (a read of ``f`` decodes FG from the keyframe before it: 0.33 s
+        for a 720p FG 190 frames past one)."""
+        late = self.ctx.passes.bg_pass
+        if late is None or self.watch.picture(f) is not None:
+            return k, f
+        reach = max(2, int(round(0.25 * self.ffps)))
+        for d in sorted(range(-reach, reach + 1), key=lambda d: (abs(d), d)):
+            f2 = f + d
+            if d == 0 or not 0 <= f2 < self.fg_probe.frames or self.watch.picture(f2) is None:
+                continue
+            k2 = self.bg_at(f2, line.offset_s, line.rate)
+            if 0 <= k2 < self.bg_probe.frames and late.picture(k2) is not None:
+                return k2, f2
+        return k, f
+
     def other_pair(self, f2: int, pair: Pair, bimg: np.ndarray, ties: bool) -> Pair:
         """FG frame ``f2`` over the same BG frame instead, when its placement fits better
         (or as well, with ``ties``)."""
@@ -184,6 +205,7 @@ class _Search:
         f = self.fg_at(k, line.offset_s, line.rate)
         if not 0 <= f < self.fg_probe.frames:
             return None
+        k, f = self.at_hand(k, f, line)
         got = self.pair_at(k, f)
         if got is None:
             return None

@@ -32,7 +32,7 @@ from .common import (
     resize,
     scale_grid,
 )
-from .fast import confirmed, keypoints, similarity
+from .fast import FastEstimate, confirmed, keypoints, similarity
 from .pair import estimate_prior
 from .reads import FrameClock, window_frames
 from .samples import (
@@ -187,10 +187,18 @@ def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | Non
     try:
         fimg = search.fgm[search.mid_i]
         fk, fp = keypoints(fimg), Pyramid(fimg)
-        best = None
-        for j in sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist())):
+
+        def one(j: int) -> FastEstimate | None:
             sim = similarity(fk, keypoints(mids[j]))
-            got = None if sim is None else confirmed(fp, Pyramid(mids[j]), sim)
+            return None if sim is None else confirmed(fp, Pyramid(mids[j]), sim)
+
+        js = sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist()))
+        # (side by side: OpenCV lets go of the interpreter, and the search has a core to
+        # itself by now; the best is chosen in the candidates' order, as one by one)
+        with ThreadPoolExecutor(max_workers=min(2, len(js))) as pool:
+            found = list(pool.map(one, js))
+        best = None
+        for got in found:
             if got is not None and (best is None or got.ncc > best.ncc):
                 best = got
     except (cv2.error, ValueError) as e:  # the grid stands in
