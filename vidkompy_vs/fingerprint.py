@@ -657,8 +657,10 @@ class LateCrop:
                 self.kept[n] = img
 
 
-class Spilled(NamedTuple):
-    """Where :class:`Spill` wrote a luma plane: its buffer as the decoder laid it out."""
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """Where :class:`Spill` wrote a luma plane: its buffer as the decoder laid it out (not
+    a tuple: a held plane in memory is one)."""
 
     offset: int
     nbytes: int
