@@ -360,12 +360,17 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
     assert late._spill._file is None  # (the spill file is gone once the planes are cut)
 
 
-def test_late_crop_spill_is_bounded(clips: dict[str, Path]) -> None:
+@pytest.mark.parametrize("tmp", ["writable", "unwritable"])
+def test_late_crop_spill_is_bounded(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp: str) -> None:
     """Memory and the spill file both full: the decode waits for the crop there, and the
-    planes are still the direct pass's."""
+    planes are still the direct pass's. A temporary folder that cannot be written: the
+    decode waits where memory is full, as without a spill file."""
+    import tempfile
     import threading
     import time
 
+    if tmp == "unwritable":
+        monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/vidkompy-vs-test")
     p = probe(clips["bframes"])
     crop = (37, 21, 201, 151)
     fb = _frame_bytes(p)
@@ -377,7 +382,10 @@ def test_late_crop_spill_is_bounded(clips: dict[str, Path]) -> None:
     while late.decoded != last and time.monotonic() < deadline:
         last = late.decoded
         time.sleep(0.3)
-    assert 10 < late.decoded < min(23, p.frames) and t.is_alive() and late._spill.used > 0
+    if tmp == "writable":
+        assert 10 < late.decoded < min(23, p.frames) and t.is_alive() and late._spill.used > 0
+    else:
+        assert late.decoded == 10 and t.is_alive() and late._spill.used == 0
     late.settle(crop, [])
     t.join(30)
     direct = fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=crop, size=(32, 18), cache=False)
