@@ -29,12 +29,15 @@ wall time on a shared machine), peak
 memory (``ru_maxrss`` of the align process, started through a forking shell so that it
 does not inherit this process's; and of its process tree with the ffmpeg children,
 sampled), accuracy (exact % of covered FG frames, max frame error, FG's worst corner
-error in BG px), and the stage times ``VIDKOMPY_VS_TRACE=1`` prints. The machines are
+error in BG px), and the stage times ``VIDKOMPY_VS_TRACE=1`` prints. ``--floor``: FG's and
+BG's fingerprint passes alone, side by side, BG cut to the true footprint (no probe, no
+search, no refinement), against decode-both: what align's decode costs on its own, and
+so what the rest of the prepass adds. The machines are
 shared: quote ratios from one run. ``--compare DIR`` times another checkout (a copy of
 the code before a change) on every case too, right after this one, between the same
 kind of decodes.
 
-    .venv/bin/python benchmarks/speed.py [--cases a,b] [--long] [--list] [--no-trace] [--compare DIR]
+    .venv/bin/python benchmarks/speed.py [--cases a,b] [--long] [--list] [--no-trace] [--floor] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -362,6 +365,44 @@ json.dump({"seconds": t, "e2e": time.perf_counter() - t_start, "cpu": cpu, "rss_
 """
 
 
+# ``--floor``: the two fingerprint passes alone, side by side, BG cut to the true footprint
+# (what align's decode would cost if the footprint were known and nothing else ran)
+FLOOR = r"""
+import json, sys, threading, time
+from vidkompy_vs import fingerprint as fpm
+from vidkompy_vs.sources import probe
+b, f = probe(sys.argv[1]), probe(sys.argv[2])
+crop = tuple(json.loads(sys.argv[3]))
+t = time.perf_counter()
+err = []
+def one(p, c):
+    try:
+        fpm.fingerprints(p.path, frames=p.frames, fps=float(p.fps), crop=c, cache=False)
+    except BaseException as e:
+        err.append(e)
+th = [threading.Thread(target=one, args=(b, crop)), threading.Thread(target=one, args=(f, None))]
+for x in th: x.start()
+for x in th: x.join()
+if err:
+    raise err[0]
+print(time.perf_counter() - t)
+"""
+
+
+def run_floor(case: Case, bg: Path, fg: Path, timeout: float) -> float | None:
+    """Seconds of :data:`FLOOR` on the pair (None if it failed)."""
+    x, y, w, h = case.region
+    crop = [int(x), int(y), int(w), int(h)]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        p = subprocess.run([sys.executable, "-c", FLOOR, str(bg), str(fg), json.dumps(crop)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=timeout)
+    try:
+        return float(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
+    except (ValueError, IndexError):
+        return None
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -415,6 +456,8 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--no-trace", action="store_true", help="leave out the stage times")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--floor", action="store_true",
+                    help="also time the two fingerprint passes alone (BG cut to the true footprint, no search)")
     ap.add_argument("--compare", default="", metavar="DIR",
                     help="also time the checkout in DIR (e.g. a copy of the code before a change) on each case")
     a = ap.parse_args()
@@ -425,6 +468,7 @@ def main() -> None:
         return
     roots = [("", ROOT)] + ([("before", Path(a.compare).resolve())] if a.compare else [])
     rows = []
+    floors = []
     hdr = (f"{'case':18s} {'BG':>9s} {'FG':>9s} {'frames':>11s} {'align s':>7s} {'e2e s':>6s} {'dec s':>6s} "
            f"{'ratio':>6s} {'target':>6s} {'cpu x':>5s} {'ms/fr':>6s} {'MB':>5s} {'tree MB':>7s} {'exact%':>7s} "
            f"{'maxerr':>6s} {'px err':>6s} {'method':>14s}")
@@ -458,6 +502,18 @@ def main() -> None:
                   f"{row['ratio']:6.2f} {(f'{tgt:.1f}' if tgt else '-'):>6s} {row['cpu_ratio']:5.2f} "
                   f"{row['ms_frame']:6.2f} {row['mb']:5.0f} {row['tree_mb']:7.0f} "
                   f"{row['exact']:7.2f} {row['maxerr']:6d} {row['px']:6.3f} {row['method']:>14s}", flush=True)
+        if a.floor:
+            d0, fl, d1 = decode_both(bg, fg)[0], run_floor(c, bg, fg, a.timeout), decode_both(bg, fg)[0]
+            floors.append((c.name, fl, (d0 + d1) / 2, next((r["align"] for r in rows if r["case"] == c.name), None)))
+    if floors:
+        print("\nfloor: FG's and BG's fingerprint passes alone, side by side (BG cut to the true footprint, "
+              "no search, no probe), against decode-both, and what align spends beyond them")
+        for name, fl, dec, al in floors:
+            if fl is None:
+                print(f"  {name:18s} failed")
+                continue
+            beyond = f"; align - passes {al - fl:5.2f} s ({(al - fl) / dec:4.2f}x decode)" if al is not None else ""
+            print(f"  {name:18s} passes {fl:5.2f} s, decode-both {dec:5.2f} s: {fl / dec:4.2f}x{beyond}")
     if not a.no_trace:
         print("\nstage times (s since align() started):")
         for row in rows:
