@@ -516,9 +516,15 @@ class LateCrop:
         return self._grey(item, tpl)
 
     @staticmethod
-    def _grey(item: tuple[np.ndarray, int], tpl: Any) -> np.ndarray:
+    def _grey(item: tuple[np.ndarray, int], tpl: Any, own: bool = False) -> np.ndarray:
+        """A held plane as the frame server's grey; ``own``: the plane is let go of after
+        this, so an 8-bit limited-range one is that grey itself, not copied (the BG
+        partners kept as the held frames are cut: 2 MB of fresh memory each on 1080p)."""
         y, rng = item
-        return decode.to_gray8(y, tpl.format.components[0].bits, decode.full_range(rng, tpl.format.name))
+        bits, full = tpl.format.components[0].bits, decode.full_range(rng, tpl.format.name)
+        if own and bits == 8 and not full and y.dtype == np.uint8:
+            return np.ascontiguousarray(y)
+        return decode.to_gray8(y, bits, full)
 
     def run(self) -> np.ndarray | None:
         """The decode; the planes once it has settled and ended, ``None`` when the frame
@@ -648,7 +654,7 @@ class LateCrop:
             tpl.color_range = rng
             self.planes[n] = shrink(tpl)
             if n in self._want:
-                self.kept[n] = self._grey(item, tpl)
+                self.kept[n] = self._grey(item, tpl, own=True)
             return
         self.planes[n] = shrink(item)
         if n in self._want:
