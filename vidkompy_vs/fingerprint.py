@@ -689,7 +689,9 @@ class Spill:
         self.counted = 0
         self._file: Any = None
         self._lock = threading.Lock()
-        self._broken = limit <= 0
+        # (positional reads and writes are POSIX calls: elsewhere nothing is spilled, and the
+        # decode waits where memory is full, as before)
+        self._broken = limit <= 0 or not (hasattr(os, "pwrite") and hasattr(os, "preadv"))
 
     def put(self, frame: Any, color_range: int) -> Spilled | None:
         """``frame``'s luma plane written out, or ``None`` (full, or the file failed)."""
