@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -35,8 +36,8 @@ from .errors import VidkompyError
 DecodeError = av.error.FFmpegError  # what PyAV raises on input FFmpeg cannot read
 
 __all__ = ["DecodeError", "VideoTrack", "AudioTrack", "Tracks", "tracks", "discarded_packets", "open_input", "frames",
-           "frames_ahead", "luma", "Shrink", "gray8", "gray8_exact", "to_gray8", "full_range", "frame_number",
-           "window", "audio"]
+           "frames_ahead", "plane_view", "luma", "Shrink", "gray8", "gray8_exact", "to_gray8", "full_range",
+           "frame_number", "window", "audio"]
 
 
 # -- the streams ----------------------------------------------------------------------
@@ -264,12 +265,17 @@ def gray8_exact(pix_fmt: str) -> bool:
     return bool(_LUMA.match(pix_fmt)) and not pix_fmt.endswith("be")
 
 
+def plane_view(buf: Any, height: int, line_size: int, width: int, wide: bool = False) -> np.ndarray:
+    """A picture plane laid out as FFmpeg lays it (``line_size`` bytes a line, padding at
+    each line's end) as a (height, width) view of ``buf``: uint8, or uint16 (``wide``)."""
+    dt = np.dtype("<u2" if wide else "u1")
+    return np.frombuffer(buf, dt).reshape(height, line_size // dt.itemsize)[:, :width]
+
+
 def luma(frame: av.VideoFrame) -> np.ndarray:
     """The luma plane as a view of the frame's buffer (uint8, or uint16 above 8 bits)."""
     p = frame.planes[0]
-    wide = frame.format.components[0].bits > 8
-    dt = np.dtype("<u2" if wide else "u1")
-    return np.frombuffer(p, dt).reshape(p.height, p.line_size // dt.itemsize)[:, :p.width]
+    return plane_view(p, p.height, p.line_size, p.width, frame.format.components[0].bits > 8)
 
 
 def to_gray8(y: np.ndarray, bits: int, full_range: bool) -> np.ndarray:
@@ -341,7 +347,7 @@ class Shrink:
         self._graph.push(frame)
         out = self._graph.pull()
         p = out.planes[0]
-        return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width].copy()
+        return plane_view(p, p.height, p.line_size, p.width).copy()
 
 
 def window(path: str | Path, lo: int, hi: int, fps: float, start: float, size: tuple[int, int], *,

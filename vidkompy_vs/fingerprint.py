@@ -669,12 +669,15 @@ class Spilled:
     a tuple: a held plane in memory is one)."""
 
     offset: int
-    nbytes: int
     height: int
-    stride: int  # samples per line in the buffer
+    line_size: int  # bytes a line in the buffer
     width: int
     wide: bool  # 16-bit samples
     color_range: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.line_size * self.height
 
 
 class Spill:
@@ -704,14 +707,15 @@ class Spill:
                 return None
             try:
                 if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="vidkompy-vs-hold-")
+                    # (open across calls: :meth:`close` closes it)
+                    self._file = tempfile.TemporaryFile(prefix="vidkompy-vs-hold-")  # noqa: SIM115
                 mv = memoryview(p).cast("B")[:nbytes]
                 if os.pwrite(self._file.fileno(), mv, self.used) != nbytes:
                     raise OSError("short write")
             except (OSError, ValueError, TypeError):
                 self._broken = True  # (a full disk: the rest waits in memory as before)
                 return None
-            out = Spilled(self.used, nbytes, p.height, p.line_size // (2 if wide else 1), p.width, wide, color_range)
+            out = Spilled(self.used, p.height, p.line_size, p.width, wide, color_range)
             self.used += nbytes
             self.counted += own
         return out
@@ -729,8 +733,7 @@ class Spill:
                 return None
         if got != s.nbytes:
             return None
-        y = buf.view("<u2" if s.wide else "u1").reshape(s.height, s.stride)[:, :s.width]
-        return y, s.color_range
+        return decode.plane_view(buf, s.height, s.line_size, s.width, s.wide), s.color_range
 
     def close(self) -> None:
         with self._lock:
@@ -762,9 +765,7 @@ def _blank_like(frame: Any) -> Any:
 
 def _fill_luma(tpl: Any, y: np.ndarray) -> None:
     p = tpl.planes[0]
-    dt = np.dtype("<u2" if y.dtype.itemsize == 2 else "u1")
-    view = np.frombuffer(memoryview(p), dt).reshape(p.height, p.line_size // dt.itemsize)
-    view[:, :p.width] = y
+    decode.plane_view(memoryview(p), p.height, p.line_size, p.width, y.dtype.itemsize == 2)[...] = y
 
 
 def clear_cache() -> None:
