@@ -103,23 +103,24 @@ class _Search:
     def bg_at(self, f: int, off: float, rate: float) -> int:
         return int(round((off + rate * (f + 0.5) / self.ffps) * self.bfps - 0.5))
 
-    def at_hand(self, k: int, f: int, line: AnchorLine) -> tuple[int, int]:
+    def at_hand(self, k: int, f: int, line: AnchorLine) -> tuple[int, int, np.ndarray | None]:
         """BG frame ``k`` and FG frame ``f`` on ``line``, or, when FG's pass did not keep
         ``f``'s picture, the nearest pair on the line a few frames away whose pictures
         both passes hold (a read of ``f`` decodes FG from the keyframe before it: 0.33 s
-        for a 720p FG 190 frames past one)."""
+        for a 720p FG 190 frames past one), with that BG picture."""
         late = self.ctx.passes.bg_pass
         if late is None or self.watch.picture(f) is not None:
-            return k, f
+            return k, f, None
         reach = max(2, int(round(0.25 * self.ffps)))
         for d in sorted(range(-reach, reach + 1), key=lambda d: (abs(d), d)):
             f2 = f + d
             if d == 0 or not 0 <= f2 < self.fg_probe.frames or self.watch.picture(f2) is None:
                 continue
             k2 = self.bg_at(f2, line.offset_s, line.rate)
-            if 0 <= k2 < self.bg_probe.frames and late.picture(k2) is not None:
-                return k2, f2
-        return k, f
+            bimg = late.picture(k2) if 0 <= k2 < self.bg_probe.frames else None
+            if bimg is not None:
+                return k2, f2, bimg
+        return k, f, None
 
     def other_pair(self, f2: int, pair: Pair, bimg: np.ndarray, ties: bool) -> Pair:
         """FG frame ``f2`` over the same BG frame instead, when its placement fits better
@@ -176,12 +177,14 @@ class _Search:
             got = anchor_line(rough, self.window, self.bfps, self.ffg)
         return got
 
-    def pair_at(self, k: int, f: int) -> tuple[Pair, np.ndarray] | None:
-        """FG frame ``f`` over BG frame ``k``, placed (with BG's picture), if it fits."""
+    def pair_at(self, k: int, f: int, bimg: np.ndarray | None = None) -> tuple[Pair, np.ndarray] | None:
+        """FG frame ``f`` over BG frame ``k`` (``bimg``: its picture, if at hand), placed
+        (with BG's picture), if it fits."""
         from ..spatial import estimate
 
         late = self.ctx.passes.bg_pass
-        bimg = late.picture(k) if late is not None else None
+        if bimg is None and late is not None:
+            bimg = late.picture(k)
         if bimg is None:
             bimg = self.read_bg(k)
         fimg = self.read_fg(f)
@@ -205,8 +208,8 @@ class _Search:
         f = self.fg_at(k, line.offset_s, line.rate)
         if not 0 <= f < self.fg_probe.frames:
             return None
-        k, f = self.at_hand(k, f, line)
-        got = self.pair_at(k, f)
+        k, f, bimg = self.at_hand(k, f, line)
+        got = self.pair_at(k, f, bimg)
         if got is None:
             return None
         pair, bimg = got
