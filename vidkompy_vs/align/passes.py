@@ -162,7 +162,7 @@ class LatePass:
         self.decoder = fs.decoder  # what a pass of its own, if one is needed, decodes with
         self.late = fpm.LateCrop(p.path, frames=p.frames, src=(p.width, p.height), size=fs.size,
                                  hold_bytes=LATE_HOLD_BYTES, progress=run.task("decoding BG", p.frames),
-                                 window=window, spill_bytes=_spill_bytes(p, window))
+                                 window=window, spill_bytes=_spill_need(p, window.hi) if window is not None else 0)
         # (at the usual priority, unlike FG's beside a search: BG's decode is the longest
         # piece of work the prepass has, and the rest fits around it)
         self.job = Job(self.late.run)
@@ -215,13 +215,11 @@ class LatePass:
         self.job.join()
 
 
-def _spill_bytes(p: Probe, window: fpm.WindowKeep | None) -> int:
-    """What BG's pass may spill: enough to get past the window it keeps (beyond that the
-    search is under way and the pass waits for it, as without a window)."""
-    if window is None:
-        return 0
-    per = fpm.held_bytes(p.width, p.height, p.pix_fmt, p.bits)
-    return min(LATE_SPILL_BYTES, max(0, (window.hi + 3) * per - LATE_HOLD_BYTES))
+def _spill_need(p: Probe, hi: int) -> int:
+    """What BG's pass spills past its memory budget before it gets past frame ``hi`` (the
+    end of the window it keeps; beyond that the search is under way and the pass waits
+    for it, as without a window), a frame to spare."""
+    return max(0, (hi + 3) * fpm.held_bytes(p.width, p.height, p.pix_fmt, p.bits) - LATE_HOLD_BYTES)
 
 
 def anchor_spec(bg: Input, fg: Input, plan: Plan) -> ScanSpec | None:
@@ -250,8 +248,7 @@ def bg_window(bg: Input, spec: ScanSpec | None) -> fpm.WindowKeep | None:
         return None
     # (a window past what the pass holds, in memory and spilled, before it waits for the
     # footprint never comes from it: the search reads it itself, and nothing is kept for it)
-    if spec.hi + 2 > (LATE_HOLD_BYTES + LATE_SPILL_BYTES) // max(1, fpm.held_bytes(p.width, p.height, p.pix_fmt,
-                                                                                    p.bits)):
+    if _spill_need(p, spec.hi) > LATE_SPILL_BYTES:
         return None
     return fpm.WindowKeep(spec.lo, spec.hi, (spec.mid.width, spec.mid.height), float(p.fps), start, spec.every)
 
