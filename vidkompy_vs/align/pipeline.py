@@ -102,9 +102,11 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
             foot = find_footprint(ctx)
             prints = footprint_prints(ctx, foot)
             if bars and prints is not None:
+                from ..bars import active_from_prints
+
                 # (what it looks at is all in now: it runs beside the matching and the
                 # refinement instead of after them)
-                active = Job(_active, prints.fg_whole, fg.size, dict(passes.have_fg))
+                active = Job(active_from_prints, prints.fg_whole, fg.size, dict(passes.have_fg))
             am = audio_result(ctx)
         finally:
             passes.join()
@@ -117,12 +119,6 @@ def _align(bg: Input, fg: Input, req: Request, settings: Settings, run: Run, ear
     return Outcome(al, None if prints is None else prints.fg_whole, passes.have_fg, active)
 
 
-def _active(planes: np.ndarray, size: tuple[int, int], frames: dict[int, np.ndarray]) -> list[int] | None:
-    from ..bars import active_from_prints
-
-    return active_from_prints(planes, size, frames)
-
-
 def _without_bars(found: Outcome, bg: Input, fg: Input, req: Request, settings: Settings, run: Run,
                   early: Early) -> Alignment:
     """Bars baked into FG (letterbox, pillarbox, windowbox): FG's picture area aligned on
@@ -131,10 +127,10 @@ def _without_bars(found: Outcome, bg: Input, fg: Input, req: Request, settings: 
     from ..bars import active_per_shot_from_prints
 
     al = found.alignment
-    if found.fg_planes is None:
+    if found.fg_planes is None or found.active is None:  # (no visual pass: the one is None with the other)
         return al
     full = [0, 0, fg.probe.width, fg.probe.height]
-    active = found.active.get() if found.active is not None else _active(found.fg_planes, fg.size, found.fg_frames)
+    active = found.active.get()
     if active is None or active == full:
         return al
     run.trace(f"bars in FG: its picture is {active}")
