@@ -50,6 +50,24 @@ def resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
     return cv2.resize(img, None, fx=fx, fy=fy, interpolation=interp)
 
 
+def reduced(imgs: list[np.ndarray], f: float) -> list[np.ndarray]:
+    """Each grey picture (uint8 or float32) resized by ``f``, as :func:`resize` of its
+    :func:`grey` gives it, bit for bit. A uint8 one goes through one float buffer: a fresh
+    full-size float copy of each (60 window frames) cost more than the resizes."""
+    buf: np.ndarray | None = None
+    out = []
+    for m in imgs:
+        if m.dtype != np.uint8 or m.ndim != 2:
+            out.append(resize(grey(m), f))
+            continue
+        if buf is None or buf.shape != m.shape:
+            buf = np.empty(m.shape, np.float32)
+        np.copyto(buf, m)
+        r = resize(buf, f)
+        out.append(r.copy() if r is buf else r)
+    return out
+
+
 def grad(img: np.ndarray) -> np.ndarray:
     """Gradient magnitude: edges survive colour shifts, gamma and dark grading."""
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
