@@ -13,7 +13,6 @@ this wait for all of FG.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import cv2
@@ -30,8 +29,6 @@ from .plan import ANCHOR_AT, anchor_samples
 # at most this many BG frames of the scanned window are anchored (one dot product each
 # against every FG fingerprint)
 ANCHOR_FRAMES = 40
-# a scale at least this far from 1 (log) is no slide of a fit that began near 1
-CLEARLY_SCALED = 0.1
 
 
 class Pair(NamedTuple):
@@ -192,8 +189,7 @@ class _Search:
             bimg = self.read_bg(k)
         fimg = self.read_fg(f)
         pl = estimate(fimg, bimg, scale=self.scale, prior=self.scan.placement)
-        if pl.confidence >= 0.6 and (pl.confidence < 0.9 or (self.scale is None and abs(pl.scale - 1.0) > 0.005
-                                                              and not self.scaled_as_scanned(pl))):
+        if pl.confidence >= 0.6 and (pl.confidence < 0.9 or (self.scale is None and abs(pl.scale - 1.0) > 0.005)):
             # a middling fit, or a scale other than 1 (a search around a prior can slide
             # into one; below 0.6 the estimate searched everything itself): the whole
             # search decides, as on the audio line's pair (a blurry pair settled 10 px off
@@ -203,15 +199,6 @@ class _Search:
             if full.confidence > pl.confidence:
                 pl = full
         return None if pl.confidence < 0.6 else (Pair(f, fimg, pl), bimg)
-
-    def scaled_as_scanned(self, pl: Placement) -> bool:
-        """Whether ``pl``'s scale is the one the scan measured on its own (keypoints, then
-        an affine fit), to half a percent, and that one is clearly not 1. A fit around a
-        prior slides into a scale other than 1 from a prior near 1 (the case above), so
-        this one needs no whole search to stand (it would find the same: 0.07 s of a
-        1080p pair's search)."""
-        rough = self.scan.placement.scale
-        return abs(math.log(rough)) > CLEARLY_SCALED and abs(pl.scale / rough - 1) < 0.005
 
     def confirm(self, k: int, line: AnchorLine, n_rough: int) -> Footprint | None:
         """The footprint from BG frame ``k`` and the FG frame the line puts there, if the
