@@ -20,7 +20,8 @@ minutes of looped footage, a different crop and flip on every pass through a cli
 the frame counter, :func:`_stamp`; built once, about 45 minutes on 2 shared cores).
 
 Per case: align time (a fresh subprocess with a cold ``VIDKOMPY_VS_CACHE``: index builds,
-fingerprints, everything; Python's own start-up and ``import vidkompy_vs.align`` excluded,
+fingerprints, everything; the package's bytecode compiled beforehand, as installed
+(``bytecode.py``); Python's own start-up and ``import vidkompy_vs.align`` excluded,
 as in ``temporal.py``; ``e2e``: from the interpreter's first line, imports included) over
 decode-both (``ffmpeg -i X -f null -`` on BG and FG at the same time, the mean of one run
 before the align and one after it; ``cpu x``: the align process's CPU seconds
@@ -65,6 +66,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from ff import FFMPEG  # noqa: E402  (the package's ffmpeg: the wheel's unless one is named)
+from bytecode import installed_env  # noqa: E402
 from footage import footage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-speed"
@@ -394,7 +396,7 @@ def run_floor(case: Case, bg: Path, fg: Path, timeout: float) -> float | None:
     x, y, w, h = case.region
     crop = [int(x), int(y), int(w), int(h)]
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        env = installed_env(dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache")), ROOT)
         p = subprocess.run([sys.executable, "-c", FLOOR, str(bg), str(fg), json.dumps(crop)], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=timeout)
     try:
@@ -421,7 +423,7 @@ def decode_both(bg: Path, fg: Path) -> tuple[float, float]:
 
 def run_align(bg: Path, fg: Path, timeout: float, trace: bool, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        env = installed_env(dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache")), root)
         if trace:
             env["VIDKOMPY_VS_TRACE"] = "1"
         res = Path(tmp) / "r.json"

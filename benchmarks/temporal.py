@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from ff import FFMPEG, count_packets  # noqa: E402
+from bytecode import installed_env  # noqa: E402  (timed runs read compiled modules, as installed)
 from footage import footage, path_without_ffmpeg  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-temporal"
@@ -386,7 +387,7 @@ def run_ours(bg: Path, fg: Path, preset: str, inputs: str = "files", path: str |
     gets (``--hide-ffmpeg``)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a cold cache: indexes and fingerprints are built inside the timed run
-        env = dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache"))
+        env = installed_env(dict(os.environ, VIDKOMPY_VS_CACHE=str(Path(tmp) / "cache")), ROOT)
         if path is not None:
             env["PATH"] = path
         res = Path(tmp) / "r.json"
