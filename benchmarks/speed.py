@@ -65,8 +65,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from ff import FFMPEG  # noqa: E402  (the package's ffmpeg: the wheel's unless one is named)
 from bytecode import installed_env  # noqa: E402
+from ff import FFMPEG  # noqa: E402  (the package's ffmpeg: the wheel's unless one is named)
 from footage import footage  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-speed"

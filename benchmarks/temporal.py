@@ -45,8 +45,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from ff import FFMPEG, count_packets  # noqa: E402
 from bytecode import installed_env  # noqa: E402  (timed runs read compiled modules, as installed)
+from ff import FFMPEG, count_packets  # noqa: E402
 from footage import footage, path_without_ffmpeg  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench-temporal"
