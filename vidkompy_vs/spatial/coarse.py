@@ -29,6 +29,7 @@ from .common import (
     grad,
     grey,
     ncc_map,
+    picture,
     reduced,
     resize,
     scale_grid,
@@ -194,7 +195,7 @@ def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | Non
 
         def one(fk: Keypoints, j: int) -> FastEstimate | None:
             sim = similarity(fk, keypoints(mids[j]))
-            return None if sim is None else confirmed(fp, Pyramid(grey(mids[j])), sim)
+            return None if sim is None else confirmed(fp, Pyramid(picture(mids[j])), sim)
 
         js = sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist()))
         mid = js[len(js) // 2]
@@ -205,7 +206,7 @@ def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | Non
             bk_mid = keypoints(mids[mid])
             fk = fk_job.result()
             sim = similarity(fk, bk_mid)
-            best = None if sim is None else confirmed(fp, Pyramid(grey(mids[mid])), sim)
+            best = None if sim is None else confirmed(fp, Pyramid(picture(mids[mid])), sim)
             if best is None:
                 for got in pool.map(lambda j: one(fk, j), [j for j in js if j != mid]):
                     if got is not None and (best is None or got.ncc > best.ncc):
@@ -265,7 +266,7 @@ def coarse_core(search: ReducedSearch, cand: list[int], mids: list[np.ndarray], 
     if sc0 <= -1.0 and not force:
         return None
     j0 = allj[j0]
-    pm = estimate_prior(Pyramid(search.fgm[search.mid_i]), Pyramid(grey(mids[j0])), Placement(x0, y0, best_s, sc0),
+    pm = estimate_prior(Pyramid(search.fgm[search.mid_i]), Pyramid(picture(mids[j0])), Placement(x0, y0, best_s, sc0),
                         search.scale, 2 / search.ft + 2, rough_scale=search.scale is None)
     # (``partners=False``: a caller that pairs the frames itself, from fingerprints)
     return CoreResult(pm, _partners(search, cand, mids, pm) if partners else [], float(best_s), float(sc0))
@@ -482,7 +483,7 @@ def coarse_from_clips(bg: vs.VideoNode, fg: vs.VideoNode, *, scale: float | None
     bg_partners = clock.frames(bg, picks)
     prior = Placement(pm.x / mid.fx, pm.y / mid.fy, pm.scale, pm.confidence, "ncc")
     radius = 3 / min(mid.fx, mid.fy) + 4
-    ests = [estimate_prior(Pyramid(g), Pyramid(grey(b)), prior, scale, radius)
+    ests = [estimate_prior(Pyramid(g), Pyramid(picture(b)), prior, scale, radius)
             for g, b in zip(fgs, bg_partners, strict=False)]
     p, _, spread = combine(ests)
     p.method = best_method(ests)

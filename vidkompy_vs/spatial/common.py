@@ -9,6 +9,7 @@ shows ``FG(u, v)`` for continuous corner coordinates ``u, v``.
 from __future__ import annotations
 
 import math
+import threading
 from typing import NamedTuple
 
 import cv2
@@ -33,6 +34,12 @@ def grey(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img, dtype=np.float32)
 
 
+def picture(img: np.ndarray) -> np.ndarray:
+    """What a :class:`Pyramid` is built on: a 2-D uint8 picture as it is (its float copy
+    made only where needed), anything else :func:`grey`."""
+    return img if img.ndim == 2 and img.dtype == np.uint8 else grey(img)
+
+
 def resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
     """Resize by exact factors (dsize from fx/fy keeps the mapping exactly fx, fy)."""
     fy = fx if fy is None else fy
@@ -50,21 +57,32 @@ def resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
     return cv2.resize(img, None, fx=fx, fy=fy, interpolation=interp)
 
 
+_local = threading.local()
+
+
+def scratch_float(img: np.ndarray) -> np.ndarray:
+    """A uint8 picture as float32 in this thread's scratch buffer (overwritten by the next
+    call): for a copy that is only read once, e.g. to be resized."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.shape != img.shape:
+        buf = _local.buf = np.empty(img.shape, np.float32)
+    np.copyto(buf, img)
+    return buf
+
+
 def reduced(imgs: list[np.ndarray], f: float) -> list[np.ndarray]:
     """Each grey picture (uint8 or float32) resized by ``f``, as :func:`resize` of its
-    :func:`grey` gives it, bit for bit. A uint8 one goes through one float buffer: a fresh
-    full-size float copy of each (60 window frames) cost more than the resizes."""
-    buf: np.ndarray | None = None
+    :func:`grey` gives it, bit for bit. A uint8 one goes through a scratch buffer: a
+    fresh full-size float copy of each (60 window frames) cost more than the resizes
+    (first touches of fresh memory are dear)."""
     out = []
     for m in imgs:
         if m.dtype != np.uint8 or m.ndim != 2:
             out.append(resize(grey(m), f))
             continue
-        if buf is None or buf.shape != m.shape:
-            buf = np.empty(m.shape, np.float32)
-        np.copyto(buf, m)
-        r = resize(buf, f)
-        out.append(r.copy() if r is buf else r)
+        src = scratch_float(m)
+        r = resize(src, f)
+        out.append(r.copy() if r is src else r)
     return out
 
 
@@ -86,21 +104,50 @@ def ncc_map(bg: tuple[np.ndarray, np.ndarray], tpl: tuple[np.ndarray, np.ndarray
 
 class Pyramid:
     """A grey image with a power-of-two pyramid (level k = exact factor 2**-k), grey and
-    gradient per level, built on demand; ``scaled(r)`` resizes from the nearest level."""
+    gradient per level, built on demand; ``scaled(r)`` resizes from the nearest level.
+
+    Given a uint8 picture, its full-size float copy is made only when asked for
+    (:attr:`full`, level 0): the coarser levels come from it through a scratch buffer
+    and :meth:`region` converts only the part asked for, the same values bit for bit.
+    (A 1080p pair's estimate at scale 1.5 never needs a whole float picture: 12 MB of
+    fresh memory spared per frame pair.)"""
 
     def __init__(self, grey: np.ndarray):
-        self.full = grey
+        self._src = grey
         self.h, self.w = grey.shape
-        self._g: dict[int, np.ndarray] = {0: grey}
+        self._g: dict[int, np.ndarray] = {} if grey.dtype == np.uint8 else {0: grey}
         self._d: dict[int, np.ndarray] = {}
         self._s: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def source(self) -> np.ndarray:
+        """The picture as given (uint8 or float32)."""
+        return self._src
+
+    @property
+    def full(self) -> np.ndarray:
+        """The whole picture, float32."""
+        if 0 not in self._g:
+            self._g[0] = np.ascontiguousarray(self._src, dtype=np.float32)
+        return self._g[0]
+
+    def region(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """``full[y0:y1, x0:x1]`` (float32), without a whole float picture."""
+        if 0 in self._g or self._src.dtype != np.uint8:
+            return self.full[y0:y1, x0:x1]
+        return self._src[y0:y1, x0:x1].astype(np.float32)
 
     def grey(self, k: int) -> np.ndarray:
         # (no level below a few pixels: a degenerate scale asked for one would otherwise
         # halve an empty image until OpenCV's resize asserts)
         k = min(k, max(0, int(math.log2(max(1, min(self.w, self.h)) / 4))))
+        if k == 0:
+            return self.full
         if k not in self._g:
-            self._g[k] = resize(self.grey(k - 1), 0.5)
+            if k == 1 and 0 not in self._g:
+                self._g[1] = reduced([self._src], 0.5)[0]
+            else:
+                self._g[k] = resize(self.grey(k - 1), 0.5)
         return self._g[k]
 
     def level(self, k: int) -> tuple[np.ndarray, np.ndarray]:

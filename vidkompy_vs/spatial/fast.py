@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..alignment import Placement
-from .common import MIN_FOOT, Pyramid, fits, grad, ncc, resampled, resize
+from .common import MIN_FOOT, Pyramid, fits, grad, ncc, resampled, resize, scratch_float
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def keypoints(img: np.ndarray, side: float = SIDE) -> Keypoints:
     """ORB keypoints of a grey picture (float32 or uint8), on its copy reduced to a long
     side of ``side``."""
     f = min(1.0, side / max(img.shape))
-    small = cv2.convertScaleAbs(resize(np.asarray(img, np.float32), f))
+    small = cv2.convertScaleAbs(resize(scratch_float(img) if img.dtype == np.uint8 else np.asarray(img, np.float32), f))
     # contrast-limited equalisation: corners in dark, low-contrast footage too
     eq = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(small)
     kp, desc = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=7).detectAndCompute(eq, None)
@@ -200,7 +200,7 @@ def fast_estimate(fg: Pyramid, bg: Pyramid, scale: float | None = None) -> FastE
     # 1080p, 7 inliers with BG at 480 px, 14 at 640, 20 at 800)
     bside = max(SIDE, 0.5 * SIDE * max(bg.w, bg.h) / max(fg.w, fg.h))
     try:
-        sim = similarity(keypoints(fg.full), keypoints(bg.full, bside), scale)
+        sim = similarity(keypoints(fg.source), keypoints(bg.source, bside), scale)
         return None if sim is None else confirmed(fg, bg, sim)
     except (cv2.error, ValueError) as e:  # a method that fails is skipped: the grid stands in
         log.warning("fast estimate skipped: %s", str(e).strip().splitlines()[-1])

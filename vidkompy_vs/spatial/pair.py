@@ -38,9 +38,9 @@ from .common import (
     confidence,
     fits,
     grad,
-    grey,
     ncc,
     ncc_map,
+    picture,
     resampled,
     resize,
     scale_grid,
@@ -240,7 +240,7 @@ def _roi_measure(fg: Pyramid, bg: Pyramid, x: float, y: float, s: float) -> Wind
     matching (FG point, BG point, correlation) per window, or None."""
     cen_fg, cen_bg, wts = [], [], []
     for u0, v0, u1, v1 in _roi_boxes(fg, s):
-        tpl = resize(fg.full[v0:v1, u0:u1], s)
+        tpl = resize(fg.region(v0, v1, u0, u1), s)
         th, tw = tpl.shape
         if tw < 8 or th < 8:
             continue
@@ -248,7 +248,8 @@ def _roi_measure(fg: Pyramid, bg: Pyramid, x: float, y: float, s: float) -> Wind
         margin = 6
         ox = int(max(0, math.floor(bx) - margin))
         oy = int(max(0, math.floor(by) - margin))
-        inp = bg.full[oy:int(min(bg.h, math.ceil(by) + th + margin)), ox:int(min(bg.w, math.ceil(bx) + tw + margin))]
+        inp = bg.region(oy, int(min(bg.h, math.ceil(by) + th + margin)),
+                        ox, int(min(bg.w, math.ceil(bx) + tw + margin)))
         w0 = np.float32([[1, 0, bx - ox], [0, 1, by - oy]])
         r2, w = ecc(tpl, inp, w0, cv2.MOTION_TRANSLATION, iters=30, eps=1e-3, gauss=3)
         if r2 <= 0:
@@ -395,8 +396,8 @@ def estimate(fg_img: np.ndarray, bg_img: np.ndarray, *, prior: Placement | None 
     [0, 1] (0.8+ for a clean match, below ~0.4 when FG is probably not in BG); ``method``
     names the path that won.
     """
-    fg = Pyramid(grey(fg_img))
-    bg = Pyramid(grey(bg_img))
+    fg = Pyramid(picture(fg_img))
+    bg = Pyramid(picture(bg_img))
     check_fit(fg.w, fg.h, bg.w, bg.h, scale)
     if prior is not None:
         return estimate_prior(fg, bg, prior, scale, max(24.0, 0.08 * min(fg.w, fg.h) * prior.scale))

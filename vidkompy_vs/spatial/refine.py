@@ -14,7 +14,7 @@ import numpy as np
 from ..alignment import Placement, Spatial
 from ..errors import VidkompyError
 from ..numeric import median_nearest
-from .common import Pyramid, best_method, check_fit, combine, grey
+from .common import Pyramid, best_method, check_fit, combine, picture
 from .pair import estimate_full, estimate_prior, score_at
 from .reads import FrameClock
 from .samples import refine_samples
@@ -58,7 +58,7 @@ class _PairEstimates:
     def around(self, ids: list[int], priors: list[Placement], rad: float) -> list[Placement]:
         """Estimates for FG frames ``ids``, each around its own prior."""
         fgs, bgs = self._read(ids)
-        return [estimate_prior(Pyramid(grey(a)), Pyramid(grey(b)), pr, self.scale, rad, fallback=False)
+        return [estimate_prior(Pyramid(picture(a)), Pyramid(picture(b)), pr, self.scale, rad, fallback=False)
                 for a, b, pr in zip(fgs, bgs, priors, strict=False)]
 
     def outward(self, ids: list[int], rad: float) -> list[Placement]:
@@ -68,7 +68,7 @@ class _PairEstimates:
         scale, prior = self.scale, self.prior
         out: list[Placement | None] = [None] * len(ids)
         m = len(ids) // 2
-        fm, bm = Pyramid(grey(fgs[m])), Pyramid(grey(bgs[m]))
+        fm, bm = Pyramid(picture(fgs[m])), Pyramid(picture(bgs[m]))
         out[m] = mid = estimate_prior(fm, bm, prior, scale, rad)
         if mid.confidence < 0.8:
             # a doubtful prior (the coarse pass can be fooled, e.g. by zooming content
@@ -84,7 +84,7 @@ class _PairEstimates:
                 pr = last if last.confidence >= 0.5 else prior
                 # no full-frame fallback here: one slow search per sample on a clip where
                 # FG is not in BG would cost seconds; a weak sample is simply outvoted
-                out[i] = e = estimate_prior(Pyramid(grey(fgs[i])), Pyramid(grey(bgs[i])), pr, scale, rad,
+                out[i] = e = estimate_prior(Pyramid(picture(fgs[i])), Pyramid(picture(bgs[i])), pr, scale, rad,
                                             fallback=False)
                 if e.confidence >= 0.5:
                     last = e
@@ -202,7 +202,7 @@ def static_fit(pairs: Mapping[int, tuple[np.ndarray, np.ndarray]], ids: list[int
     """
     if any(i not in pairs for i in ids):
         return None
-    imgs = [tuple(Pyramid(grey(a)) for a in pairs[i]) for i in ids]
+    imgs = [tuple(Pyramid(picture(a)) for a in pairs[i]) for i in ids]
     own = [score_at(f, b, e, 0) for (f, b), e in zip(imgs, ests, strict=False)]
     for c in [median] + [ests[k] for k in sorted(range(len(ests)), key=lambda k: -own[k])[:3]]:
         if all(score_at(f, b, c, 0) >= o - max(1e-4, 0.25 * (1.0 - o)) for (f, b), o in zip(imgs, own, strict=False)):
