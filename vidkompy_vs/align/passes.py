@@ -131,9 +131,12 @@ class Early:
 def _warm_imports() -> None:
     import importlib
 
-    # (what every run uses: OpenCV, the spatial engine, the matcher; nothing of scipy's is
-    # on the common path)
-    for m in ("cv2", "vidkompy_vs.spatial.coarse", "vidkompy_vs.spatial.refine", "vidkompy_vs.align.anchored"):
+    # (what every run uses: OpenCV, the spatial engine, the matcher, and the parts of numpy
+    # it loads on first use: its masked arrays with the first median (25 ms on the search's
+    # serial path), its generators with the keypoints' RANSAC; nothing of scipy's is on the
+    # common path)
+    for m in ("cv2", "vidkompy_vs.spatial.coarse", "vidkompy_vs.spatial.refine", "vidkompy_vs.align.anchored",
+              "vidkompy_vs.bars", "numpy.ma", "numpy.random"):
         try:
             importlib.import_module(m)
         except Exception:  # noqa: BLE001 - the real import, where it is used, reports it
