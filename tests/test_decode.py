@@ -360,15 +360,24 @@ def test_late_crop_planes_are_the_direct_ones(clips: dict[str, Path], name: str,
     assert late._spill._file is None  # (the spill file is gone once the planes are cut)
 
 
-@pytest.mark.parametrize("tmp", ["writable", "unwritable"])
+@pytest.mark.parametrize("tmp", ["memory", "folder", "unwritable"])
 def test_late_crop_spill_is_bounded(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp: str) -> None:
     """Memory and the spill file both full: the decode waits for the crop there, and the
-    planes are still the direct pass's. A temporary folder that cannot be written: the
-    decode waits where memory is full, as without a spill file."""
+    planes are still the direct pass's, in an anonymous memory file or (none to be had)
+    the temporary folder. No memory file and a temporary folder that cannot be written:
+    the decode waits where memory is full, as without a spill file."""
+    import os
     import tempfile
     import threading
     import time
 
+    if tmp == "memory" and not (hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")):
+        pytest.skip("no anonymous memory files here")
+    if tmp != "memory":
+        def no_memfd(*_a: object) -> int:
+            raise OSError("no memory files here")
+
+        monkeypatch.setattr(os, "memfd_create", no_memfd, raising=False)
     if tmp == "unwritable":
         monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/vidkompy-vs-test")
     p = probe(clips["bframes"])
@@ -382,8 +391,10 @@ def test_late_crop_spill_is_bounded(clips: dict[str, Path], monkeypatch: pytest.
     while late.decoded != last and time.monotonic() < deadline:
         last = late.decoded
         time.sleep(0.3)
-    if tmp == "writable":
+    if tmp != "unwritable":
         assert 10 < late.decoded < min(23, p.frames) and t.is_alive() and late._spill.used > 0
+        where = os.readlink(f"/proc/self/fd/{late._spill._file.fileno()}")
+        assert where.startswith("/memfd:") == (tmp == "memory"), where
     else:
         assert late.decoded == 10 and t.is_alive() and late._spill.used == 0
     late.settle(crop, [])

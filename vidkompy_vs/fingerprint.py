@@ -680,11 +680,24 @@ class Spilled:
         return self.line_size * self.height
 
 
+def spill_file() -> Any:
+    """A file for planes held past the memory budget, gone with the process however it
+    ends: an anonymous memory file where the system has them (Linux's ``memfd_create``),
+    else an unnamed file in the temporary folder. (An ext4 ``/tmp`` took 0.1-0.8 s of
+    system time for the 20 s pair's 414 MB, the memory file a steady 0.16-0.2 s: paired
+    whole runs 0.95x.)"""
+    if hasattr(os, "memfd_create"):
+        try:
+            return open(os.memfd_create("vidkompy-vs-hold"), "r+b", buffering=0)  # noqa: SIM115
+        except OSError:
+            pass
+    return tempfile.TemporaryFile(prefix="vidkompy-vs-hold-")  # noqa: SIM115
+
+
 class Spill:
-    """Luma planes held past the memory budget, in an unnamed temporary file (the system's
-    temporary folder; gone with the process however it ends), up to ``limit`` bytes.
-    Written from the decoder's buffer without a copy and read back once each; the page
-    cache holds them meanwhile, where the system can give the memory back."""
+    """Luma planes held past the memory budget, in a file of their own (:func:`spill_file`),
+    up to ``limit`` bytes. Written from the decoder's buffer without a copy and read back
+    once each."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit  # (counted in the planes' own bytes, as memory's budget is)
@@ -707,8 +720,7 @@ class Spill:
                 return None
             try:
                 if self._file is None:
-                    # (open across calls: :meth:`close` closes it)
-                    self._file = tempfile.TemporaryFile(prefix="vidkompy-vs-hold-")  # noqa: SIM115
+                    self._file = spill_file()  # (open across calls: :meth:`close` closes it)
                 mv = memoryview(p).cast("B")[:nbytes]
                 if os.pwrite(self._file.fileno(), mv, self.used) != nbytes:
                     raise OSError("short write")
