@@ -143,6 +143,42 @@ def test_fast_estimate_crop_at_scale(source) -> None:
     assert math.hypot(p.x - case.x, p.y - case.y) <= 0.25 and abs(p.scale / 1.5 - 1) <= 0.002
 
 
+@pytest.mark.parametrize("name", ["bg_x1.5", "fg_x0.5"])
+def test_uint8_pictures_estimate_as_their_float_copies(source, name: str) -> None:
+    """A Pyramid built on a uint8 picture (its whole float copy made only where needed)
+    gives the estimates of one built on its float copy: around a prior, at a fixed scale,
+    and without either; its levels and sub-pixel windows are the same values.
+    (The estimates are compared to a millionth of a pixel: OpenCV's threaded reductions
+    vary in their last bits from one call to the next, on the same float pictures too.)"""
+
+    def same(a: spatial.Placement, b: spatial.Placement) -> bool:
+        return abs(a.x - b.x) < 1e-6 and abs(a.y - b.y) < 1e-6 and abs(a.scale - b.scale) < 1e-9 \
+            and a.method == b.method
+    from vidkompy_vs.spatial.common import Pyramid, grey
+    from vidkompy_vs.spatial.pair import estimate_full, estimate_prior
+
+    case = bench.build(name, n_bg=N_BG, n_fg=N_FG, source=source)
+    f = frame_arrays(open_video(case.fg), [5], gray=True)[0]
+    b = frame_arrays(open_video(case.bg), [25], gray=True)[0]
+    assert f.dtype == np.uint8 and b.dtype == np.uint8
+    s = case.scale
+    prior = spatial.Placement(case.x + 3, case.y - 2, s * 1.01)
+    for scale in (None, s):
+        as_u8, as_f = (Pyramid(f), Pyramid(b)), (Pyramid(grey(f)), Pyramid(grey(b)))
+        got = [estimate_prior(*p, prior, scale, 24.0) for p in (as_u8, as_f)]
+        assert same(*got), scale
+        got = [estimate_full(*p, scale) for p in ((Pyramid(f), Pyramid(b)), (Pyramid(grey(f)), Pyramid(grey(b))))]
+        assert same(*got), scale
+        assert math.hypot(got[0].x - case.x, got[0].y - case.y) <= 0.5
+    u8, fl = Pyramid(b), Pyramid(grey(b))
+    for k in range(4):
+        # (the gradients to a ten-thousandth: OpenCV's magnitude differs in its last bit
+        # from call to call on the same picture, by where its output happens to lie)
+        assert np.array_equal(u8.level(k)[0], fl.level(k)[0]) and np.allclose(u8.level(k)[1], fl.level(k)[1],
+                                                                              rtol=0, atol=1e-4)
+    assert np.array_equal(u8.region(7, 99, 13, 140), fl.full[7:99, 13:140])
+
+
 def test_fast_estimate_declines_what_it_cannot_confirm(source) -> None:
     """Unrelated content and a flat picture: no keypoint answer (the grid decides); FG with
     bars over an open-matte BG and FG's picture area alone: no answer or the right one, and
