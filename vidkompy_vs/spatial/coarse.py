@@ -193,8 +193,8 @@ def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | Non
         fimg = search.fgm[search.mid_i]
         fp = Pyramid(fimg)
 
-        def one(fk: Keypoints, j: int) -> FastEstimate | None:
-            sim = similarity(fk, keypoints(mids[j]))
+        def one(fk: Keypoints, j: int, bk: Keypoints | None = None) -> FastEstimate | None:
+            sim = similarity(fk, keypoints(mids[j]) if bk is None else bk)
             return None if sim is None else confirmed(fp, Pyramid(picture(mids[j])), sim)
 
         js = sorted(set(np.linspace(0, len(mids) - 1, min(3, len(mids))).round().astype(int).tolist()))
@@ -205,8 +205,7 @@ def _feature_scale(search: ReducedSearch, mids: list[np.ndarray]) -> float | Non
             fk_job = pool.submit(keypoints, fimg)
             bk_mid = keypoints(mids[mid])
             fk = fk_job.result()
-            sim = similarity(fk, bk_mid)
-            best = None if sim is None else confirmed(fp, Pyramid(picture(mids[mid])), sim)
+            best = one(fk, mid, bk_mid)
             if best is None:
                 for got in pool.map(lambda j: one(fk, j), [j for j in js if j != mid]):
                     if got is not None and (best is None or got.ncc > best.ncc):

@@ -60,9 +60,9 @@ def resize(img: np.ndarray, fx: float, fy: float | None = None) -> np.ndarray:
 _local = threading.local()
 
 
-def scratch_float(img: np.ndarray) -> np.ndarray:
+def _scratch_float(img: np.ndarray) -> np.ndarray:
     """A uint8 picture as float32 in this thread's scratch buffer (overwritten by the next
-    call): for a copy that is only read once, e.g. to be resized."""
+    call)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.shape != img.shape:
         buf = _local.buf = np.empty(img.shape, np.float32)
@@ -70,20 +70,21 @@ def scratch_float(img: np.ndarray) -> np.ndarray:
     return buf
 
 
+def resized(img: np.ndarray, f: float) -> np.ndarray:
+    """A grey picture (uint8 or float32) resized by ``f``, as :func:`resize` of its
+    :func:`grey` gives it, bit for bit. A uint8 one goes through a scratch buffer: a fresh
+    full-size float copy of each (60 window frames) cost more than the resizes (first
+    touches of fresh memory are dear)."""
+    if img.dtype != np.uint8 or img.ndim != 2:
+        return resize(grey(img), f)
+    src = _scratch_float(img)
+    r = resize(src, f)
+    return r.copy() if r is src else r
+
+
 def reduced(imgs: list[np.ndarray], f: float) -> list[np.ndarray]:
-    """Each grey picture (uint8 or float32) resized by ``f``, as :func:`resize` of its
-    :func:`grey` gives it, bit for bit. A uint8 one goes through a scratch buffer: a
-    fresh full-size float copy of each (60 window frames) cost more than the resizes
-    (first touches of fresh memory are dear)."""
-    out = []
-    for m in imgs:
-        if m.dtype != np.uint8 or m.ndim != 2:
-            out.append(resize(grey(m), f))
-            continue
-        src = scratch_float(m)
-        r = resize(src, f)
-        out.append(r.copy() if r is src else r)
-    return out
+    """:func:`resized` of each picture."""
+    return [resized(m, f) for m in imgs]
 
 
 def grad(img: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ class Pyramid:
             return self.full
         if k not in self._g:
             if k == 1 and 0 not in self._g:
-                self._g[1] = reduced([self._src], 0.5)[0]
+                self._g[1] = resized(self._src, 0.5)
             else:
                 self._g[k] = resize(self.grey(k - 1), 0.5)
         return self._g[k]

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..alignment import Placement
-from .common import MIN_FOOT, Pyramid, fits, grad, ncc, resampled, resize, scratch_float
+from .common import MIN_FOOT, Pyramid, fits, grad, ncc, resampled, resized
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def keypoints(img: np.ndarray, side: float = SIDE) -> Keypoints:
     """ORB keypoints of a grey picture (float32 or uint8), on its copy reduced to a long
     side of ``side``."""
     f = min(1.0, side / max(img.shape))
-    small = cv2.convertScaleAbs(resize(scratch_float(img) if img.dtype == np.uint8 else np.asarray(img, np.float32), f))
+    small = cv2.convertScaleAbs(resized(img, f))
     # contrast-limited equalisation: corners in dark, low-contrast footage too
     eq = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(small)
     kp, desc = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=7).detectAndCompute(eq, None)
