@@ -150,12 +150,12 @@ def test_uint8_pictures_estimate_as_their_float_copies(source, name: str) -> Non
     and without either; its levels and sub-pixel windows are the same values.
     (The estimates are compared to a millionth of a pixel: OpenCV's threaded reductions
     vary in their last bits from one call to the next, on the same float pictures too.)"""
+    from vidkompy_vs.spatial.common import Pyramid, grey
+    from vidkompy_vs.spatial.pair import estimate_full, estimate_prior
 
     def same(a: spatial.Placement, b: spatial.Placement) -> bool:
         return abs(a.x - b.x) < 1e-6 and abs(a.y - b.y) < 1e-6 and abs(a.scale - b.scale) < 1e-9 \
             and a.method == b.method
-    from vidkompy_vs.spatial.common import Pyramid, grey
-    from vidkompy_vs.spatial.pair import estimate_full, estimate_prior
 
     case = bench.build(name, n_bg=N_BG, n_fg=N_FG, source=source)
     f = frame_arrays(open_video(case.fg), [5], gray=True)[0]
@@ -163,11 +163,12 @@ def test_uint8_pictures_estimate_as_their_float_copies(source, name: str) -> Non
     assert f.dtype == np.uint8 and b.dtype == np.uint8
     s = case.scale
     prior = spatial.Placement(case.x + 3, case.y - 2, s * 1.01)
+    # (fresh pyramids for every estimate: each keeps the levels it built)
+    sides = [lambda: (Pyramid(f), Pyramid(b)), lambda: (Pyramid(grey(f)), Pyramid(grey(b)))]
     for scale in (None, s):
-        as_u8, as_f = (Pyramid(f), Pyramid(b)), (Pyramid(grey(f)), Pyramid(grey(b)))
-        got = [estimate_prior(*p, prior, scale, 24.0) for p in (as_u8, as_f)]
+        got = [estimate_prior(*pair(), prior, scale, 24.0) for pair in sides]
         assert same(*got), scale
-        got = [estimate_full(*p, scale) for p in ((Pyramid(f), Pyramid(b)), (Pyramid(grey(f)), Pyramid(grey(b))))]
+        got = [estimate_full(*pair(), scale) for pair in sides]
         assert same(*got), scale
         assert math.hypot(got[0].x - case.x, got[0].y - case.y) <= 0.5
     u8, fl = Pyramid(b), Pyramid(grey(b))
