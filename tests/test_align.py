@@ -8,6 +8,7 @@ frame is known. Clips are cached in pytest's cache folder between runs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -141,10 +142,22 @@ def test_presets_load(tmp_path: Path) -> None:
     for bad, what in (('{"temporal": {"bogus": 1}}', "bogus"), ('{"audio": {"rate": "fast"}}', "audio.rate"),
                       ('{"spatial": {"refine": 1}}', "spatial.refine"), ('{"fingerprint": {"size": [64]}}', "size"),
                       ('{"fingerprint": {"decoder": "gpu"}}', "decoder"), ('{"extra": {}}', "extra"),
-                      ('{"audio": 3}', "audio must be an object"), ('[1]', "JSON object")):
+                      ('{"audio": 3}', "audio must be an object"), ('[1]', "JSON object"),
+                      # values the prepass would loop on for ever, divide by or allocate terabytes for
+                      ('{"temporal": {"min_bin_frames": 0}}', "min_bin_frames must be a number from 1 to"),
+                      ('{"temporal": {"level_factor": 1}}', "level_factor must be a whole number from 2 to 64"),
+                      ('{"temporal": {"coarse_cells": 0}}', "coarse_cells"), ('{"temporal": {"chunk": 0}}', "chunk"),
+                      ('{"temporal": {"tie": 1e308}}', "tie must"), ('{"temporal": {"band_bins": NaN}}', "band_bins"),
+                      ('{"audio": {"rate": 0}}', "audio.rate"),
+                      ('{"fingerprint": {"size": [100000, 100000]}}', r"whole numbers from 4 to 256")):
         custom.write_text(bad)
         with pytest.raises(VidkompyError, match=what):
             load_preset(str(custom))
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.json"
+        os.mkfifo(fifo)
+        with pytest.raises(VidkompyError, match="not a file"):  # not a read that blocks for ever
+            load_preset(str(fifo))
 
 
 def test_fingerprint_pass_grabs_exact_full_frames(clips: dict[str, Path]) -> None:

@@ -23,11 +23,17 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"  # package data (any in
 DECODERS = ("av", "vs")
 
 
+def _n(default: Any, lo: float, hi: float) -> Any:
+    """A numeric setting's one default and the range a preset may set it in: outside it
+    the prepass would loop for ever, divide by zero or ask for terabytes."""
+    return field(default=default, metadata={"range": (lo, hi)})
+
+
 @dataclass(frozen=True)
 class FingerprintSettings:
     """The small grey planes every frame is reduced to for the time match."""
 
-    size: tuple[int, int] = (64, 36)  # width, height of a plane
+    size: tuple[int, int] = _n((64, 36), 4, 256)  # width, height of a plane
     decoder: str = "av"  # "av" (in-process, PyAV) or "vs" (the frame server); VFR inputs always use "vs"
 
 
@@ -35,29 +41,29 @@ class FingerprintSettings:
 class AudioSettings:
     """The audio line (GCC-PHAT), a prior for the visual match when both inputs have sound."""
 
-    rate: int = 8000  # samples per second the tracks are decoded at
-    windows: int = 12  # windows of FG's sound matched against BG's
-    window_s: float = 1.5  # length of each window
-    min_confidence: float = 0.3  # below this the audio line is not used
+    rate: int = _n(8000, 1000, 192000)  # samples per second the tracks are decoded at
+    windows: int = _n(12, 1, 1000)  # windows of FG's sound matched against BG's
+    window_s: float = _n(1.5, 0.1, 60)  # length of each window
+    min_confidence: float = _n(0.3, 0, 1)  # below this the audio line is not used
 
 
 @dataclass(frozen=True)
 class TemporalParams:
     """Knobs of the visual matcher (presets set them; defaults are the 'default' preset)."""
 
-    coarse_cells: float = 2.0e6  # max cells in the coarse FG x BG bin matrix
-    min_bin_frames: float = 2.0  # finest bin level, in frames of the slower input
-    level_factor: int = 4  # bin size shrinks by this much per level
-    kmax_bins: int = 3  # max BG bins advanced per FG bin (rates up to 3x)
-    band_bins: float = 2.0  # half-width of the refinement band, in bins of the previous level
-    band_frames: int = 3  # extra half-width at frame level
-    tie: float = 0.0005  # timeline penalty per BG frame^2 on ambiguous rows, at least ...
-    tie_cost: float = 3.0  # ... this many times the row's own match cost: noisy matches lean on
+    coarse_cells: float = _n(2.0e6, 1e3, 1e9)  # max cells in the coarse FG x BG bin matrix
+    min_bin_frames: float = _n(2.0, 1, 1e4)  # finest bin level, in frames of the slower input
+    level_factor: int = _n(4, 2, 64)  # bin size shrinks by this much per level
+    kmax_bins: int = _n(3, 1, 64)  # max BG bins advanced per FG bin (rates up to 3x)
+    band_bins: float = _n(2.0, 0, 1000)  # half-width of the refinement band, in bins of the previous level
+    band_frames: int = _n(3, 0, 10000)  # extra half-width at frame level
+    tie: float = _n(0.0005, 0, 1)  # timeline penalty per BG frame^2 on ambiguous rows, at least ...
+    tie_cost: float = _n(3.0, 0, 1000)  # ... this many times the row's own match cost: noisy matches lean on
     # the timeline, near-perfect ones keep a real cost difference of a few 1e-4 (drift, ramps)
-    fit_window_s: float = 0.25  # narrowest sigma of the local timeline fit
-    min_confidence: float = 0.35  # below this the match is treated as unrelated
-    prior_band_s: float = 3.0  # half-width of the coarse band around an audio prior
-    chunk: int = 128  # FG rows per cost chunk
+    fit_window_s: float = _n(0.25, 0, 3600)  # narrowest sigma of the local timeline fit
+    min_confidence: float = _n(0.35, 0, 1)  # below this the match is treated as unrelated
+    prior_band_s: float = _n(3.0, 0, 3600)  # half-width of the coarse band around an audio prior
+    chunk: int = _n(128, 1, 1 << 20)  # FG rows per cost chunk
     register: bool = True  # sub-pixel re-registration of FG fingerprints on matched pairs
     cells: bool = True  # sharpen the tie-break timeline with the anchors' frame cells
 
@@ -116,7 +122,8 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(d) - set(hints))
     if unknown:
         raise VidkompyError(f"{where}: unknown setting(s): {', '.join(unknown)}")
-    kw = {k: _typed(v, hints[k], f"{where}.{k}") for k, v in d.items()}
+    ranges = {f.name: f.metadata.get("range") for f in dataclasses.fields(cls)}
+    kw = {k: _typed(v, hints[k], f"{where}.{k}", ranges[k]) for k, v in d.items()}
     if kw.get("decoder") == "ffmpeg":
         kw["decoder"] = "av"  # its name while it was an ffmpeg pipe: presets written then still load
     if kw.get("decoder", DECODERS[0]) not in DECODERS:
@@ -124,25 +131,27 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     return cls(**kw)
 
 
-def _typed(v: Any, hint: Any, where: str) -> Any:
+def _typed(v: Any, hint: Any, where: str, span: tuple[float, float] | None = None) -> Any:
+    lo, hi = span or (0, float("inf"))
+    bounds = f"from {lo:g} to {hi:g}" if span else ">= 0"
     if hint is bool:
         if not isinstance(v, bool):
             raise VidkompyError(f"{where} must be true or false, got {v!r}")
         return v
     if hint in (int, float):
         ok = isinstance(v, int) if hint is int else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok or v < 0 or v != v:
+        if isinstance(v, bool) or not ok or not lo <= v <= hi:  # (NaN fails both)
             kind = "a whole number" if hint is int else "a number"
-            raise VidkompyError(f"{where} must be {kind} >= 0, got {v!r}")
+            raise VidkompyError(f"{where} must be {kind} {bounds}, got {v!r}")
         return hint(v)
     if hint is str:
         if not isinstance(v, str):
             raise VidkompyError(f"{where} must be a string, got {v!r}")
         return v
     # tuple[int, int]: a plane size
-    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, int) and not isinstance(t, bool) and t >= 4
-                                                        for t in v)):
-        raise VidkompyError(f"{where} must be [width, height] (whole numbers >= 4), got {v!r}")
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, int) and not isinstance(t, bool)
+                                                        and lo <= t <= hi for t in v)):
+        raise VidkompyError(f"{where} must be [width, height] (whole numbers {bounds}), got {v!r}")
     return (int(v[0]), int(v[1]))
 
 
@@ -157,6 +166,9 @@ def load_preset(name_or_path: str | os.PathLike[str] = "default") -> Settings:
             names = sorted(f.stem for f in PRESET_DIR.glob("*.json")) if PRESET_DIR.is_dir() else []
             raise VidkompyError(f"unknown preset {str(name_or_path)!r}; choose one of {', '.join(names) or '(none)'}"
                                 " or give a path to a JSON file")
+    if not p.is_file():
+        # (a FIFO or a device would block the read, a folder fail it obscurely)
+        raise VidkompyError(f"{p}: not a file")
     try:
         d = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
