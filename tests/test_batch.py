@@ -159,9 +159,21 @@ def test_read_pairs_paths_and_errors(tmp_path):
     for rows, needle in ((["bg,out", "a,b"], "must name the columns"), (["bg,fg"], "no pairs"),
                          (["bg,fg,out", "a,b,x.mp4", "c,d,x.mkv"], "same output name"),
                          (["bg,fg", "a"], "bg and fg are required"), (["bg,fg,options", "a,b,\"--x '1\""], "options"),
-                         (["bg,fg,zoom", "a,b,1"], "must name the columns")):
+                         (["bg,fg,zoom", "a,b,1"], "must name the columns"),
+                         # a row's output is a later row's input: written before that row read it
+                         (["bg,fg,out", f"a,b,{tmp_path / 'c.mp4'}", "c.mp4,d,two.mp4"],
+                          "pair c's output .*c.mp4 would overwrite pair two's bg")):
         with pytest.raises(VidkompyError, match=needle):
             read_pairs(write_csv(tmp_path / "bad.csv", rows), tmp_path / "out")
+    # the list itself where the summary goes
+    (tmp_path / "out").mkdir()
+    lst = write_csv(tmp_path / "out" / "summary.csv", ["bg,fg", "a,b"])
+    with pytest.raises(VidkompyError, match="the summary .* would overwrite the pairs list"):
+        read_pairs(lst, tmp_path / "out")
+    assert lst.read_text().startswith("bg,fg")
+    # --help in a pair's options: an error of that pair, not comp's help on stdout and an empty run
+    with pytest.raises(VidkompyError, match="--help is not an option"):
+        comp_args(pp.bg, pp.fg, pp.out, ["--help"])
 
 
 @pytest.mark.parametrize("args, needle", [

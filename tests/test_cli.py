@@ -220,7 +220,10 @@ def test_failed_encode_leaves_nothing(pair, tmp_path):
     _bad(["comp", pair.bg, pair.fg, "-o", out, "--align", align, "--codec", "no-such-encoder"], out, "ffmpeg failed")
 
 
-def test_ctrl_c_leaves_nothing(pair, tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_leaves_nothing(pair, tmp_path, sig):
+    """Ctrl-C, and ``kill`` (a batch system's timeout, a closed terminal: SIGTERM left the
+    part file behind before), stop a render with nothing written."""
     import signal
     import time
 
@@ -234,11 +237,126 @@ def test_ctrl_c_leaves_nothing(pair, tmp_path):
     while time.time() < deadline and not list(tmp_path.glob(".out.part-*")):
         time.sleep(0.05)
     assert list(tmp_path.glob(".out.part-*")), "render did not start"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(getattr(signal, sig))
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130, err
     assert "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_outputs_never_replace_what_is_read(pair, tmp_path):
+    """Every command refuses, before any work, an output that is one of the files it reads
+    (an alignment's own videos, ``--align``'s file, script's alignment beside it), that is
+    not a regular file, or that the system cannot write; all of these were replaced, with
+    exit 0, before."""
+    import dataclasses
+    import shutil
+
+    # (copies: a regression would destroy the clips the other tests share, as it did)
+    (tmp_path / "in").mkdir()
+    pair = dataclasses.replace(pair, bg=Path(shutil.copy(pair.bg, tmp_path / "in")),
+                               fg=Path(shutil.copy(pair.fg, tmp_path / "in")))
+    align = true_alignment(pair, tmp_path / "true.json")
+    md5 = {p: p.read_bytes() for p in (pair.bg, pair.fg, align)}
+    vpy = tmp_path / "s.vpy"
+    _bad(["report", align, "-o", pair.bg, "-y"], pair.bg.with_name("x"), "overwrite an input")
+    _bad(["script", pair.bg, pair.fg, "-o", align, "-y", "--align", align], tmp_path / "x", "overwrite an input")
+    beside = tmp_path / "s.align.json"
+    beside.write_text("keep")
+    _bad(["script", pair.bg, pair.fg, "-o", vpy], vpy, "s.align.json: already exists")
+    assert beside.read_text() == "keep"
+    named = tmp_path / "z.align.json"  # a BG whose name is the one script gives its alignment
+    named.write_bytes(pair.bg.read_bytes())
+    _bad(["script", named, pair.fg, "-o", tmp_path / "z.vpy", "-y"], tmp_path / "z.vpy", "overwrite an input")
+    assert named.read_bytes() == pair.bg.read_bytes()
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.json"
+        os.mkfifo(fifo)
+        r = run("export", align, "-o", fifo, "--to", "csv", "-y")
+        assert r.returncode == 2 and "not a regular file" in r.stderr and fifo.is_fifo(), r.stderr
+    _bad(["align", pair.bg, pair.fg, "-o", f"{tmp_path / 'newdir'}{os.sep}"], tmp_path / "newdir", "names a folder")
+    _bad(["align", pair.bg, pair.fg, "-o", tmp_path / ("a" * 300 + ".json")], tmp_path / "a", "file name too long")
+    if os.name == "posix" and os.geteuid() != 0:  # (root writes anywhere)
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        _bad(["align", pair.bg, pair.fg, "-o", ro / "a.json"], ro / "a.json", "cannot write there")
+    assert all(p.read_bytes() == b for p, b in md5.items())
+    # a legal name as long as the system allows: its temporary name must fit as well
+    long = tmp_path / ("b" * 250 + ".mp4")
+    r = run("comp", pair.bg, pair.fg, "-o", long, "--align", align, "--preset", "ultrafast")
+    assert r.returncode == 0 and long.stat().st_size > 0, r.stderr
+
+
+def test_bad_render_values_and_rgb_inputs(pair, tmp_path):
+    """Values that rendered garbage or hung, refused in one line; an RGB FG (a GIF, a
+    screen capture) aligns and renders (it failed inside the frame server before)."""
+    align = true_alignment(pair, tmp_path / "true.json")
+    out = tmp_path / "out.mp4"
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", align, "--feather", "nan"], out, "--feather")
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--align", align, "--crf", "1000"], out, "--crf")
+    _bad_timed(["script", pair.bg, pair.fg, "-o", tmp_path / "s.vpy", "--align", align, "--feather", "-1"],
+               tmp_path / "s.vpy", "--feather")
+    # FG at 1/50 on FG's canvas: BG scaled 50x (it ran out of memory with ffmpeg waiting)
+    _bad_timed(["comp", pair.bg, pair.fg, "-o", out, "--canvas", "fg", "--x", "0", "--y", "0", "--scale", "0.02",
+                "--method", "visual"], out, "canvas='fg' would be 32000x18000")
+    rgb = tmp_path / "fg_rgb.mkv"
+    ffmpeg("-i", str(pair.fg), "-c:v", "libx264rgb", "-preset", "ultrafast", "-qp", "0", "-an", str(rgb))
+    r = run("align", pair.bg, rgb, "-o", tmp_path / "rgb.json", "--method", "visual")
+    assert r.returncode == 0, r.stderr
+    got = Alignment.load(tmp_path / "rgb.json").spatial
+    assert abs(got.x - pair.x) < 0.1 and abs(got.y - pair.y) < 0.1, got
+    r = run("comp", pair.bg, rgb, "-o", out, "--align", tmp_path / "rgb.json", "--preset", "ultrafast")
+    assert r.returncode == 0 and probe(out).frames == probe(rgb).frames, r.stderr
+
+
+def test_render_error_mid_stream_ends(pair, tmp_path):
+    """A frame the server cannot make, half way: ffmpeg's input is closed and the error
+    reported; it waited on ffmpeg, and ffmpeg on more input, for ever."""
+    import threading
+
+    import vapoursynth as vs
+
+    from vidkompy_vs.errors import VidkompyError
+    from vidkompy_vs.render import render
+    from vidkompy_vs.sources import open_video
+
+    clip = open_video(pair.fg)
+
+    def frame(n, f):
+        if n == 10:
+            raise RuntimeError("no frame 10")
+        return f
+
+    bad = vs.core.std.ModifyFrame(clip, clip, frame)
+    got: list[BaseException] = []
+
+    def go():
+        try:
+            render(bad, tmp_path / "out.mp4", progress=False, preset="ultrafast")
+        except BaseException as e:  # noqa: BLE001
+            got.append(e)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "render hung"
+    assert got and isinstance(got[0], VidkompyError), got
+    assert not list(tmp_path.glob("*out*"))
+
+
+def test_script_comments_hold_no_code(pair, tmp_path):
+    """A file name with a line break: the .vpy's comment lines stay comments (the name
+    ended the comment and ran as code before); the paths themselves are literals."""
+    from vidkompy_vs.script import write_script
+
+    odd = tmp_path / "fg\nimport os; os.remove('x')\n.mp4"
+    odd.write_bytes(pair.fg.read_bytes())
+    align = true_alignment(pair, tmp_path / "true.json")
+    vpy = write_script(tmp_path / "s.vpy", pair.bg, odd, align)
+    text = vpy.read_text()
+    compile(text, str(vpy), "exec")
+    assert not [ln for ln in text.splitlines() if ln.startswith("import os")]
+    assert repr(str(odd.resolve())) in text
 
 
 def _bad_timed(args, out: Path, needle: str, limit: float = 60):

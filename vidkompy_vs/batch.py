@@ -131,7 +131,24 @@ def read_pairs(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             raise VidkompyError(f"{p}: line {k}: options: {e}") from None
         pairs.append(Pair(len(pairs), out.stem, str(bg), str(fg), str(out),
                           str(out.with_name(out.stem + ".align.json")), opts, str(base)))
+    _check_writes(p, d, pairs)
     return pairs
+
+
+def _check_writes(csv_path: Path, d: Path, pairs: list[Pair]) -> None:
+    """No file the batch writes (a pair's video or alignment, the summary) is one it reads
+    (this list, any pair's BG or FG): a row's output would replace a later row's input
+    before that row ran."""
+    from .fsutil import same_file
+
+    reads = [(csv_path, "the pairs list")] + [(Path(f), f"pair {q.name}'s {w}") for q in pairs
+                                                for w, f in (("bg", q.bg), ("fg", q.fg))]
+    writes = [(d / "summary.csv", "the summary"), (d / "summary.json", "the summary")] + \
+        [(Path(f), f"pair {q.name}'s output") for q in pairs for f in (q.out, q.align)]
+    for w, wname in writes:
+        for r, rname in reads:
+            if same_file(w, r) or w.resolve() == r.resolve():
+                raise VidkompyError(f"{csv_path}: {wname} {w} would overwrite {rname}; choose another out or folder")
 
 
 # -- one pair (in this process, a worker process or a Dask worker) ------------------------
@@ -181,7 +198,7 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
     """Align and render one pair; failures come back as the result's status, not raised
     (Ctrl-C excepted)."""
     from . import cli
-    from .render import check_output
+    from .fsutil import check_output
     from .sources import probe
 
     report = report or _REPORT[0] or (lambda _msg: None)
@@ -393,8 +410,11 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
                 cluster = LocalCluster(n_workers=min(jobs, len(pairs)), threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise VidkompyError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever answered there is not a scheduler we can use
+        # (a port that speaks another protocol: its bytes read as a frame length, a
+        # MemoryError of exabytes)
+        raise VidkompyError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     try:
         q, stop = Queue(client=client), Event(client=client)
         futs = {client.submit(run_pair, p, redo, _DaskReport(q.name, stop.name), pure=False,

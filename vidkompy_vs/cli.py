@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import VidkompyError
@@ -52,6 +57,24 @@ def _add_render_opts(p: argparse.ArgumentParser) -> None:
                         "or the held frame blurred")
 
 
+def _feather(text: str) -> float:
+    v = float(text)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(text)  # (argparse: "invalid _feather value")
+    return v
+
+
+def _crf(text: str) -> float:
+    v = float(text)
+    if not (v == -1 or 0 <= v <= 63):  # (x264/x265 take 0-51, libvpx and SVT-AV1 0-63)
+        raise ValueError(text)
+    return v
+
+
+_feather.__name__ = "feather (a number of pixels >= 0)"
+_crf.__name__ = "crf (0 to 63, or -1)"
+
+
 def _shared() -> argparse.ArgumentParser:
     """Options taken before or after the sub-command (``vidkompy-vs -q comp`` or ``comp -q``).
 
@@ -66,11 +89,28 @@ def _shared() -> argparse.ArgumentParser:
     return p
 
 
+def _error(msg: str) -> None:
+    # (the message is text: a path or a value in [brackets] is not markup)
+    console.print(f"[red]vidkompy-vs: error:[/] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error as one line, as every other error (not the usage block above it)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        _error(f"{message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
 class _RaisingParser(argparse.ArgumentParser):
-    """A parser whose errors are VidkompyErrors (options given inside a batch file)."""
+    """A parser whose errors are VidkompyErrors (options given inside a batch file), where
+    ``--help`` is one too (it would print to stdout and end the whole batch)."""
 
     def error(self, message: str):  # type: ignore[override]
         raise VidkompyError(message)
+
+    def print_help(self, file: Any = None) -> None:
+        raise VidkompyError("-h/--help is not an option a pair can take")
 
 
 def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -100,13 +140,13 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
                    help="sound: FG's (auto when FG has sound), BG's retimed to FG (auto otherwise), or none")
     c.add_argument("--canvas", default="bg", choices=["bg", "fg"],
                    help="bg: BG's size (FG scaled); fg: FG's pixels 1:1, BG scaled around it")
-    c.add_argument("--feather", type=float, default=0.0, help="soft FG edge, in FG pixels (default 0)")
+    c.add_argument("--feather", type=_feather, default=0.0, help="soft FG edge, in FG pixels (default 0)")
     _add_render_opts(c)
     c.add_argument("--match-color", action="store_true",
                    help="match BG's colours to FG's where they overlap (per shot), so FG's edge shows no seam")
     e = c.add_argument_group("encoder")
     e.add_argument("--codec", default="libx264", help="ffmpeg video encoder (default libx264)")
-    e.add_argument("--crf", type=float, default=18, help="quality (default 18; lower is better; -1: do not pass -crf)")
+    e.add_argument("--crf", type=_crf, default=18, help="quality (default 18; lower is better; -1: do not pass -crf)")
     e.add_argument("--preset", default="medium", help="encoder preset (default medium)")
     e.add_argument("--audio-codec", default="auto",
                    help="ffmpeg audio encoder (default: aac in .mp4/.mov, libopus otherwise)")
@@ -120,7 +160,7 @@ def _parser(cls: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     s.add_argument("--align", dest="align_file", metavar="ALIGN.json",
                    help="use this alignment (else one is made and saved as OUTPUT's name + .align.json)")
     s.add_argument("--canvas", default="bg", choices=["bg", "fg"])
-    s.add_argument("--feather", type=float, default=0.0)
+    s.add_argument("--feather", type=_feather, default=0.0)
     _add_render_opts(s)
     s.add_argument("--match-color", action="store_true", help="match BG's colours to FG's (as comp --match-color)")
     s.add_argument("--overlay", action="store_true",
@@ -224,7 +264,7 @@ def _check_fits(al, fgp) -> None:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from .render import check_output
+    from .fsutil import check_output
     from .sources import probe
 
     out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
@@ -247,11 +287,16 @@ def _write_report(al, out: Path, bg, fg, base) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .alignment import Alignment
-    from .render import check_output
+    from .fsutil import check_output
 
-    out = check_output(args.output, [args.align_file] + [p for p in (args.bg, args.fg) if p], overwrite=args.overwrite)
     al = Alignment.load(args.align_file)
-    _write_report(al, out, args.bg, args.fg, Path(args.align_file).parent)
+    base = Path(args.align_file).parent
+    # (the videos the report reads: those given, or those the alignment names, as given
+    # or beside it)
+    named = [q for p in (al.bg.path, al.fg.path) for q in (p, base / p)]
+    out = check_output(args.output, [args.align_file, *named, *(p for p in (args.bg, args.fg) if p)],
+                       overwrite=args.overwrite)
+    _write_report(al, out, args.bg, args.fg, base)
     return 0
 
 
@@ -294,12 +339,16 @@ def render_comp(args: argparse.Namespace, bgp, fgp, al, out: Path, choice: str, 
 
 def cmd_comp(args: argparse.Namespace) -> int:
     from . import sources
-    from .render import check_output
+    from .fsutil import check_output
 
     out = check_output(args.output, [args.bg, args.fg] + ([args.align_file] if args.align_file else []),
                        overwrite=args.overwrite)
     bgp, fgp = sources.probe(args.bg), sources.probe(args.fg)
     choice = audio_choice(args, bgp, fgp)
+    if args.canvas == "fg" and args.scale is not None:
+        from .filters import fg_canvas
+
+        fg_canvas((bgp.width, bgp.height), args.scale)  # (refused now rather than after aligning)
     al = get_alignment(args, bgp, fgp)
     console.print(f"wrote {render_comp(args, bgp, fgp, al, out, choice, progress=not args.quiet)}")
     return 0
@@ -330,17 +379,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_script(args: argparse.Namespace) -> int:
-    from .render import check_output
+    from .fsutil import check_output
     from .script import write_script
     from .sources import probe
 
-    out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
+    given = [args.align_file] if args.align_file else []
+    out = check_output(args.output, [args.bg, args.fg, *given], overwrite=args.overwrite)
+    # the alignment the script loads: the one given, unless a placement by hand changes
+    # it; else one written beside the script, checked like the script itself
+    keep = bool(args.align_file) and args.x is None and args.y is None and args.scale is None
+    align_path = Path(args.align_file) if keep else \
+        check_output(out.with_name(out.stem + ".align.json"), [args.bg, args.fg, out, *given],
+                     overwrite=args.overwrite)
     bgp, fgp = probe(args.bg), probe(args.fg)
     al = get_alignment(args, bgp, fgp)
-    if args.align_file and not (args.x is not None or args.y is not None or args.scale is not None):
-        align_path = Path(args.align_file)
-    else:
-        align_path = out.with_name(out.stem + ".align.json")
+    if not keep:
         al.save(align_path)
     if args.canvas == "bg":
         _check_fits(al, fgp)
@@ -369,13 +422,27 @@ def _log_to_console() -> None:
         pkg.addHandler(_StderrHandler(logging.WARNING))
 
 
+def _stop_as_ctrl_c() -> dict[int, Any]:
+    """``kill`` and a closed terminal stop the command as Ctrl-C does (partial outputs
+    removed, a batch's workers told to stop) instead of ending it where it stands; the
+    handlers they replace, to put back."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                old[sig] = signal.signal(sig, signal.default_int_handler)
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(_OneLineParser).parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     else:
         _log_to_console()
     env_before = os.environ.get(FFMPEG_ENV)
+    handlers = _stop_as_ctrl_c()
     try:
         if args.ffmpeg or env_before:
             # checked before any work, and passed on through the environment so that every
@@ -385,11 +452,17 @@ def main(argv: list[str] | None = None) -> int:
         return {"align": cmd_align, "comp": cmd_comp, "script": cmd_script, "report": cmd_report,
                 "export": cmd_export, "batch": cmd_batch}[args.cmd](args)
     except VidkompyError as e:
-        console.print(f"[red]vidkompy-vs: error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        _error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         console.print("vidkompy-vs: interrupted; nothing written")
         return 130
+    except OSError as e:
+        # (a file or folder the system refused: unreadable, read-only, a name too long)
+        if args.debug:
+            raise
+        _error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e) or type(e).__name__)
+        return 2
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if args.debug:
             raise
@@ -399,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         # (main() also runs in-process: the demo, tests)
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
         if env_before is None:
             os.environ.pop(FFMPEG_ENV, None)
         else:

@@ -206,7 +206,7 @@ def _edit_timeline(al: Alignment, fmt: str) -> Any:
 def export(align_file: str | os.PathLike[str], output: str | os.PathLike[str], *, to: str | None = None,
            overwrite: bool = False) -> Path:
     """Write the alignment in ``align_file`` to ``output`` as ``to`` (default: from its suffix)."""
-    from .render import check_output
+    from .fsutil import check_output
 
     out = Path(output)
     fmt = to or _SUFFIX.get(out.suffix.lower())

@@ -219,7 +219,7 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment | None = 
     if alignment is None:
         from .align import align
 
-        _check_options(canvas, uncovered)  # a typo should not cost a whole alignment first
+        check_options(canvas, uncovered, feather)  # a typo should not cost a whole alignment first
         alignment = align(bg, fg)
     return _composite(bg, fg, alignment, canvas, feather, kernel, match_color, keep_bars, uncovered)[0]
 
@@ -227,7 +227,7 @@ def composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment | None = 
 def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas: str, feather: float, kernel: str,
                match: bool, keep_bars: bool = False, uncovered: str = "hold") -> tuple[vs.VideoNode, vs.VideoNode]:
     """The composite and the BG layer under it (same canvas, format and frames)."""
-    _check_options(canvas, uncovered)
+    check_options(canvas, uncovered, feather)
     t, s = alignment.temporal, alignment.spatial
     if len(t.frame_map) != fg.num_frames:
         raise VidkompyError(f"alignment has {len(t.frame_map)} frames in its map; FG has {fg.num_frames}")
@@ -249,10 +249,7 @@ def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas:
         if s.track:
             raise VidkompyError("canvas='fg' does not support a moving track; use canvas='bg'")
         k = 1.0 / s.scale
-        sub_w = 1 << fg.format.subsampling_w
-        sub_h = 1 << fg.format.subsampling_h
-        w = max(sub_w, int(round(bg.width * k / sub_w)) * sub_w)
-        h = max(sub_h, int(round(bg.height * k / sub_h)) * sub_h)
+        w, h = fg_canvas((bg.width, bg.height), s.scale, (1 << fg.format.subsampling_w, 1 << fg.format.subsampling_h))
         # Exact geometry: output pixel j samples BG at j * scale (src_width = w * scale).
         rbg = _resizer(kernel)(rbg, width=w, height=h, src_width=w * s.scale, src_height=h * s.scale)
         out = overlay(rbg, fg, s.x * k, s.y * k, 1.0, feather=feather, kernel=kernel, active=active,
@@ -264,9 +261,25 @@ def _composite(bg: vs.VideoNode, fg: vs.VideoNode, alignment: Alignment, canvas:
 
 
 UNCOVERED = ("hold", "black", "blur")
+MAX_CANVAS = 16384  # pixels a side of canvas='fg' (16K; encoders stop about there)
 
 
-def _check_options(canvas: str, uncovered: str) -> None:
+def fg_canvas(bg_size: tuple[int, int], scale: float, sub: tuple[int, int] = (2, 2)) -> tuple[int, int]:
+    """``canvas="fg"``'s size: BG's scaled by ``1/scale`` on FG's chroma grid ``sub``;
+    refused past :data:`MAX_CANVAS` (a tiny FG scale makes it absurd, and the render then
+    runs out of memory instead of failing)."""
+    w = max(sub[0], int(round(bg_size[0] / scale / sub[0])) * sub[0])
+    h = max(sub[1], int(round(bg_size[1] / scale / sub[1])) * sub[1])
+    if max(w, h) > MAX_CANVAS:
+        raise VidkompyError(f"canvas='fg' would be {w}x{h} (BG scaled by 1/{scale:g} around FG's pixels; "
+                            f"at most {MAX_CANVAS} a side); use canvas='bg'")
+    return w, h
+
+
+def check_options(canvas: str, uncovered: str, feather: float = 0.0) -> None:
+    """:func:`composite`'s options checked (a script writes them out before any runs)."""
+    if not (isinstance(feather, (int, float)) and math.isfinite(feather) and feather >= 0):
+        raise VidkompyError(f"feather must be a number of pixels >= 0, not {feather!r}")
     if canvas not in ("bg", "fg"):
         raise VidkompyError(f"canvas must be 'bg' or 'fg', not {canvas!r}")
     if uncovered not in UNCOVERED:

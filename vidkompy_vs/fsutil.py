@@ -1,16 +1,75 @@
-"""Atomic file writes: a temporary file beside the target, then a rename."""
+"""Where outputs go: checked before any work (:func:`check_output`), and written
+atomically (a temporary file beside the target, then a rename)."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from .errors import VidkompyError
+
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units)
+
+
+def _clip_name(name: str, room: int) -> str:
+    """``name`` cut to at most ``room`` bytes (UTF-8, whole characters)."""
+    b = name.encode("utf-8", "surrogateescape")
+    return name if len(b) <= room else b[:room].decode("utf-8", "ignore") or "out"
+
+
+def temp_beside(path: Path, tail: str) -> Path:
+    """A hidden name beside ``path`` ending in ``tail``, within :data:`NAME_MAX` however
+    long ``path``'s own name is (a legal name plus a suffix could be one too long)."""
+    return path.with_name("." + _clip_name(path.stem, NAME_MAX - 1 - len(os.fsencode(tail))) + tail)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]], *, overwrite: bool) -> Path:
+    """Refuse, before any work, to write over an input, over something that is not a
+    regular file (a device, a pipe: the rename would replace it), into a missing or
+    unwritable folder, under a name the system cannot hold, or over an existing file
+    unless ``overwrite``."""
+    raw = os.fspath(out)
+    o = Path(out)
+    if raw.endswith((os.sep, os.altsep or os.sep)):
+        raise VidkompyError(f"{raw}: names a folder; give a file name")
+    for i in inputs:
+        if same_file(o, i) or o.resolve() == Path(i).resolve():
+            raise VidkompyError(f"{o}: output would overwrite an input; choose another name")
+    if not o.parent.is_dir():
+        raise VidkompyError(f"{o.parent}: folder does not exist")
+    if len(os.fsencode(o.name)) > NAME_MAX:
+        raise VidkompyError(f"{o.name[:40]}...: file name too long ({len(os.fsencode(o.name))} bytes; "
+                            f"at most {NAME_MAX})")
+    if o.is_dir():
+        raise VidkompyError(f"{o}: is a folder")
+    if o.exists() and not stat.S_ISREG(o.stat().st_mode):
+        raise VidkompyError(f"{o}: is not a regular file (a device or a pipe); write to a file")
+    if o.exists() and not overwrite:
+        raise VidkompyError(f"{o}: already exists; pass -y to overwrite")
+    try:  # (what the write at the end will do: better told now than after the work)
+        fd, probe = tempfile.mkstemp(prefix=".vidkompy-", suffix=".tmp", dir=o.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise VidkompyError(f"{o.parent}: cannot write there ({e.strerror or e})") from None
+    return o
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # (mkstemp adds 8 characters between them)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_clip_name(path.name, NAME_MAX - 14)}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)

@@ -17,6 +17,7 @@ end: an error or Ctrl-C leaves no half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import ffpipe
 from .errors import VidkompyError
+from .fsutil import temp_beside
 
 
 @dataclass(frozen=True)
@@ -81,30 +83,6 @@ def default_audio_codec(out: Path) -> str:
     """AAC in MP4/MOV (edit lists hide its encoder delay); Opus elsewhere: AAC in Matroska
     plays its 1024 priming samples and lands ~21 ms late, Opus' pre-skip is honoured."""
     return "aac" if out.suffix.lower() in (".mp4", ".mov", ".m4v", ".m4a") else "libopus"
-
-
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    pa, pb = Path(a), Path(b)
-    try:
-        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
-    except OSError:
-        return False
-
-
-def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]], *, overwrite: bool) -> Path:
-    """Refuse to write over an input, into a missing folder, or over an existing file
-    unless ``overwrite``."""
-    o = Path(out)
-    for i in inputs:
-        if same_file(o, i) or o.resolve() == Path(i).resolve():
-            raise VidkompyError(f"{o}: output would overwrite an input; choose another name")
-    if not o.parent.exists():
-        raise VidkompyError(f"{o.parent}: folder does not exist")
-    if o.exists() and not overwrite:
-        raise VidkompyError(f"{o}: already exists; pass -y to overwrite")
-    if o.is_dir():
-        raise VidkompyError(f"{o}: is a folder")
-    return o
 
 
 @dataclass(frozen=True)
@@ -177,20 +155,27 @@ class _Encoder:
                 self.proc.wait()
 
 
+# what stops a render the way Ctrl-C does (a closed terminal, ``kill``, a batch's timeout):
+# each would otherwise end the process with the part file left beside the output
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 class _Interrupts:
-    """Ctrl-C taken at points of our choosing, from construction to :meth:`restore`:
-    Python's own KeyboardInterrupt can land in a weakref or __del__ callback, where it is
-    printed and dropped, and the render then finished as if nothing had happened (seen
-    once in ~10 runs of the Ctrl-C test)."""
+    """Ctrl-C (and :data:`STOP_SIGNALS`) taken at points of our choosing, from construction
+    to :meth:`restore`: Python's own KeyboardInterrupt can land in a weakref or __del__
+    callback, where it is printed and dropped, and the render then finished as if nothing
+    had happened (seen once in ~10 runs of the Ctrl-C test)."""
 
     def __init__(self) -> None:
         self.seen: list[int] = []
-        self.old = signal.signal(signal.SIGINT, lambda sig, _f: self.seen.append(sig)) \
-            if threading.current_thread() is threading.main_thread() else None
+        self.old: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self.old[sig] = signal.signal(sig, lambda sig, _f: self.seen.append(sig))
 
     def restore(self) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
     def check(self) -> None:
         if self.seen:
@@ -218,6 +203,10 @@ def _feed(clip: vs.VideoNode, enc: _Encoder, ints: _Interrupts, console: Console
             clip.output(enc.proc.stdin, y4m=True, progress_update=update)
             enc.proc.stdin.close()
         except (BrokenPipeError, OSError, vs.Error) as e:
+            # (ffmpeg's input closed first: with it open, ffmpeg waits for more y4m and we
+            # for ffmpeg, for ever)
+            with contextlib.suppress(OSError):
+                enc.proc.stdin.close()
             rc = enc.wait()
             ints.check()  # (a Ctrl-C at the terminal stops ffmpeg too: it is no failure)
             if rc not in (0, None):
@@ -241,7 +230,7 @@ def render(clip: vs.VideoNode, out: str | os.PathLike[str], *, audio: AudioPlan 
     """
     console = console or Console(stderr=True)
     out = Path(out)
-    tmp = out.with_name(f".{out.stem}.part-{os.getpid()}{out.suffix}")
+    tmp = temp_beside(out, f".part-{os.getpid()}{out.suffix}")
     enc = _Encoder(_command(out, tmp, audio, Encoding(codec, crf, preset, audio_codec, audio_bitrate,
                                                       tuple(extra or ()), None if ffmpeg is None else str(ffmpeg))))
     ok = False

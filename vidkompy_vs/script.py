@@ -66,15 +66,24 @@ def write_script(out: str | os.PathLike[str], bg: str | os.PathLike[str], fg: st
     ``canvas``, ``feather``, ``keep_bars``, ``uncovered`` and ``match_color`` are passed to
     :func:`vidkompy_vs.filters.composite`; ``overlay`` annotates output 0, ``diff`` adds
     the difference view as output 2."""
+    from .filters import check_options  # (the script would fail on them only when run)
+
+    check_options(canvas, uncovered, feather)
     out = Path(out)
     text = _TEMPLATE.format(
-        name=out.name, bg=str(Path(bg).resolve()), fg=str(Path(fg).resolve()),
-        fg_q=_shell_quote(str(Path(fg).resolve())), align=str(Path(align_path).resolve()),
+        name=_comment(out.name), bg=str(Path(bg).resolve()), fg=str(Path(fg).resolve()),
+        fg_q=_comment(_shell_quote(str(Path(fg).resolve()))), align=str(Path(align_path).resolve()),
         canvas=canvas, feather=float(feather), keep_bars=bool(keep_bars), uncovered=str(uncovered),
         match_color=bool(match_color), overlay=_OVERLAY if overlay else "",
         diff=_DIFF.format(canvas=canvas, match_color=bool(match_color)) if diff else "")
     atomic_write_text(out, text)
     return out
+
+
+def _comment(s: str) -> str:
+    """``s`` fit for a comment line: a file name may hold a line break, and what follows it
+    would be code."""
+    return "".join(c if c.isprintable() else "?" for c in s)
 
 
 def _shell_quote(s: str) -> str:

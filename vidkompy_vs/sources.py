@@ -166,6 +166,12 @@ def open_video(path: str | os.PathLike[str]) -> vs.VideoNode:
         raise VidkompyError(f"{p}: cannot decode video ({str(e).splitlines()[0]})") from None
     if clip.num_frames < 1:
         raise VidkompyError(f"{p}: video stream has no frames")
+    if clip.format.color_family == vs.RGB:
+        # (an RGB stream: a GIF, PNGs, libx264rgb, a screen capture) as 4:4:4 YUV at its
+        # own depth, BT.709, as every other input is: the analysis reads luma, and y4m,
+        # the render's pipe, carries only YUV and grey
+        clip = core.resize.Point(clip, format=clip.format.replace(color_family=vs.YUV, subsampling_w=0,
+                                                                  subsampling_h=0), matrix_s="709")
     key = (str(p), p.stat().st_mtime_ns)
     if key not in _HIDDEN:
         _HIDDEN[key] = _hidden_frames(clip, video, str(p))
