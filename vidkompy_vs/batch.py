@@ -543,9 +543,16 @@ def run_batch(pairs_csv: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     if d.exists() and not d.is_dir():
         raise VidkompyError(f"{d}: not a folder")
     pairs = read_pairs(pairs_csv, d)
+    made = not d.exists()
     d.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    got, interrupted = _run_all(pairs, redo, jobs, executor, scheduler, _Bar(pairs, console, progress))
+    try:
+        got, interrupted = _run_all(pairs, redo, jobs, executor, scheduler, _Bar(pairs, console, progress))
+    except VidkompyError:
+        if made:  # (nothing ran: a scheduler out of reach leaves no empty folder behind)
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     _remove_partials(pairs, got)
     results = [got.get(p.index) or _unreported(p) for p in pairs]
     _keep_times(d, results)
