@@ -187,3 +187,14 @@ def test_batch_bad_options(tmp_path, args, needle):
     r = run("batch", tmp_path / "nope.csv", "-o", tmp_path / "out")
     assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_batch_summary_onto_a_pipe(tmp_path):
+    """The summary, written last, onto a pipe: refused before any pair runs (it replaced
+    the pipe, or hung on it, after every pair had run)."""
+    lst = write_csv(tmp_path / "p.csv", ["bg,fg", "a.mp4,b.mp4"])
+    (tmp_path / "out").mkdir()
+    os.mkfifo(tmp_path / "out" / "summary.json")
+    r = run("batch", lst, "-o", tmp_path / "out")
+    assert r.returncode == 2 and "not a regular file" in r.stderr and (tmp_path / "out/summary.json").is_fifo()

@@ -280,6 +280,21 @@ def test_outputs_never_replace_what_is_read(pair, tmp_path):
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o555)
         _bad(["align", pair.bg, pair.fg, "-o", ro / "a.json"], ro / "a.json", "cannot write there")
+    # a preset file is read too; a symlink loop as output is refused without -y (it was
+    # an internal error)
+    preset = tmp_path / "p.json"
+    preset.write_text('{"temporal": {"tie": 0.5}}')
+    r = run("align", pair.bg, pair.fg, "-o", preset, "-y", "--preset", preset)
+    assert r.returncode == 2 and "overwrite an input" in r.stderr and "tie" in preset.read_text(), r.stderr
+    (tmp_path / "la.json").symlink_to(tmp_path / "lb.json")
+    (tmp_path / "lb.json").symlink_to(tmp_path / "la.json")
+    _bad(["align", pair.bg, pair.fg, "-o", tmp_path / "la.json"], tmp_path / "nothing", "already exists")
+    # a JSON file nested past Python's recursion limit (it was an internal error)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"schema": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    _bad(["comp", pair.bg, pair.fg, "-o", tmp_path / "o.mp4", "--align", deep], tmp_path / "o.mp4", "not a JSON")
+    _bad(["align", pair.bg, pair.fg, "-o", tmp_path / "o.json", "--preset", deep], tmp_path / "o.json",
+         "not a readable JSON preset")
     assert all(p.read_bytes() == b for p, b in md5.items())
     # a legal name as long as the system allows: its temporary name must fit as well
     long = tmp_path / ("b" * 250 + ".mp4")

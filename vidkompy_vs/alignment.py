@@ -219,8 +219,8 @@ class Alignment:
             raise VidkompyError(f"{p}: no such alignment file")
         try:
             d = json.loads(p.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidkompyError(f"{p}: not a JSON alignment file ({e})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise VidkompyError(f"{p}: not a JSON alignment file ({str(e)[:80]})") from None
         try:
             return _parse(d)
         except VidkompyError as e:

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .errors import VidkompyError
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, check_output
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ def read_pairs(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         out = d / (v.get("out") or f"{Path(v['fg']).stem}.mp4")
         if not out.suffix:
             raise VidkompyError(f"{p}: line {k}: out {v['out']!r} needs a suffix (.mp4, .mkv, ...)")
-        key = out.with_suffix("")  # the alignment file is named after the stem
+        # (the alignment file is named after the stem; a folder reached by two names is one)
+        key = Path(os.path.realpath(out.parent)) / out.stem
         if key in seen:
             raise VidkompyError(f"{p}: lines {seen[key]} and {k} write the same output name {out.stem}; set out")
         seen[key] = k
@@ -147,7 +148,7 @@ def _check_writes(csv_path: Path, d: Path, pairs: list[Pair]) -> None:
         [(Path(f), f"pair {q.name}'s output") for q in pairs for f in (q.out, q.align)]
     for w, wname in writes:
         for r, rname in reads:
-            if same_file(w, r) or w.resolve() == r.resolve():
+            if same_file(w, r) or os.path.realpath(w) == os.path.realpath(r):
                 raise VidkompyError(f"{csv_path}: {wname} {w} would overwrite {rname}; choose another out or folder")
 
 
@@ -198,7 +199,6 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
     """Align and render one pair; failures come back as the result's status, not raised
     (Ctrl-C excepted)."""
     from . import cli
-    from .fsutil import check_output
     from .sources import probe
 
     report = report or _REPORT[0] or (lambda _msg: None)
@@ -210,7 +210,7 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
         _rebase(args, pair.base)
         if Path(pair.out).exists() and not (redo or args.overwrite):
             raise VidkompyError(f"{pair.out}: already exists and was not made by this batch; pass -y to replace it")
-        inputs = [pair.bg, pair.fg] + ([args.align_file] if args.align_file else [])
+        inputs = [pair.bg, pair.fg, *cli.read_files(args)]
         out = check_output(pair.out, inputs, overwrite=True)
         check_output(pair.align, inputs, overwrite=True)
         notes = Console(file=io.StringIO(), width=400, no_color=True)  # the pair's notes, kept
@@ -264,7 +264,11 @@ def _worker_init(queue: Any) -> None:
             _IN_JOB[1] = True
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_sigint)
+    # (a hangup or kill sent to the whole group reaches the workers too: by default it
+    # killed them mid-pair, and the pool, left with dead workers, waited for ever)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_sigint)
 
 
 # -- the runners ------------------------------------------------------------------------
@@ -321,7 +325,12 @@ def _run_processes(pairs: list[Pair], redo: bool, jobs: int, bar: _Bar) -> Itera
     import multiprocessing as mp
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import resource_tracker
 
+    # (multiprocessing's helper process ignores SIGINT and SIGTERM itself; a hangup sent
+    # to the whole group killed it, and its replacement printed tracebacks)
+    with _ignored("SIGHUP"):
+        resource_tracker.ensure_running()
     # spawn: a fork would copy this process' threads (the bar's, VapourSynth's) mid-flight
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -382,14 +391,16 @@ class _DaskReport:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+def _ignored(*names: str) -> Iterator[None]:
+    """Signals ``names`` ignored meanwhile: a process started now ignores them for good."""
+    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)] \
+        if threading.current_thread() is threading.main_thread() else []
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
     try:
         yield
     finally:
-        if main:
-            signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, bar: _Bar) -> Iterator[PairResult]:
@@ -406,7 +417,7 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
             # its processes are this one's children: a Ctrl-C at the terminal reaches them too
             # and kills them mid-task with tracebacks. Spawned while SIGINT is ignored, they
             # ignore it for good; the pairs are stopped through the scheduler instead.
-            with _sigint_ignored():
+            with _ignored("SIGINT"):
                 cluster = LocalCluster(n_workers=min(jobs, len(pairs)), threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
@@ -468,7 +479,7 @@ def _keep_times(out_dir: Path, results: list[PairResult]) -> None:
     """A skipped pair keeps the times of the run that made it (from the last summary)."""
     try:
         old = {d["output"]: d for d in json.loads((out_dir / "summary.json").read_text())["pairs"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return
     for r in results:
         d = old.get(r.output)
@@ -545,6 +556,8 @@ def run_batch(pairs_csv: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     pairs = read_pairs(pairs_csv, d)
     made = not d.exists()
     d.mkdir(exist_ok=True)
+    for name in ("summary.csv", "summary.json"):  # (written last: refused now, not after every pair)
+        check_output(d / name, [], overwrite=True)
     t0 = time.perf_counter()
     try:
         got, interrupted = _run_all(pairs, redo, jobs, executor, scheduler, _Bar(pairs, console, progress))

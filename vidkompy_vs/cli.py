@@ -212,6 +212,19 @@ def _add_batch(sub, shared: list[argparse.ArgumentParser]) -> None:
 
 
 # -- commands ---------------------------------------------------------------------
+def read_files(args: argparse.Namespace) -> list[str]:
+    """The files a command reads besides BG and FG, which its outputs must not replace:
+    ``--align``'s, a preset file, the ffmpeg binary (a wrapper script is a file too)."""
+    got = [args.align_file] if getattr(args, "align_file", None) else []
+    preset = getattr(args, "align_preset", None)
+    if preset and Path(preset).is_file():
+        got.append(preset)
+    ff = os.environ.get(FFMPEG_ENV) or getattr(args, "ffmpeg", None)
+    if ff and Path(ff).is_file():
+        got.append(ff)
+    return got
+
+
 def get_alignment(args: argparse.Namespace, bgp, fgp, con: Console | None = None):
     """The alignment ``args`` ask for: loaded (``--align``, with ``--x/--y/--scale`` laid over
     it) or found by aligning; a placement given by hand is range-checked like a file's."""
@@ -267,8 +280,9 @@ def cmd_align(args: argparse.Namespace) -> int:
     from .fsutil import check_output
     from .sources import probe
 
-    out = check_output(args.output, [args.bg, args.fg], overwrite=args.overwrite)
-    report = check_output(args.report, [args.bg, args.fg, out], overwrite=args.overwrite) if args.report else None
+    reads = [args.bg, args.fg, *read_files(args)]
+    out = check_output(args.output, reads, overwrite=args.overwrite)
+    report = check_output(args.report, [*reads, out], overwrite=args.overwrite) if args.report else None
     bgp, fgp = probe(args.bg), probe(args.fg)
     al = get_alignment(args, bgp, fgp)
     al.save(out)
@@ -294,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # (the videos the report reads: those given, or those the alignment names, as given
     # or beside it)
     named = [q for p in (al.bg.path, al.fg.path) for q in (p, base / p)]
-    out = check_output(args.output, [args.align_file, *named, *(p for p in (args.bg, args.fg) if p)],
+    out = check_output(args.output, [*named, *(p for p in (args.bg, args.fg) if p), *read_files(args)],
                        overwrite=args.overwrite)
     _write_report(al, out, args.bg, args.fg, base)
     return 0
@@ -341,8 +355,7 @@ def cmd_comp(args: argparse.Namespace) -> int:
     from . import sources
     from .fsutil import check_output
 
-    out = check_output(args.output, [args.bg, args.fg] + ([args.align_file] if args.align_file else []),
-                       overwrite=args.overwrite)
+    out = check_output(args.output, [args.bg, args.fg, *read_files(args)], overwrite=args.overwrite)
     bgp, fgp = sources.probe(args.bg), sources.probe(args.fg)
     choice = audio_choice(args, bgp, fgp)
     if args.canvas == "fg" and args.scale is not None:
@@ -383,7 +396,7 @@ def cmd_script(args: argparse.Namespace) -> int:
     from .script import write_script
     from .sources import probe
 
-    given = [args.align_file] if args.align_file else []
+    given = read_files(args)
     out = check_output(args.output, [args.bg, args.fg, *given], overwrite=args.overwrite)
     # the alignment the script loads: the one given, unless a placement by hand changes
     # it; else one written beside the script, checked like the script itself

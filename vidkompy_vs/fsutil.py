@@ -43,7 +43,8 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
     if raw.endswith((os.sep, os.altsep or os.sep)):
         raise VidkompyError(f"{raw}: names a folder; give a file name")
     for i in inputs:
-        if same_file(o, i) or o.resolve() == Path(i).resolve():
+        # (realpath: a symlink loop is no error here, resolve() raised one)
+        if same_file(o, i) or os.path.realpath(o) == os.path.realpath(i):
             raise VidkompyError(f"{o}: output would overwrite an input; choose another name")
     if not o.parent.is_dir():
         raise VidkompyError(f"{o.parent}: folder does not exist")
@@ -54,7 +55,7 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
         raise VidkompyError(f"{o}: is a folder")
     if o.exists() and not stat.S_ISREG(o.stat().st_mode):
         raise VidkompyError(f"{o}: is not a regular file (a device or a pipe); write to a file")
-    if o.exists() and not overwrite:
+    if os.path.lexists(o) and not overwrite:  # (a dangling or looping link too: the rename replaces it)
         raise VidkompyError(f"{o}: already exists; pass -y to overwrite")
     try:  # (what the write at the end will do: better told now than after the work)
         fd, probe = tempfile.mkstemp(prefix=".vidkompy-", suffix=".tmp", dir=o.parent)

@@ -171,6 +171,6 @@ def load_preset(name_or_path: str | os.PathLike[str] = "default") -> Settings:
         raise VidkompyError(f"{p}: not a file")
     try:
         d = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise VidkompyError(f"{p}: not a readable JSON preset ({e})") from None
     return Settings.from_dict(d, str(p))

@@ -46,7 +46,7 @@ def cached_result(key: str | None) -> Alignment | None:
         return None
     try:
         return Alignment.from_dict(json.loads((cache_dir("results") / f"{key}.json").read_text()))
-    except (OSError, ValueError, VidkompyError):
+    except (OSError, ValueError, RecursionError, VidkompyError):
         return None  # none, unreadable or unwritable cache: the run makes its own
 
 
