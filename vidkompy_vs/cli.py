@@ -60,7 +60,7 @@ def _add_render_opts(p: argparse.ArgumentParser) -> None:
 def _feather(text: str) -> float:
     v = float(text)
     if not (math.isfinite(v) and v >= 0):
-        raise ValueError(text)  # (argparse: "invalid _feather value")
+        raise ValueError(text)  # (argparse says "invalid <__name__ below> value: ...")
     return v
 
 
