@@ -94,6 +94,10 @@ def test_missing_videos_still_give_the_plots(aligned, tmp_path, capsys):
     assert "moved/bg.mp4" in html.read_text() and "Frames missing" in html.read_text()
     err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(err) == 1 and "frames missing" in err[0] and "bg.mp4" in err[0]
+    # --bg naming a folder: plots only, and the warning says why (it said "no such file")
+    assert main(["report", str(moved), "-o", str(html), "-y", "--bg", str(tmp_path)]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(err) == 1 and "not a regular file" in err[0], err
     # --bg puts them back
     assert main(["report", str(moved), "-o", str(html), "-y", "--bg", str(Path(json.loads(aligned.read_text())
                                                                               ["bg"]["path"]))]) == 0

@@ -231,7 +231,7 @@ def run_pair(pair: Pair, redo: bool = False, report: Report | None = None) -> Pa
     except VidkompyError as e:
         res.message = str(e)
     except Stopped:
-        res.status, res.message = "interrupted", "stopped by Ctrl-C"
+        res.status, res.message = "interrupted", "stopped by Ctrl-C or a stop signal"
     except Exception as e:  # noqa: BLE001 - one pair's surprise must not stop the others
         log.debug("pair %s failed", pair.name, exc_info=True)
         first = str(e).splitlines()[0] if str(e) else ""
@@ -310,7 +310,7 @@ def _unreported(p: Pair) -> PairResult:
     """The result of a pair whose own never came (Ctrl-C): done if it finished meanwhile."""
     al = finished(p)
     if al is None:
-        return PairResult(p.name, "interrupted", "stopped by Ctrl-C", p.bg, p.fg, p.out, p.align)
+        return PairResult(p.name, "interrupted", "stopped by Ctrl-C or a stop signal", p.bg, p.fg, p.out, p.align)
     res = PairResult(p.name, "done", "finished as Ctrl-C came", p.bg, p.fg, p.out, p.align)
     res.take(al)
     return res
@@ -452,7 +452,7 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
                     if res.status == "error":
                         # a terminal's Ctrl-C also stops the workers' ffmpeg, which then
                         # "fails" before the pair hears of the stop
-                        res.status, res.message = "interrupted", f"stopped by Ctrl-C ({res.message})"
+                        res.status, res.message = "interrupted", f"stopped by Ctrl-C or a stop signal ({res.message})"
                     yield res
             raise
     finally:

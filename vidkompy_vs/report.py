@@ -84,7 +84,8 @@ def _video_path(override, named: str, base, what: str) -> Path:
     if override is not None:
         p = Path(override)
         if not p.is_file():
-            raise VidkompyError(f"cannot open {what} video {str(p)!r}: no such file")
+            raise VidkompyError(f"cannot open {what} video {str(p)!r}: "
+                                f"{'not a regular file' if os.path.lexists(p) else 'no such file'}")
         return p
     p = Path(named)
     if not p.is_file() and base is not None and not p.is_absolute() and (Path(base) / p).is_file():
