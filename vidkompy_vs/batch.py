@@ -19,7 +19,6 @@ import logging
 import os
 import shlex
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -29,8 +28,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import stops
 from .errors import VidkompyError
-from .fsutil import atomic_write_text, check_output
+from .fsutil import atomic_write_text, check_output, same_file
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +140,13 @@ def _check_writes(csv_path: Path, d: Path, pairs: list[Pair]) -> None:
     """No file the batch writes (a pair's video or alignment, the summary) is one it reads
     (this list, any pair's BG or FG): a row's output would replace a later row's input
     before that row ran."""
-    from .fsutil import same_file
-
     reads = [(csv_path, "the pairs list")] + [(Path(f), f"pair {q.name}'s {w}") for q in pairs
                                                 for w, f in (("bg", q.bg), ("fg", q.fg))]
     writes = [(d / "summary.csv", "the summary"), (d / "summary.json", "the summary")] + \
         [(Path(f), f"pair {q.name}'s output") for q in pairs for f in (q.out, q.align)]
     for w, wname in writes:
         for r, rname in reads:
-            if same_file(w, r) or os.path.realpath(w) == os.path.realpath(r):
+            if same_file(w, r):
                 raise VidkompyError(f"{csv_path}: {wname} {w} would overwrite {rname}; choose another out or folder")
 
 
@@ -266,9 +264,7 @@ def _worker_init(queue: Any) -> None:
 
     # (a hangup or kill sent to the whole group reaches the workers too: by default it
     # killed them mid-pair, and the pool, left with dead workers, waited for ever)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_sigint)
+    stops.install(stops.STOP_SIGNALS, on_sigint)
 
 
 # -- the runners ------------------------------------------------------------------------
@@ -329,7 +325,7 @@ def _run_processes(pairs: list[Pair], redo: bool, jobs: int, bar: _Bar) -> Itera
 
     # (multiprocessing's helper process ignores SIGINT and SIGTERM itself; a hangup sent
     # to the whole group killed it, and its replacement printed tracebacks)
-    with _ignored("SIGHUP"):
+    with stops.ignored(stops.named("SIGHUP")):
         resource_tracker.ensure_running()
     # spawn: a fork would copy this process' threads (the bar's, VapourSynth's) mid-flight
     ctx = mp.get_context("spawn")
@@ -390,19 +386,6 @@ class _DaskReport:
             raise Stopped
 
 
-@contextlib.contextmanager
-def _ignored(*names: str) -> Iterator[None]:
-    """Signals ``names`` ignored meanwhile: a process started now ignores them for good."""
-    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)] \
-        if threading.current_thread() is threading.main_thread() else []
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, bar: _Bar) -> Iterator[PairResult]:
     try:
         from distributed import Client, Event, LocalCluster, Queue, wait
@@ -417,7 +400,7 @@ def _run_dask(pairs: list[Pair], redo: bool, jobs: int, scheduler: str | None, b
             # its processes are this one's children: a Ctrl-C at the terminal reaches them too
             # and kills them mid-task with tracebacks. Spawned while SIGINT is ignored, they
             # ignore it for good; the pairs are stopped through the scheduler instead.
-            with _ignored("SIGINT"):
+            with stops.ignored(stops.named("SIGINT")):
                 cluster = LocalCluster(n_workers=min(jobs, len(pairs)), threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)

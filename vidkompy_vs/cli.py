@@ -13,7 +13,6 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
+from . import __version__, stops
 from .errors import VidkompyError
 from .ffpipe import FFMPEG_ENV, ffmpeg_binary
 
@@ -435,19 +434,6 @@ def _log_to_console() -> None:
         pkg.addHandler(_StderrHandler(logging.WARNING))
 
 
-def _stop_as_ctrl_c() -> dict[int, Any]:
-    """``kill`` and a closed terminal stop the command as Ctrl-C does (partial outputs
-    removed, a batch's workers told to stop) instead of ending it where it stands; the
-    handlers they replace, to put back."""
-    old: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            sig = getattr(signal, name, None)
-            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
-                old[sig] = signal.signal(sig, signal.default_int_handler)
-    return old
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser(_OneLineParser).parse_args(argv)
     if args.debug:
@@ -455,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _log_to_console()
     env_before = os.environ.get(FFMPEG_ENV)
-    handlers = _stop_as_ctrl_c()
+    # (``kill`` and a closed terminal stop the command as Ctrl-C does: partial outputs
+    # removed, a batch's workers told to stop)
+    handlers = stops.install(stops.KILLS, signal.default_int_handler, only_default=True)
     try:
         if args.ffmpeg or env_before:
             # checked before any work, and passed on through the environment so that every
@@ -485,8 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         # (main() also runs in-process: the demo, tests)
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
+        stops.restore(handlers)
         if env_before is None:
             os.environ.pop(FFMPEG_ENV, None)
         else:

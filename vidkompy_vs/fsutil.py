@@ -26,11 +26,15 @@ def temp_beside(path: Path, tail: str) -> Path:
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """One file (a hard link too), or one path once links are followed (also for a file
+    not there yet; realpath, unlike resolve(), takes a symlink loop without raising)."""
     pa, pb = Path(a), Path(b)
     try:
-        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+        if pa.exists() and pb.exists() and os.path.samefile(pa, pb):
+            return True
     except OSError:
-        return False
+        pass
+    return os.path.realpath(pa) == os.path.realpath(pb)
 
 
 def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str]], *, overwrite: bool) -> Path:
@@ -43,8 +47,7 @@ def check_output(out: str | os.PathLike[str], inputs: list[str | os.PathLike[str
     if raw.endswith((os.sep, os.altsep or os.sep)):
         raise VidkompyError(f"{raw}: names a folder; give a file name")
     for i in inputs:
-        # (realpath: a symlink loop is no error here, resolve() raised one)
-        if same_file(o, i) or os.path.realpath(o) == os.path.realpath(i):
+        if same_file(o, i):
             raise VidkompyError(f"{o}: output would overwrite an input; choose another name")
     if not o.parent.is_dir():
         raise VidkompyError(f"{o.parent}: folder does not exist")

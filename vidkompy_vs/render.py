@@ -32,7 +32,7 @@ import vapoursynth as vs
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import ffpipe
+from . import ffpipe, stops
 from .errors import VidkompyError
 from .fsutil import temp_beside
 
@@ -155,27 +155,18 @@ class _Encoder:
                 self.proc.wait()
 
 
-# what stops a render the way Ctrl-C does (a closed terminal, ``kill``, a batch's timeout):
-# each would otherwise end the process with the part file left beside the output
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
 class _Interrupts:
-    """Ctrl-C (and :data:`STOP_SIGNALS`) taken at points of our choosing, from construction
+    """Ctrl-C (and :data:`stops.STOP_SIGNALS`) taken at points of our choosing, from construction
     to :meth:`restore`: Python's own KeyboardInterrupt can land in a weakref or __del__
     callback, where it is printed and dropped, and the render then finished as if nothing
     had happened (seen once in ~10 runs of the Ctrl-C test)."""
 
     def __init__(self) -> None:
         self.seen: list[int] = []
-        self.old: dict[int, object] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self.old[sig] = signal.signal(sig, lambda sig, _f: self.seen.append(sig))
+        self.old = stops.install(stops.STOP_SIGNALS, lambda sig, _f: self.seen.append(sig))
 
     def restore(self) -> None:
-        for sig, old in self.old.items():
-            signal.signal(sig, old)
+        stops.restore(self.old)
 
     def check(self) -> None:
         if self.seen:
